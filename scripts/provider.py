@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Install, start, stop the loopback OpenID Provider used by the integration suite.
+
+The provider is panva's ``oidc-provider`` from the npm registry, pinned in
+``scripts/oidc-provider/package.json`` / ``package-lock.json``, configured by
+``scripts/oidc-provider/provider.mjs``. Development only: it listens on
+127.0.0.1 and accepts any login.
+
+Usage::
+
+    python scripts/provider.py install            # npm ci (skipped when already installed)
+    python scripts/provider.py start [--port N]   # background start, waits for discovery
+    python scripts/provider.py status
+    python scripts/provider.py stop
+
+``start`` prints ``ISSUER=http://127.0.0.1:N`` as its last line. Every command
+is idempotent: ``start`` on a running provider (same port) just reports it,
+``stop`` on a stopped one succeeds. Runtime files (pid, port, log) live in
+``$OIDC_PROVIDER_RUN_DIR`` (default ``scripts/oidc-provider/run/``), so the
+test suite can keep its own instance apart from a developer's.
+
+Exit codes: 0 ok, 1 failure (install failed, provider did not come up),
+3 node or npm not found on PATH.
+
+Standard library only, so it runs before the project is installed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROVIDER_DIR = os.path.join(HERE, "oidc-provider")
+ENTRY = os.path.join(PROVIDER_DIR, "provider.mjs")
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4010
+START_TIMEOUT = 30.0  # seconds to wait for the discovery document
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+
+EXIT_OK, EXIT_FAIL, EXIT_NO_NODE = 0, 1, 3
+
+
+def run_dir():
+    path = os.environ.get("OIDC_PROVIDER_RUN_DIR") or os.path.join(PROVIDER_DIR, "run")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _paths():
+    d = run_dir()
+    return (os.path.join(d, "provider.pid"), os.path.join(d, "provider.port"),
+            os.path.join(d, "provider.log"))
+
+
+def log(msg):
+    print("provider.py: " + msg, file=sys.stderr, flush=True)
+
+
+def pinned_version():
+    with open(os.path.join(PROVIDER_DIR, "package.json"), encoding="utf-8") as f:
+        return json.load(f)["dependencies"]["oidc-provider"]
+
+
+def installed_version():
+    path = os.path.join(PROVIDER_DIR, "node_modules", "oidc-provider", "package.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+def need_tools(*names):
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        log("not found on PATH: %s (install Node.js >= 20 with npm)" % ", ".join(missing))
+        sys.exit(EXIT_NO_NODE)
+
+
+# --------------------------------------------------------------------------- install
+def cmd_install(_args):
+    need_tools("node", "npm")
+    want = pinned_version()
+    have = installed_version()
+    if have == want:
+        log("oidc-provider %s already installed" % have)
+        return EXIT_OK
+    log("installing oidc-provider %s with npm ci (found: %s)" % (want, have))
+    # npm ci installs exactly what package-lock.json says and fails if the lock
+    # and package.json disagree: a reproducible, pinned install.
+    proc = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=PROVIDER_DIR, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        log("npm ci failed with exit code %d" % proc.returncode)
+        return EXIT_FAIL
+    have = installed_version()
+    if have != want:
+        log("after npm ci, oidc-provider is %s, expected %s" % (have, want))
+        return EXIT_FAIL
+    log("installed oidc-provider %s" % have)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- process helpers
+def _read_int(path):
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_process(pid):
+    """True if pid is alive and is a node process running provider.mjs.
+
+    Checked through /proc so that a recycled pid is never signalled.
+    """
+    if pid is None or pid <= 0:
+        return False
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        # No /proc (not Linux): fall back to "is it alive".
+        if not os.path.isdir("/proc"):
+            try:
+                os.kill(pid, 0)
+                return True
+            except OSError:
+                return False
+        return False
+    return any(a.endswith(b"provider.mjs") for a in argv)
+
+
+def _discovery(port, timeout=2.0):
+    """The discovery document, or None if it does not answer."""
+    url = "http://%s:%d/.well-known/openid-configuration" % (HOST, port)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            if resp.status != 200:
+                return None
+            return json.loads(resp.read(1 << 20))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def _running():
+    """(pid, port) of the provider this run dir started, or (None, None)."""
+    pid_file, port_file, _ = _paths()
+    pid = _read_int(pid_file)
+    if _is_our_process(pid):
+        return pid, _read_int(port_file)
+    return None, None
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --------------------------------------------------------------------------- start / stop
+def cmd_start(args):
+    need_tools("node")
+    if installed_version() != pinned_version():
+        log("oidc-provider %s is not installed; run: python %s install"
+            % (pinned_version(), os.path.relpath(__file__)))
+        return EXIT_FAIL
+    port = args.port
+    pid, running_port = _running()
+    if pid is not None:
+        if running_port == port and _discovery(port):
+            log("already running (pid %d)" % pid)
+            print("ISSUER=http://%s:%d" % (HOST, port))
+            return EXIT_OK
+        log("a provider from this run dir is running on port %s (pid %d); stop it first"
+            % (running_port, pid))
+        return EXIT_FAIL
+
+    pid_file, port_file, log_file = _paths()
+    env = dict(os.environ)
+    env["OP_PORT"] = str(port)
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            ["node", ENTRY, "--port", str(port)],
+            cwd=PROVIDER_DIR, env=env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=out,
+            start_new_session=True)  # survives this script; not tied to our terminal
+    with open(pid_file, "w", encoding="ascii") as f:
+        f.write("%d\n" % proc.pid)
+    with open(port_file, "w", encoding="ascii") as f:
+        f.write("%d\n" % port)
+
+    issuer = "http://%s:%d" % (HOST, port)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log("provider exited with code %s before answering; log:\n%s"
+                % (proc.returncode, _tail(log_file)))
+            _cleanup_files()
+            return EXIT_FAIL
+        doc = _discovery(port, timeout=1.0)
+        if doc is not None:
+            if doc.get("issuer") != issuer:
+                log("discovery issuer %r != %r" % (doc.get("issuer"), issuer))
+                _stop_pid(proc.pid)
+                return EXIT_FAIL
+            log("started pid %d, log %s" % (proc.pid, log_file))
+            print("ISSUER=" + issuer)
+            return EXIT_OK
+        time.sleep(0.1)
+    log("discovery did not answer within %.0f s; log:\n%s" % (START_TIMEOUT, _tail(log_file)))
+    _stop_pid(proc.pid)
+    return EXIT_FAIL
+
+
+def _cleanup_files():
+    pid_file, port_file, _ = _paths()
+    for p in (pid_file, port_file):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
+def _stop_pid(pid):
+    if _is_our_process(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and _is_our_process(pid):
+            _reap(pid)
+            time.sleep(0.05)
+        if _is_our_process(pid):
+            log("pid %d ignored SIGTERM, sending SIGKILL" % pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(pid)
+    _cleanup_files()
+
+
+def _reap(pid):
+    # Only matters when the provider is our own child (start's failure paths).
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def cmd_stop(_args):
+    pid, port = _running()
+    if pid is None:
+        _cleanup_files()
+        log("not running")
+        return EXIT_OK
+    _stop_pid(pid)
+    log("stopped pid %d (port %s)" % (pid, port))
+    return EXIT_OK
+
+
+def cmd_status(_args):
+    pid, port = _running()
+    if pid is None:
+        print("stopped")
+        return EXIT_FAIL
+    up = port is not None and _discovery(port) is not None
+    print("running pid=%d issuer=http://%s:%s discovery=%s" % (pid, HOST, port, "ok" if up else "down"))
+    return EXIT_OK if up else EXIT_FAIL
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help="npm ci the pinned oidc-provider").set_defaults(func=cmd_install)
+    p_start = sub.add_parser("start", help="start on 127.0.0.1 in the background")
+    p_start.add_argument("--port", type=int, default=int(os.environ.get("OP_PORT", DEFAULT_PORT)))
+    p_start.set_defaults(func=cmd_start)
+    sub.add_parser("stop", help="stop the provider").set_defaults(func=cmd_stop)
+    sub.add_parser("status", help="exit 0 if running and answering").set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
