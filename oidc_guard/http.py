@@ -1,0 +1,203 @@
+"""Fetching the provider's JSON documents (discovery, JWKS) safely.
+
+Rules (DESIGN.md "Network"):
+
+* https only, except loopback hosts (127.0.0.0/8, ::1, localhost) or when
+  the application explicitly set ``allow_http=True``.
+* One overall deadline per request (``timeout`` seconds): connect and every
+  read get only what is left of it, so a server that drips one byte a second
+  cannot hold a thread for longer than the timeout.
+* A hard body size limit, enforced while reading (a 50 MB answer costs at
+  most ``max_bytes`` of memory).
+* Redirects are followed only within the same origin (scheme, host, port)
+  and at most 3 times: keys must come from where the issuer's document says.
+* The answer must be JSON (``application/json`` or a ``+json`` type) holding
+  an object.
+
+Every failure becomes a :class:`~oidc_guard.errors.ProviderError` naming the
+URL and the reason.  Plain stdlib (``http.client`` + ``ssl``), no proxies from
+the environment: keys are fetched directly from the provider.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+import time
+from typing import Any, Dict, Mapping, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
+
+from .errors import ProviderError
+
+__all__ = ["fetch_json", "is_loopback_host", "check_url", "Response"]
+
+_MAX_REDIRECTS = 3
+_CHUNK = 65536
+_USER_AGENT = "oidc_guard/0.1 (+resource server)"
+
+
+def is_loopback_host(host: Optional[str]) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_http: bool, what: str) -> None:
+    """Refuse a URL the library must not fetch (scheme rules above)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        if not parts.hostname:
+            raise ProviderError(f"{what} {url!r} has no host")
+        return
+    if parts.scheme == "http":
+        if allow_http or is_loopback_host(parts.hostname):
+            return
+        raise ProviderError(
+            f"{what} {url!r} is plain http; use https, or pass allow_http=True "
+            "(only for a provider on a network you trust)"
+        )
+    raise ProviderError(f"{what} {url!r} must be an https URL")
+
+
+class Response:
+    """What :func:`fetch_json` returns: the decoded JSON object and headers."""
+
+    __slots__ = ("url", "status", "headers", "json")
+
+    def __init__(self, url: str, status: int, headers: Mapping[str, str], body: Dict[str, Any]) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.json = body
+
+
+def _connection(url: str, timeout: float, ssl_context: Optional[ssl.SSLContext]) -> Tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "https":
+        ctx = ssl_context or ssl.create_default_context()
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=ctx
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return conn, path
+
+
+def _same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+
+
+def fetch_json(
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    allow_http: bool = False,
+    what: str = "document",
+    ssl_context: Optional[ssl.SSLContext] = None,
+) -> Response:
+    """GET ``url`` and return its JSON object, or raise ``ProviderError``."""
+    check_url(url, allow_http, what)
+    deadline = time.monotonic() + timeout
+    current = url
+    for _ in range(_MAX_REDIRECTS + 1):
+        status, headers, body = _get_once(current, deadline, timeout, max_bytes, what, ssl_context)
+        if status in (301, 302, 303, 307, 308):
+            location = headers.get("location")
+            if not location:
+                raise ProviderError(f"{what} {current}: redirect without Location")
+            target = urljoin(current, location)
+            if not _same_origin(url, target):
+                raise ProviderError(
+                    f"{what} {url}: redirect to another origin ({urlsplit(target).netloc}) refused"
+                )
+            current = target
+            continue
+        break
+    else:
+        raise ProviderError(f"{what} {url}: too many redirects")
+
+    if status != 200:
+        raise ProviderError(f"{what} {current}: HTTP {status}")
+    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not (ctype == "application/json" or ctype.endswith("+json")):
+        raise ProviderError(f"{what} {current}: expected JSON, got content type {ctype or 'none'!r}")
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProviderError(f"{what} {current}: body is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise ProviderError(f"{what} {current}: JSON is not an object")
+    return Response(current, status, headers, doc)
+
+
+def _get_once(
+    url: str,
+    deadline: float,
+    timeout: float,
+    max_bytes: int,
+    what: str,
+    ssl_context: Optional[ssl.SSLContext],
+) -> Tuple[int, Dict[str, str], bytes]:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ProviderError(f"{what} {url}: timed out after {timeout:g} s")
+    conn, path = _connection(url, remaining, ssl_context)
+    try:
+        try:
+            conn.request(
+                "GET",
+                path,
+                headers={"Accept": "application/json", "User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
+            )
+            if conn.sock is not None:
+                conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
+            resp = conn.getresponse()
+            headers = {k.lower(): v for k, v in resp.getheaders()}
+            status = resp.status
+            if status in (301, 302, 303, 307, 308) or status != 200:
+                return status, headers, b""
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise ProviderError(f"{what} {url}: body of {declared} bytes exceeds the {max_bytes}-byte limit")
+            chunks = []
+            size = 0
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProviderError(f"{what} {url}: timed out after {timeout:g} s")
+                if conn.sock is not None:
+                    conn.sock.settimeout(left)
+                chunk = resp.read1(_CHUNK) if hasattr(resp, "read1") else resp.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ProviderError(f"{what} {url}: body exceeds the {max_bytes}-byte limit")
+                chunks.append(chunk)
+            return status, headers, b"".join(chunks)
+        except ProviderError:
+            raise
+        except (socket.timeout, TimeoutError):
+            raise ProviderError(f"{what} {url}: timed out after {timeout:g} s") from None
+        except ssl.SSLError as exc:
+            raise ProviderError(f"{what} {url}: TLS error ({exc.reason or exc})") from None
+        except (OSError, http.client.HTTPException) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
+            raise ProviderError(f"{what} {url}: {reason}") from None
+    finally:
+        conn.close()

@@ -1,0 +1,534 @@
+"""``TokenValidator``: bearer access tokens and ID Tokens for one issuer.
+
+A token is parsed once, its signature verified straight with the key
+object of the issuer's JWKS, then its claims are checked.  The order
+matters: nothing in a token is believed (or echoed in an error) before its
+signature is known to be the issuer's, except the header fields needed to
+pick the key (``alg``, ``kid``).
+
+Specs implemented here:
+
+* RFC 7515 (JWS) compact serialization, section 7.1; ``crit`` (4.1.11).
+* RFC 7519 (JWT) section 7.2 validation; registered claims 4.1.
+* RFC 8725 (JWT BCP): explicit algorithm allow-list (3.1), no ``none``,
+  key type must fit the algorithm, ``typ`` checks (3.11), no keys from the
+  token itself (``jwk``, ``jku``, ``x5u``, ``x5c`` are ignored).
+* RFC 9068 (JWT access tokens) section 4: ``typ`` ``at+jwt``, iss, aud, exp.
+* OpenID Connect Core 1.0 sections 3.1.3.7, 3.2.2.11 and 3.3.2.12: ID Token
+  validation (aud/azp, nonce, at_hash, c_hash, auth_time with max_age).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+
+from cachetools import LRUCache
+
+from .claims import Claims
+from .discovery import ProviderMetadata
+from .errors import InvalidToken, OIDCGuardError, ProviderError
+from .http import check_url, fetch_json
+from .jwks import HASH_FOR_ALG, SUPPORTED_ALGORITHMS, KeySet, VerifyKey, _show
+
+__all__ = ["TokenValidator", "ConfigurationError"]
+
+MAX_JWKS_BYTES = 512 * 1024
+
+# RFC 7515 section 2 / RFC 4648 section 5: base64url without padding, three
+# segments.  One anchored regex checks the alphabet of the whole token at C
+# speed (PyJWT does this per character in Python).
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_B64URL_ANY = re.compile(r"[A-Za-z0-9_.-]*")
+
+# RFC 9068 section 2.1 / 4: access tokens are typed "at+jwt"; plain "JWT"
+# or no typ is what most providers (IdentityServer v3 among them) send.
+# Compared case-insensitively with an optional "application/" prefix
+# (RFC 7515 section 4.1.9).
+_ACCESS_TYP = frozenset({"at+jwt", "jwt"})
+_ID_TOKEN_TYP = frozenset({"jwt"})
+
+# Header parameters that would bring keys from the token itself.  They are
+# never used (RFC 8725 section 3.10): keys come only from the issuer's JWKS.
+_IGNORED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
+
+
+class ConfigurationError(OIDCGuardError, ValueError):
+    """The validator was configured wrongly (raised at construction)."""
+
+    error = "server_error"
+    status = 500
+
+
+def _b64decode(segment: str) -> bytes:
+    # The alphabet was checked by _COMPACT_JWS; only the length can be off
+    # (a length of 1 mod 4 is not valid base64).
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """``object_pairs_hook``: RFC 7515 section 4 / RFC 7519 section 4 say a
+    JSON object with duplicate member names MUST be rejected (or only the
+    last kept); parsers disagree, so oidc_guard rejects."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"duplicate member {name[:40]!r}")
+            seen.add(name)
+    return obj
+
+
+_json_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+
+
+def _parse_json_object(raw: bytes, what: str) -> Dict[str, Any]:
+    try:
+        obj = _json_decoder.decode(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidToken(f"token {what} is not UTF-8") from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        message = str(exc)
+        if message.startswith("duplicate member"):
+            raise InvalidToken(f"token {what} has a {message}") from None
+        raise InvalidToken(f"token {what} is not valid JSON") from None
+    except RecursionError:
+        raise InvalidToken(f"token {what} is nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise InvalidToken(f"token {what} is not a JSON object")
+    return obj
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+class _CacheEntry:
+    __slots__ = ("claims", "not_before", "not_after", "fingerprint")
+
+    def __init__(self, claims: Claims, not_before: float, not_after: float, fingerprint: str) -> None:
+        self.claims = claims
+        self.not_before = not_before
+        self.not_after = not_after
+        self.fingerprint = fingerprint
+
+
+class TokenValidator:
+    """Validates access tokens and ID Tokens issued by one OpenID Provider.
+
+    Parameters (all keyword-only but ``issuer``):
+
+    issuer
+        The issuer identifier, exactly as the provider writes it in ``iss``.
+        Discovery is fetched from ``issuer + /.well-known/openid-configuration``.
+    audience
+        The identifier(s) of this API (str or list).  A token is accepted
+        only when its ``aud`` contains one of them (RFC 7519 4.1.3).
+        Required; ``None`` is allowed only with ``verify_audience=False``.
+    algorithms
+        Allowed JWS algorithms; a subset of RS256/384/512, PS256/384/512,
+        ES256/384/512, EdDSA.  ``none`` and HS* are refused at construction.
+    leeway
+        Seconds of clock skew tolerated for exp, nbf and iat (default 60).
+    verify_audience
+        ``False`` turns the audience check off.  Only for providers that
+        cannot mint audience-restricted tokens; tokens for other APIs of the
+        same issuer are then accepted too.
+    http_timeout
+        Seconds for each discovery/JWKS request (default 5).
+    allow_http
+        Allow plain-http issuer and jwks_uri on non-loopback hosts.  Loopback
+        (127.0.0.0/8, ::1, localhost) is always allowed.
+    jwks_cooldown
+        Minimum seconds between JWKS refetches caused by unknown ``kid``
+        values (default 30).
+    cache_size
+        Number of verified access tokens remembered (default 10000; 0 turns
+        the cache off).  An entry never outlives its token's ``exp`` and is
+        dropped when its key leaves the JWKS.
+    max_token_bytes
+        Tokens longer than this are rejected before any parsing (default
+        16 KiB).
+    jwks_uri
+        Use this JWKS URL instead of discovery (same scheme rules).
+    clock
+        Returns the current Unix time; for tests.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        audience: Union[str, Sequence[str], None],
+        algorithms: Optional[Iterable[str]] = None,
+        leeway: float = 60,
+        verify_audience: bool = True,
+        http_timeout: float = 5,
+        allow_http: bool = False,
+        jwks_cooldown: float = 30.0,
+        cache_size: int = 10000,
+        max_token_bytes: int = 16384,
+        jwks_uri: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(issuer, str) or not issuer:
+            raise ConfigurationError("issuer must be a non-empty string")
+        try:
+            check_url(issuer, allow_http, "issuer")
+        except ProviderError as exc:
+            raise ConfigurationError(exc.description) from None
+        if jwks_uri is not None:
+            try:
+                check_url(jwks_uri, allow_http, "jwks_uri")
+            except ProviderError as exc:
+                raise ConfigurationError(exc.description) from None
+
+        if isinstance(audience, str):
+            audiences: Tuple[str, ...] = (audience,)
+        elif audience is None:
+            audiences = ()
+        else:
+            audiences = tuple(audience)
+            if not all(isinstance(a, str) and a for a in audiences):
+                raise ConfigurationError("audience must be a string or a list of non-empty strings")
+        if verify_audience and not audiences:
+            raise ConfigurationError(
+                "audience is required (the identifier of this API); pass verify_audience=False "
+                "only if the provider cannot issue audience-restricted tokens"
+            )
+
+        if algorithms is None:
+            algs = frozenset(SUPPORTED_ALGORITHMS)
+        else:
+            if isinstance(algorithms, str):
+                algorithms = [algorithms]
+            algs = frozenset(algorithms)
+            bad = sorted(a for a in algs if a not in SUPPORTED_ALGORITHMS)
+            if bad:
+                raise ConfigurationError(
+                    f"algorithm(s) {bad} not accepted; choose from {list(SUPPORTED_ALGORITHMS)} "
+                    "(none and HS* are never accepted by a resource server)"
+                )
+            if not algs:
+                raise ConfigurationError("algorithms must not be empty")
+        if leeway < 0:
+            raise ConfigurationError("leeway must be >= 0")
+        if http_timeout <= 0:
+            raise ConfigurationError("http_timeout must be > 0")
+
+        self.issuer = issuer
+        self.audiences: Tuple[str, ...] = audiences
+        self._audience_set: FrozenSet[str] = frozenset(audiences)
+        self.algorithms: FrozenSet[str] = algs
+        self.leeway = float(leeway)
+        self.verify_audience = verify_audience
+        self.http_timeout = float(http_timeout)
+        self.allow_http = allow_http
+        self.max_token_bytes = int(max_token_bytes)
+        self._clock = clock
+        self._jwks_uri = jwks_uri
+
+        self.metadata = ProviderMetadata(issuer, http_timeout=self.http_timeout, allow_http=allow_http)
+        self.keys = KeySet(
+            self._fetch_jwks,
+            cooldown=jwks_cooldown,
+            # A follower waits for discovery + JWKS of the leader at most.
+            wait_timeout=2 * self.http_timeout + 1.0,
+            on_change=self._keys_removed,
+            name=issuer,
+        )
+        self._cache: Optional[LRUCache] = LRUCache(maxsize=cache_size) if cache_size > 0 else None
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenValidator(issuer={self.issuer!r}, audience={list(self.audiences)!r})"
+
+    # --- key set plumbing -------------------------------------------------------
+    def _fetch_jwks(self) -> Tuple[Any, Optional[str]]:
+        uri = self._jwks_uri or self.metadata.jwks_uri()
+        resp = fetch_json(uri, timeout=self.http_timeout, max_bytes=MAX_JWKS_BYTES,
+                          allow_http=self.allow_http, what="JWKS")
+        return resp.json, resp.headers.get("cache-control")
+
+    def _keys_removed(self, fingerprints: FrozenSet[str]) -> None:
+        """Drop cached tokens verified by keys that left the JWKS."""
+        cache = self._cache
+        if cache is None:
+            return
+        with self._cache_lock:
+            stale = [k for k, entry in cache.items() if entry.fingerprint in fingerprints]
+            for k in stale:
+                del cache[k]
+
+    def clear_cache(self) -> None:
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache.clear()
+
+    # --- public API ---------------------------------------------------------------
+    def validate_access_token(self, token: Any) -> Claims:
+        """Validate a bearer access token; return its ``Claims``.
+
+        Raises ``InvalidToken`` (the token's fault) or ``ProviderError``
+        (the provider's discovery/JWKS cannot be used).
+        """
+        cache = self._cache
+        if cache is None:
+            return self._validate_access(token)[0]
+        if type(token) is not str:
+            return self._validate_access(token)[0]
+        # The cache key is a SHA-256 of the whole token: two different token
+        # strings never share an entry, and memory per entry stays small.
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        with self._cache_lock:
+            entry = cache.get(digest)
+        if entry is not None:
+            now = self._clock()
+            if entry.not_before <= now <= entry.not_after and entry.fingerprint in self.keys.live:
+                return entry.claims
+            with self._cache_lock:
+                cache.pop(digest, None)
+        claims, key, nbf, exp = self._validate_access(token)
+        entry = _CacheEntry(claims, nbf - self.leeway if nbf is not None else float("-inf"),
+                            exp + self.leeway, key.fingerprint)
+        with self._cache_lock:
+            cache[digest] = entry
+        return claims
+
+    def validate_id_token(
+        self,
+        token: Any,
+        client_id: str,
+        nonce: Optional[str] = None,
+        access_token: Optional[str] = None,
+        code: Optional[str] = None,
+        max_age: Optional[float] = None,
+    ) -> Claims:
+        """Validate an ID Token for the client ``client_id``.
+
+        OpenID Connect Core 3.1.3.7 (code flow), 3.2.2.11 (implicit) and
+        3.3.2.12 (hybrid):
+
+        * iss equals the issuer; aud contains ``client_id``; with several
+          audiences, ``azp`` must be present; when ``azp`` is present it must
+          equal ``client_id``;
+        * exp in the future, iat present (both with leeway), sub present;
+        * ``nonce``: when given, the token's nonce must equal it;
+        * ``access_token``: when given, ``at_hash`` must be present and equal
+          the left half of the hash of the access token (hash of the alg);
+        * ``code``: likewise for ``c_hash``;
+        * ``max_age``: ``auth_time`` must be present and not older than
+          ``max_age`` seconds (plus leeway).
+        """
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigurationError("client_id is required to validate an ID Token")
+        header, payload, key, alg = self._verify_signature(token, _ID_TOKEN_TYP, "ID Token")
+        now = self._clock()
+        self._check_issuer(payload)
+        self._check_times(payload, now, exp_required=True, iat_required=True)
+
+        aud = payload.get("aud")
+        auds = self._audience_list(aud)
+        if client_id not in auds:
+            raise InvalidToken(f"ID Token audience {_show(auds, 120)} does not contain client_id {client_id!r}")
+        azp = payload.get("azp")
+        if len(auds) > 1 and azp is None:
+            raise InvalidToken("ID Token has several audiences but no azp claim")
+        if azp is not None and azp != client_id:
+            raise InvalidToken(f"ID Token azp {_show(azp)} is not client_id {client_id!r}")
+
+        sub = payload.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken("ID Token has no sub claim")
+
+        if nonce is not None:
+            got = payload.get("nonce")
+            if not isinstance(got, str):
+                raise InvalidToken("ID Token has no nonce, but one was sent in the request")
+            if not hmac.compare_digest(got.encode(), nonce.encode()):
+                raise InvalidToken("ID Token nonce does not match the nonce sent in the request")
+
+        if access_token is not None:
+            self._check_half_hash(payload, "at_hash", access_token, alg)
+        if code is not None:
+            self._check_half_hash(payload, "c_hash", code, alg)
+
+        if max_age is not None:
+            auth_time = payload.get("auth_time")
+            if not _is_number(auth_time):
+                raise InvalidToken("ID Token has no auth_time, but max_age was requested")
+            if now > auth_time + max_age + self.leeway:
+                raise InvalidToken(
+                    f"authentication at {_iso(auth_time)} is older than max_age {max_age:g} s"
+                )
+        return Claims(payload, header)
+
+    # --- the pipeline ------------------------------------------------------------
+    def _validate_access(self, token: Any) -> Tuple[Claims, VerifyKey, Optional[float], float]:
+        header, payload, key, _alg = self._verify_signature(token, _ACCESS_TYP, "access token")
+        now = self._clock()
+        self._check_issuer(payload)
+        exp, nbf = self._check_times(payload, now, exp_required=True, iat_required=False)
+        if self.verify_audience:
+            auds = self._audience_list(payload.get("aud"))
+            if not self._audience_set.intersection(auds):
+                if not auds:
+                    raise InvalidToken("token has no aud claim; expected one of "
+                                       f"{list(self.audiences)!r}")
+                shown = auds[0] if len(auds) == 1 else auds
+                raise InvalidToken(f"audience {_show(shown, 120)} not accepted; expected one of "
+                                   f"{list(self.audiences)!r}")
+        return Claims(payload, header), key, nbf, exp  # type: ignore[return-value]
+
+    def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str
+                          ) -> Tuple[Dict[str, Any], Dict[str, Any], VerifyKey, str]:
+        """Parse the compact JWS once and verify its signature.
+
+        Returns (header, payload, key, alg).  Everything raised is
+        InvalidToken or ProviderError; the token is never echoed.
+        """
+        if isinstance(token, bytes):
+            try:
+                token = token.decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidToken(f"{what} is not ASCII") from None
+        if not isinstance(token, str):
+            raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
+        if not token:
+            raise InvalidToken(f"{what} is empty")
+        if len(token) > self.max_token_bytes:
+            raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {self.max_token_bytes}")
+        if _COMPACT_JWS.fullmatch(token) is None:
+            raise InvalidToken(self._shape_error(token, what))
+
+        h_seg, p_seg, s_seg = token.split(".")
+        try:
+            header_raw = _b64decode(h_seg)
+            payload_raw = _b64decode(p_seg)
+            signature = _b64decode(s_seg)
+        except (binascii.Error, ValueError):
+            raise InvalidToken(f"{what} has a segment that is not valid base64url") from None
+        header = _parse_json_object(header_raw, "header")
+
+        alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise InvalidToken(f"{what} header has no alg")
+        if alg not in self.algorithms:
+            if alg.lower() == "none":
+                raise InvalidToken(f"{what} is unsigned (alg {_show(alg)}); unsigned tokens are never accepted")
+            if alg.upper().startswith("HS"):
+                raise InvalidToken(f"{what} uses symmetric alg {_show(alg)}; only asymmetric algorithms are accepted")
+            raise InvalidToken(f"{what} alg {_show(alg)} is not allowed; allowed: {sorted(self.algorithms)}")
+        # RFC 7515 4.1.11: a crit we do not understand MUST make the JWS
+        # invalid.  oidc_guard implements no extension, so any crit fails.
+        if "crit" in header:
+            raise InvalidToken(f"{what} has critical header extension(s) {_show(header['crit'])} that are not supported")
+        # RFC 7515 4.1.10 / RFC 8725 2.8: nested JWTs are not accepted.
+        cty = header.get("cty")
+        if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
+            raise InvalidToken(f"{what} is a nested JWT (cty {_show(cty)}); nested tokens are not accepted")
+        typ = header.get("typ")
+        if typ is not None:
+            t = typ.lower() if isinstance(typ, str) else None
+            if t is not None and t.startswith("application/"):
+                t = t[len("application/"):]
+            if t not in allowed_typ:
+                raise InvalidToken(f"{what} has typ {_show(typ)}; expected {sorted(allowed_typ)} or none")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken(f"{what} kid is not a string")
+        # jwk / jku / x5u / x5c are deliberately never read (see module doc).
+
+        key = self.keys.get(kid, alg)
+        signing_input = token[: len(h_seg) + 1 + len(p_seg)].encode("ascii")
+        if not key.verify(alg, signing_input, signature):
+            raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})")
+        payload = _parse_json_object(payload_raw, "payload")
+        return header, payload, key, alg
+
+    @staticmethod
+    def _shape_error(token: str, what: str) -> str:
+        parts = token.count(".") + 1
+        if parts == 5:
+            return f"{what} is an encrypted JWT (JWE); only signed tokens (JWS) are accepted"
+        if parts != 3:
+            return f"{what} has {parts} segment(s); a JWS has 3"
+        if _B64URL_ANY.fullmatch(token) is None:
+            return f"{what} contains characters outside the base64url alphabet"
+        if token.endswith("."):
+            return f"{what} has no signature; unsigned tokens (alg none) are never accepted"
+        return f"{what} has an empty segment"
+
+    def _check_issuer(self, payload: Dict[str, Any]) -> None:
+        iss = payload.get("iss")
+        if iss is None:
+            raise InvalidToken("token has no iss claim")
+        if iss != self.issuer:  # RFC 7519 4.1.1 / OIDC Core 3.1.3.7 step 2: exact match
+            raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}")
+
+    def _check_times(self, payload: Dict[str, Any], now: float, *, exp_required: bool, iat_required: bool
+                     ) -> Tuple[float, Optional[float]]:
+        leeway = self.leeway
+        exp = payload.get("exp")
+        if exp is None:
+            if exp_required:
+                raise InvalidToken("token has no exp claim")
+        elif not _is_number(exp):
+            raise InvalidToken("token exp is not a number")
+        elif now > exp + leeway:  # RFC 7519 4.1.4
+            raise InvalidToken(f"token expired at {_iso(exp)}")
+        nbf = payload.get("nbf")
+        if nbf is not None:
+            if not _is_number(nbf):
+                raise InvalidToken("token nbf is not a number")
+            if now + leeway < nbf:  # RFC 7519 4.1.5
+                raise InvalidToken(f"token not valid before {_iso(nbf)}")
+        iat = payload.get("iat")
+        if iat is None:
+            if iat_required:
+                raise InvalidToken("token has no iat claim")
+        elif not _is_number(iat):
+            raise InvalidToken("token iat is not a number")
+        elif iat > now + leeway:
+            raise InvalidToken(f"token issued in the future ({_iso(iat)})")
+        return exp, nbf  # type: ignore[return-value]
+
+    @staticmethod
+    def _audience_list(aud: Any) -> Tuple[str, ...]:
+        if isinstance(aud, str):
+            return (aud,)
+        if isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+            return tuple(aud)
+        if aud is None:
+            return ()
+        raise InvalidToken("token aud is neither a string nor an array of strings")
+
+    @staticmethod
+    def _check_half_hash(payload: Dict[str, Any], claim: str, value: str, alg: str) -> None:
+        """OIDC Core 3.1.3.6 (at_hash) / 3.3.2.11 (c_hash): base64url of the
+        left-most half of the hash of the ASCII octets, hash per alg."""
+        got = payload.get(claim)
+        if not isinstance(got, str):
+            raise InvalidToken(f"ID Token has no {claim}, but the "
+                               f"{'access token' if claim == 'at_hash' else 'code'} must be bound to it")
+        digest = HASH_FOR_ALG[alg](value.encode("ascii", "replace")).digest()
+        expected = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+        if not hmac.compare_digest(got.encode("ascii", "replace"), expected.encode("ascii")):
+            raise InvalidToken(f"ID Token {claim} does not match the "
+                               f"{'access token' if claim == 'at_hash' else 'code'}")
