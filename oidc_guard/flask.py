@@ -1,0 +1,332 @@
+"""Flask integration: the :class:`OIDCGuard` extension, view decorators and
+:data:`current_claims`.
+
+.. code-block:: python
+
+    from flask import Flask
+    from oidc_guard.flask import OIDCGuard, require_scope, current_claims
+
+    guard = OIDCGuard()
+
+    def create_app():
+        app = Flask(__name__)
+        app.config["OIDC_GUARD_ISSUER"] = "https://idp.example.com"
+        app.config["OIDC_GUARD_AUDIENCE"] = "api://contacts"
+        guard.init_app(app)
+        return app
+
+    @bp.get("/contacts")
+    @require_scope("contacts")
+    def contacts():
+        return {"owner": current_claims.subject}
+
+``init_app`` wraps ``app.wsgi_app`` in :class:`~oidc_guard.wsgi.BearerMiddleware`:
+the token is found and validated there, once per request, exactly as for a
+plain WSGI application.  The decorators here only read the middleware's result
+from ``request.environ`` and answer with the same status, headers and JSON
+body as the WSGI decorators (both use :func:`oidc_guard.errors.error_response`).
+
+Nothing is stored at module level: each application gets its own validator
+(in ``app.extensions["oidc_guard"]``), so application factories and several
+applications in one process work.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Dict, Optional
+
+from flask import Flask, current_app, has_app_context, has_request_context, request
+from flask.views import View
+from werkzeug.local import LocalProxy
+
+from .claims import Claims
+from .validator import ConfigurationError, TokenValidator
+from .wsgi import (
+    ENVIRON_CLAIMS,
+    BearerMiddleware,
+    _Requirement,
+    _scope_requirement,
+    check_access,
+)
+
+__all__ = [
+    "OIDCGuard",
+    "OIDCGuardState",
+    "ConfigurationError",
+    "require_token",
+    "require_scope",
+    "require_any_scope",
+    "current_claims",
+    "get_claims",
+]
+
+EXTENSION_KEY = "oidc_guard"
+CONFIG_PREFIX = "OIDC_GUARD_"
+
+# keyword / config name (without prefix, lower case) -> TokenValidator keyword
+_VALIDATOR_SETTINGS = (
+    "issuer",
+    "audience",
+    "algorithms",
+    "leeway",
+    "verify_audience",
+    "http_timeout",
+    "allow_http",
+    "jwks_cooldown",
+    "cache_size",
+    "max_token_bytes",
+    "jwks_uri",
+)
+# keyword / config name -> BearerMiddleware keyword
+_MIDDLEWARE_SETTINGS = ("realm", "required", "accept_form", "accept_query", "max_form_bytes")
+_BOOL_SETTINGS = frozenset(("verify_audience", "allow_http", "required", "accept_form", "accept_query"))
+_TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
+_FALSE_WORDS = frozenset(("0", "false", "no", "off"))
+
+
+class OIDCGuardState:
+    """What :meth:`OIDCGuard.init_app` registers in
+    ``app.extensions["oidc_guard"]`` for one application."""
+
+    __slots__ = ("guard", "validator", "middleware")
+
+    def __init__(self, guard: "OIDCGuard", validator: Any, middleware: BearerMiddleware) -> None:
+        self.guard = guard
+        #: the application's TokenValidator (also usable for id_tokens)
+        self.validator = validator
+        #: the BearerMiddleware now in ``app.wsgi_app``
+        self.middleware = middleware
+
+    @property
+    def realm(self) -> Optional[str]:
+        return self.middleware.realm
+
+    def __repr__(self) -> str:
+        return f"OIDCGuardState(validator={self.validator!r}, middleware={self.middleware!r})"
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    # A security switch must not turn on because a config file said "false"
+    # (bool("false") is True), so strings are read strictly.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise ConfigurationError(f"{CONFIG_PREFIX}{name.upper()} must be a boolean, got {value!r}")
+
+
+class OIDCGuard:
+    """Flask extension protecting an API with bearer tokens (RFC 6750).
+
+    ``OIDCGuard(app)`` or ``guard = OIDCGuard(); guard.init_app(app)``.
+
+    Settings come from ``app.config`` keys ``OIDC_GUARD_<NAME>``; a keyword
+    argument of the same name in lower case overrides the config key:
+
+    ====================  ==========================================================
+    ``ISSUER``            required: the issuer URL (discovery at
+                          ``<issuer>/.well-known/openid-configuration``)
+    ``AUDIENCE``          required: this API's audience, a str or a list of str
+    ``REALM``             ``realm`` of the ``WWW-Authenticate`` challenge
+    ``REQUIRED``          ``True``: every request needs a valid token (default
+                          ``False``: protect routes with the decorators)
+    ``LEEWAY``            clock skew in seconds for exp/nbf/iat
+    ``ALGORITHMS``        allowed asymmetric JWS algorithms
+    ``ALLOW_HTTP``        allow a plain-http issuer (loopback always allowed)
+    ``HTTP_TIMEOUT``      seconds per discovery/JWKS request
+    ``ACCEPT_FORM``       also accept ``access_token`` in a form body (RFC 6750 2.2)
+    ``ACCEPT_QUERY``      also accept ``access_token`` in the query (RFC 6750 2.3)
+    ``MAX_FORM_BYTES``    largest form body searched for a token
+    ``CACHE_SIZE``        verified-token cache entries (0 = off)
+    ``JWKS_COOLDOWN``     seconds between unknown-kid JWKS refetches
+    ``MAX_TOKEN_BYTES``   largest token accepted
+    ``JWKS_URI``          use this JWKS URL instead of the discovered one
+    ``VERIFY_AUDIENCE``   ``False`` only if you really mean it
+    ====================  ==========================================================
+
+    ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or any
+    object with ``validate_access_token``) instead; the validator settings
+    above are then not used.  Settings not given keep the
+    :class:`~oidc_guard.TokenValidator` defaults.
+    """
+
+    def __init__(self, app: Optional[Flask] = None, **overrides: Any) -> None:
+        known = set(_VALIDATOR_SETTINGS) | set(_MIDDLEWARE_SETTINGS) | {"validator"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"OIDCGuard() got unexpected keyword argument(s): {', '.join(unknown)}")
+        if overrides.get("validator") is not None:
+            clash = sorted(name for name in _VALIDATOR_SETTINGS if name in overrides)
+            if clash:
+                raise TypeError(
+                    f"OIDCGuard(): pass either validator= or validator settings ({', '.join(clash)}), not both"
+                )
+        self._overrides: Dict[str, Any] = dict(overrides)
+        self._app = app
+        if app is not None:
+            self.init_app(app)
+
+    def _setting(self, app: Flask, name: str) -> Any:
+        if name in self._overrides:
+            return self._overrides[name]
+        return app.config.get(CONFIG_PREFIX + name.upper())
+
+    def _settings(self, app: Flask, names: Any) -> Dict[str, Any]:
+        """Settings that were given (keyword or config); absent ones are left
+        out so the library defaults apply."""
+        out: Dict[str, Any] = {}
+        for name in names:
+            value = self._setting(app, name)
+            if value is None:
+                continue
+            if name in _BOOL_SETTINGS:
+                value = _as_bool(name, value)
+            out[name] = value
+        return out
+
+    def init_app(self, app: Flask) -> OIDCGuardState:
+        """Build the application's validator, wrap ``app.wsgi_app`` in
+        :class:`~oidc_guard.wsgi.BearerMiddleware` and register the state in
+        ``app.extensions["oidc_guard"]``.  No network I/O happens here."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"oidc_guard is already initialised on app {app.name!r}; call init_app once per application"
+            )
+        validator = self._overrides.get("validator")
+        if validator is None:
+            validator = self._build_validator(app)
+        middleware = BearerMiddleware(app.wsgi_app, validator, **self._settings(app, _MIDDLEWARE_SETTINGS))
+        app.wsgi_app = middleware  # type: ignore[method-assign]
+        state = OIDCGuardState(self, validator, middleware)
+        app.extensions[EXTENSION_KEY] = state
+        return state
+
+    def _build_validator(self, app: Flask) -> Any:
+        settings = self._settings(app, _VALIDATOR_SETTINGS)
+        required = ["issuer"]
+        if settings.get("verify_audience", True):
+            required.append("audience")
+        missing = [name for name in required if not settings.get(name)]
+        if missing:
+            keys = " and ".join(CONFIG_PREFIX + name.upper() for name in missing)
+            raise ConfigurationError(
+                f"oidc_guard needs {keys} (app.config, or the keyword argument of the same name in lower case)"
+            )
+        settings.setdefault("audience", None)  # a required keyword of TokenValidator
+        # TokenValidator checks the values themselves (URL scheme, audience
+        # shape, algorithms) and raises ConfigurationError.
+        return TokenValidator(**settings)
+
+    def state(self, app: Optional[Flask] = None) -> OIDCGuardState:
+        """The :class:`OIDCGuardState` of ``app`` (default: the current app)."""
+        if app is None:
+            app = current_app._get_current_object() if has_app_context() else self._app
+        if app is None:
+            raise RuntimeError("no application: pass app, or call inside an application context")
+        state = app.extensions.get(EXTENSION_KEY)
+        if state is None:
+            raise RuntimeError(f"oidc_guard is not initialised on app {app.name!r}")
+        return state
+
+    @property
+    def validator(self) -> Any:
+        """The validator of the current application (or of the application
+        given to the constructor)."""
+        return self.state().validator
+
+
+# --- current_claims ----------------------------------------------------------
+
+
+def get_claims() -> Optional[Claims]:
+    """The current request's :class:`~oidc_guard.Claims`, or ``None`` when the
+    request is anonymous (no token, or a token that was rejected) or when
+    there is no request."""
+    if not has_request_context():
+        return None
+    return request.environ.get(ENVIRON_CLAIMS)
+
+
+#: The current request's :class:`~oidc_guard.Claims`, or a proxy to ``None``
+#: when anonymous.  Being a proxy it is never ``is None``: test it with
+#: ``if current_claims:`` or use :func:`get_claims`.
+current_claims: Any = LocalProxy(get_claims)
+
+
+# --- decorators --------------------------------------------------------------
+
+
+def _denial(requirement: Optional[_Requirement]) -> Any:
+    """``None`` to let the view run, else the Flask response to return.
+
+    A missing middleware raises RuntimeError (a 500 logged by Flask): a
+    deployment mistake must fail closed.
+    """
+    denied = check_access(request.environ, requirement)
+    if denied is None:
+        return None
+    status, headers, body = denied
+    return current_app.response_class(body, status=status, headers=headers)
+
+
+def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(view, type) and issubclass(view, View):
+            raise TypeError(
+                "decorate the methods of a class-based view, or list the decorator in its "
+                "`decorators = [...]` attribute, not the class itself"
+            )
+        if not callable(view):
+            raise TypeError("oidc_guard decorators wrap a view function")
+
+        if inspect.iscoroutinefunction(view):
+            # Keep it a coroutine function so Flask (ensure_sync) runs it as
+            # an async view.
+            @functools.wraps(view)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                denied = _denial(requirement)
+                if denied is not None:
+                    return denied
+                return await view(*args, **kwargs)
+
+            return guarded_async
+
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            denied = _denial(requirement)
+            if denied is not None:
+                return denied
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def require_token(view: Optional[Callable[..., Any]] = None) -> Any:
+    """View decorator: any valid token (401 otherwise, 503 while the identity
+    provider is unusable).  ``@require_token()``; ``@require_token`` works too."""
+    decorate = _flask_decorator(None)
+    if view is not None:
+        return decorate(view)
+    return decorate
+
+
+def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """View decorator: a valid token with *every* one of ``scopes`` (403
+    ``insufficient_scope`` otherwise)."""
+    return _flask_decorator(_scope_requirement(scopes, "all", "require_scope"))
+
+
+def require_any_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """View decorator: a valid token with *at least one* of ``scopes`` (403
+    ``insufficient_scope`` otherwise)."""
+    return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
