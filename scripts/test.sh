@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything the test suites need, then run them all.
+#
+#   bash scripts/test.sh            # every suite: unit, integration, browser, reliability
+#   bash scripts/test.sh -m "not browser"   # extra arguments go to pytest
+#
+# Installs, idempotently:
+#   * a virtualenv in .venv with the project and its test extras (PyPI);
+#   * the pinned npm oidc-provider for the integration suite (npm ci);
+#   * Debian's chromium for the browser suite (apt-get; needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test,browser]"
+
+# The real third-party OpenID Provider (panva's oidc-provider, pinned).
+.venv/bin/python scripts/provider.py install
+
+# A real browser: Debian's chromium (Playwright's own download cannot work here).
+bash scripts/install_chromium.sh
+
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
