@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""The oidc_guard demo: a development identity provider, the contacts API and
+the single-page app, on loopback, in one command.
+
+    python examples/demo.py            # start everything, print the URLs, Ctrl-C stops
+    python examples/demo.py --check    # the whole sign-in + API handoff, headless; exit 0 = all good
+
+What runs (default ports; change them with --provider-port/--api-port/--spa-port):
+
+* http://127.0.0.1:5000  the DEVELOPMENT provider ``oidc_guard.testing.LocalIssuer``:
+  discovery, JWKS, ``/authorize`` (implicit ``id_token token`` behind a login
+  page with users alice/alice and bob/bob) and ``/token`` (client credentials
+  for ``wte-worker`` / ``wte-secret``).  Not an identity provider for
+  production: hard-coded users, keys thrown away on exit.
+* http://127.0.0.1:5001  the contacts API (``examples/contacts_api``), data in
+  ``examples/contacts_api/instance/contacts.sqlite3``.
+* http://127.0.0.1:5002  the SPA (``examples/spa``), with a generated
+  ``/config.js`` that points it at the two above.
+
+``--check`` uses ephemeral ports and a throw-away database, so it can run
+while the demo is also running, and gives up after ``--timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import html.parser
+import json
+import logging
+import mimetypes
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPA_DIR = os.path.join(HERE, "spa")
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)  # contacts_api and wte_worker live next to this file
+
+try:
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    from oidc_guard.testing import LocalIssuer
+except ImportError as exc:  # pragma: no cover - message for a fresh clone
+    sys.exit(
+        f"demo: cannot import {exc.name!r}. Install the project first:\n"
+        f"    python -m pip install -e '.[flask]'\n(from the repository root)"
+    )
+
+import wte_worker  # noqa: E402  (needs sys.path above)
+from contacts_api import create_app  # noqa: E402
+
+HOST = "127.0.0.1"  # loopback only: the dev provider has hard-coded users
+DEFAULT_PORTS = {"provider": 5000, "api": 5001, "spa": 5002}
+SPA_CLIENT_ID = "spa"
+API_AUDIENCE = "api://contacts"
+SPA_SCOPE = "openid profile contacts wte coordinate"
+WORKER_CLIENT_ID = "wte-worker"
+WORKER_SECRET = "wte-secret"
+
+BANNER = """\
+==============================================================================
+  DEVELOPMENT IDENTITY PROVIDER - NOT FOR PRODUCTION
+  oidc_guard.testing.LocalIssuer: hard-coded users (alice/alice, bob/bob),
+  a hard-coded client secret, keys that live only as long as this process.
+  It listens on 127.0.0.1 only. Point the API at your real provider with
+  CONTACTS_API_ISSUER=https://your-idp.example.com for anything real.
+=============================================================================="""
+
+
+# --- the SPA's static server --------------------------------------------------
+
+
+class SpaServer:
+    """Serves the files of ``examples/spa`` and a generated ``/config.js``.
+
+    Only the files that exist in the folder at start-up are served (no path
+    from the request is ever joined to the file system).  The Content
+    Security Policy allows scripts and styles from this origin only and
+    network calls to the API and provider origins only; the page has no
+    inline script or style, so this costs nothing.
+    """
+
+    def __init__(self, spa_dir: str, config: Dict[str, Any], connect_origins: List[str]) -> None:
+        self.files: Dict[str, Tuple[bytes, str]] = {}
+        for name in sorted(os.listdir(spa_dir)):
+            path = os.path.join(spa_dir, name)
+            if os.path.isfile(path) and not name.startswith("."):
+                with open(path, "rb") as f:
+                    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                    if ctype.startswith("text/") or ctype in ("application/javascript", "text/javascript"):
+                        ctype += "; charset=utf-8"
+                    self.files["/" + name] = (f.read(), ctype)
+        self.files["/"] = self.files["/index.html"]
+        # Data only, as JSON: nothing from the config can become code.
+        config_js = "window.CONTACTS_SPA_CONFIG = " + json.dumps(config, indent=2).replace("<", "\\u003c") + ";\n"
+        self.files["/config.js"] = (config_js.encode("utf-8"), "text/javascript; charset=utf-8")
+        self.csp = "; ".join(
+            [
+                "default-src 'none'",
+                "script-src 'self'",
+                "style-src 'self'",
+                "img-src 'self'",
+                "connect-src " + " ".join(connect_origins),
+                "base-uri 'none'",
+                "form-action 'none'",
+                "frame-ancestors 'none'",
+            ]
+        )
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.method not in ("GET", "HEAD"):
+            response = Response("method not allowed\n", status=405, headers={"Allow": "GET, HEAD"})
+        elif request.path not in self.files:
+            response = Response("not found\n", status=404, mimetype="text/plain")
+        else:
+            body, ctype = self.files[request.path]
+            response = Response(body, content_type=ctype)
+        response.headers["Content-Security-Policy"] = self.csp
+        response.headers["Referrer-Policy"] = "no-referrer"  # tokens travel in the fragment
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-store"
+        return response(environ, start_response)
+
+
+# --- starting and stopping everything -----------------------------------------
+
+
+class PortBusy(Exception):
+    pass
+
+
+def _serve(app, port: int, name: str):
+    """Bind now (so a busy port fails here, clearly), serve in a thread."""
+    try:
+        server = make_server(HOST, port, app, threaded=True)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
+            raise PortBusy(f"port {port} for the {name} is busy (is the demo already running?)") from None
+        raise
+    thread = threading.Thread(target=server.serve_forever, name=f"demo-{name}", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Stack:
+    """The provider, the API and the SPA, started together.
+
+    ``Stack(ports={"provider": 0, ...}).start()``: 0 = ephemeral port.
+    ``db_path=None`` uses the API's default (the instance folder).
+    """
+
+    def __init__(self, ports: Optional[Dict[str, int]] = None, db_path: Optional[str] = None) -> None:
+        self.ports = dict(DEFAULT_PORTS if ports is None else ports)
+        self.db_path = db_path
+        self.issuer: Optional[LocalIssuer] = None
+        self._servers: List[Tuple[Any, threading.Thread]] = []
+        self.api_url = self.spa_url = ""
+
+    def start(self) -> "Stack":
+        try:
+            issuer = LocalIssuer(host=HOST, port=self.ports["provider"])
+            try:
+                issuer.start()
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
+                    raise PortBusy(
+                        f"port {self.ports['provider']} for the provider is busy (is the demo already running?)"
+                    ) from None
+                raise
+            self.issuer = issuer
+
+            config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": issuer.issuer, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
+            if self.db_path:
+                config["CONTACTS_DB_PATH"] = self.db_path
+            # The SPA's origin must be known for CORS before the API starts:
+            # bind the SPA's port first with a placeholder app, then fill it in.
+            spa_holder = _Holder()
+            server, thread = _serve(spa_holder, self.ports["spa"], "single-page app")
+            self._servers.append((server, thread))
+            spa_port = server.server_port
+            self.spa_url = f"http://{HOST}:{spa_port}/"
+            spa_origins = [f"http://{HOST}:{spa_port}", f"http://localhost:{spa_port}"]
+            config["CORS_ALLOWED_ORIGINS"] = spa_origins
+            self.api_app = create_app(config)
+            server, thread = _serve(self.api_app, self.ports["api"], "contacts API")
+            self._servers.append((server, thread))
+            self.api_url = f"http://{HOST}:{server.server_port}"
+
+            # The SPA's exact redirect URIs (RFC 6749 3.1.2.2; compared exactly).
+            issuer.register_client(
+                SPA_CLIENT_ID,
+                redirect_uris=[self.spa_url, f"http://localhost:{spa_port}/"],
+                scopes=SPA_SCOPE,
+                grant_types=("implicit",),
+            )
+            spa_config = {
+                "issuer": issuer.issuer,
+                "authorizeUrl": issuer.authorization_endpoint,
+                "apiUrl": self.api_url,
+                "clientId": SPA_CLIENT_ID,
+                "scope": SPA_SCOPE,
+                "extraAuthParams": {},
+            }
+            spa_holder.app = SpaServer(SPA_DIR, spa_config, [self.api_url, origin(issuer.issuer)])
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server, thread in reversed(self._servers):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers.clear()
+        if self.issuer is not None:
+            self.issuer.stop()
+            self.issuer = None
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class _Holder:
+    """A WSGI app that forwards to ``self.app`` once it is set (503 before)."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+            return [b"starting\n"]
+        return self.app(environ, start_response)
+
+
+# --- the headless check ---------------------------------------------------------
+
+
+class _FormParser(html.parser.HTMLParser):
+    """Collects the first <form>'s action, method and inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: Optional[str] = None
+        self.method = "get"
+        self.fields: Dict[str, str] = {}
+        self._in_form = False
+        self._done = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and not self._done:
+            self._in_form = True
+            self.action = attrs.get("action") or ""
+            self.method = (attrs.get("method") or "get").lower()
+        elif tag == "input" and self._in_form and attrs.get("name"):
+            self.fields[attrs["name"]] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self._in_form:
+            self._in_form = False
+            self._done = True
+
+
+class Checker:
+    """Runs named steps, prints PASS/FAIL for each, remembers the outcome."""
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.say = say
+        self.results: List[Tuple[str, bool]] = []
+
+    def step(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.results.append((name, bool(ok)))
+        self.say(f"{'PASS' if ok else 'FAIL'}  {name}" + (f": {detail}" if detail else ""))
+        return bool(ok)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(ok for _, ok in self.results)
+
+
+def _request(method, url, *, headers=None, body=None, timeout=10.0):
+    return wte_worker.http_request(method, url, headers=headers, body=body, timeout=timeout)
+
+
+def _header(headers: Dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), "")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = "alice", password: str = "alice") -> bool:
+    """The whole handoff, as the browser would do it, with plain HTTP."""
+    c = Checker(say)
+    issuer = stack.issuer
+    assert issuer is not None
+    spa_origin = origin(stack.spa_url)
+
+    # 1. The SPA is served, with its config.
+    status, headers, body = _request("GET", stack.spa_url)
+    if not c.step("SPA page served", status == 200 and b'id="signin"' in body, f"HTTP {status}"):
+        return False
+    status, _, body = _request("GET", stack.spa_url + "config.js")
+    c.step("SPA config.js points at the API", status == 200 and stack.api_url.encode() in body, f"HTTP {status}")
+
+    # 2. Authentication request (OIDC Core 3.2.2.1), as app.js builds it.
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "id_token token",
+            "client_id": SPA_CLIENT_ID,
+            "redirect_uri": stack.spa_url,
+            "scope": SPA_SCOPE,
+            "state": state,
+            "nonce": nonce,
+        },
+        quote_via=urllib.parse.quote,
+    )
+    status, headers, body = _request("GET", issuer.authorization_endpoint + "?" + query)
+    form = _FormParser()
+    form.feed(body.decode("utf-8", "replace"))
+    if not c.step(
+        "GET /authorize shows the login page",
+        status == 200 and form.action is not None and "password" in form.fields,
+        f"HTTP {status}, form fields {sorted(form.fields)}",
+    ):
+        return False
+
+    # 3. Log in: the provider redirects to the SPA with the tokens in the fragment.
+    fields = dict(form.fields, username=username, password=password)
+    action = urllib.parse.urljoin(issuer.authorization_endpoint, form.action or "")
+    status, headers, _ = _request(
+        "POST",
+        action,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=urllib.parse.urlencode(fields).encode("ascii"),
+    )
+    location = _header(headers, "Location")
+    target, _, fragment = location.partition("#")
+    if not c.step(
+        "POST login redirects to the SPA with a fragment",
+        status in (302, 303) and target == stack.spa_url and bool(fragment),
+        f"HTTP {status} -> {target or '(no Location)'}",
+    ):
+        return False
+    params = dict(urllib.parse.parse_qsl(fragment))
+    c.step("state in the fragment is the one sent", params.get("state") == state)
+    tokens_ok = (
+        bool(params.get("access_token")) and bool(params.get("id_token")) and params.get("token_type", "").lower() == "bearer"
+    )
+    if not c.step(
+        "fragment has access_token, id_token, token_type=Bearer",
+        tokens_ok,
+        f"expires_in={params.get('expires_in')} scope={params.get('scope')!r}",
+    ):
+        return False
+    access_token, id_token = params["access_token"], params["id_token"]
+    api = stack.api_url
+    bearer = {"Authorization": "Bearer " + access_token, "Origin": spa_origin, "Accept": "application/json"}
+    as_json = dict(bearer, **{"Content-Type": "application/json"})
+
+    # 4. The id_token handoff (at_hash binds it to this access token).
+    status, headers, body = _request(
+        "POST", api + "/session/handoff", headers=as_json, body=json.dumps({"id_token": id_token, "nonce": nonce}).encode()
+    )
+    answer = _json(body) or {}
+    c.step(
+        "POST /session/handoff verifies the id_token",
+        status == 200 and (answer.get("user") or {}).get("sub") == username,
+        f"HTTP {status} user={answer.get('user')}",
+    )
+    c.step("API answers the SPA's origin (CORS)", _header(headers, "Access-Control-Allow-Origin") == spa_origin)
+    status, _, body = _request(
+        "POST",
+        api + "/session/handoff",
+        headers=as_json,
+        body=json.dumps({"id_token": id_token, "nonce": "not-the-nonce"}).encode(),
+    )
+    c.step("handoff with a wrong nonce is refused", status == 400, f"HTTP {status} {(_json(body) or {}).get('error_description')}")
+
+    # 5. Import contacts and list them.
+    mine = [f"friend-{secrets.token_hex(4)}@example.com", f"colleague-{secrets.token_hex(4)}@example.org"]
+    status, _, body = _request(
+        "POST", api + "/contacts/import", headers=as_json, body=json.dumps({"emails": mine + [mine[0].upper()]}).encode()
+    )
+    answer = _json(body) or {}
+    c.step(
+        "POST /contacts/import stores the addresses (duplicates merged)",
+        status == 200 and answer.get("added") == 2 and answer.get("duplicates") == 1,
+        f"HTTP {status} {answer}",
+    )
+    status, _, body = _request("GET", api + "/contacts", headers=bearer)
+    listed = [item.get("email") for item in (_json(body) or {}).get("contacts", [])]
+    c.step("GET /contacts lists them", status == 200 and all(m in listed for m in mine), f"HTTP {status}, {len(listed)} contacts")
+    status, _, _ = _request("GET", api + "/coordinate", headers=bearer)
+    c.step("GET /coordinate with scope coordinate", status == 200, f"HTTP {status}")
+    status, headers, _ = _request("GET", api + "/contacts")
+    c.step(
+        "GET /contacts without a token is 401 with a bare challenge",
+        status == 401 and _header(headers, "WWW-Authenticate").startswith("Bearer") and "error=" not in _header(headers, "WWW-Authenticate"),
+        f"HTTP {status} WWW-Authenticate: {_header(headers, 'WWW-Authenticate')}",
+    )
+
+    # 6. The back-end worker: client credentials -> wte OK, contacts 403.
+    say("      worker (client credentials):")
+    worker_ok = wte_worker.run(issuer.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET, say=lambda line: say("        " + line))
+    c.step("worker: wte job accepted, contacts refused with insufficient_scope", worker_ok)
+    return c.ok
+
+
+def check(timeout: float) -> int:
+    """``--check``: ephemeral ports, a throw-away database, a hard time limit."""
+    started = time.monotonic()
+    # Keep the PASS/FAIL lines readable: no per-request access log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    def watchdog() -> None:
+        print(f"FAIL  --check did not finish within {timeout:.0f} s", flush=True)
+        os._exit(2)
+
+    timer = threading.Timer(timeout, watchdog)
+    timer.daemon = True
+    timer.start()
+    tmp = tempfile.mkdtemp(prefix="oidc_guard-demo-check-")
+    try:
+        with Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=os.path.join(tmp, "contacts.sqlite3")) as stack:
+            print(f"demo --check: provider {stack.issuer.issuer}, API {stack.api_url}, SPA {stack.spa_url}")
+            try:
+                ok = run_check(stack)
+            except wte_worker.WorkerError as exc:
+                print(f"FAIL  {exc}")
+                ok = False
+    finally:
+        timer.cancel()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"demo --check: {'all steps passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
+    return 0 if ok else 1
+
+
+def serve(ports: Dict[str, int]) -> int:
+    print(BANNER)
+    try:
+        stack = Stack(ports=ports).start()
+    except PortBusy as exc:
+        print(f"demo: {exc}. Stop the other process or choose another port (--provider-port, --api-port, --spa-port).")
+        return 2
+    assert stack.issuer is not None
+    print(
+        f"""
+  Development provider  {stack.issuer.issuer}   (discovery: {stack.issuer.discovery_url})
+  Contacts API          {stack.api_url}   (data: {stack.api_app.config['CONTACTS_DB_PATH']})
+  Single-page app       {stack.spa_url}
+
+  Open {stack.spa_url} and sign in as alice / alice (or bob / bob).
+  The back-end job:  python examples/wte_worker.py --issuer {stack.issuer.issuer} --api {stack.api_url}
+
+  Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\ndemo: stopping...")
+    finally:
+        stack.stop()
+    print("demo: stopped.")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="oidc_guard demo: dev provider + contacts API + SPA on loopback")
+    parser.add_argument("--check", action="store_true", help="run the whole handoff headless and exit (0 = all passed)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="--check gives up after this many seconds (default 60)")
+    parser.add_argument("--provider-port", type=int, default=DEFAULT_PORTS["provider"])
+    parser.add_argument("--api-port", type=int, default=DEFAULT_PORTS["api"])
+    parser.add_argument("--spa-port", type=int, default=DEFAULT_PORTS["spa"])
+    args = parser.parse_args(argv)
+    if args.check:
+        return check(args.timeout)
+    return serve({"provider": args.provider_port, "api": args.api_port, "spa": args.spa_port})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

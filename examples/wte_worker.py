@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""A back-end job ("wte") that calls the contacts API with its own token.
+
+It uses the OAuth 2.0 client credentials grant (RFC 6749 section 4.4): no user
+is involved, the worker authenticates as itself.  Then it shows both sides of
+scope checking:
+
+1. ``POST /wte/jobs`` needs scope ``wte``, which the worker has: expect 2xx.
+2. ``GET /contacts`` needs scope ``contacts``, which it does not have: expect
+   ``403`` with ``WWW-Authenticate: Bearer error="insufficient_scope"``
+   (RFC 6750 section 3.1).
+
+Exit code 0 only if both answers were the expected ones.
+
+    python examples/wte_worker.py                       # dev provider defaults
+    python examples/wte_worker.py --issuer http://127.0.0.1:4010 \\
+        --client-secret wte-worker-dev-secret --resource api://contacts
+
+Settings (argument, else environment, else the development provider's
+defaults): --issuer / WTE_ISSUER, --api / WTE_API_URL, --client-id /
+WTE_CLIENT_ID, --client-secret / WTE_CLIENT_SECRET, --resource / WTE_RESOURCE.
+``--resource`` sends an RFC 8707 resource indicator, which providers such as
+npm ``oidc-provider`` need to issue a JWT access token for the API.
+
+Standard library only.  The access token and the secret are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+DEFAULT_ISSUER = "http://127.0.0.1:5000"
+DEFAULT_API = "http://127.0.0.1:5001"
+DEFAULT_CLIENT_ID = "wte-worker"
+DEFAULT_CLIENT_SECRET = "wte-secret"
+DEFAULT_SCOPE = "wte"
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+class WorkerError(Exception):
+    """A step could not even be attempted (provider unreachable, bad answer)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # Never follow redirects with credentials in the request.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def http_request(
+    method: str,
+    url: str,
+    *,
+    headers: Optional[Dict[str, str]] = None,
+    body: Optional[bytes] = None,
+    timeout: float = 10.0,
+) -> Tuple[int, Dict[str, str], bytes]:
+    """One HTTP exchange: (status, headers, body); HTTP errors are answers too."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read(MAX_RESPONSE_BYTES)
+    except urllib.error.HTTPError as exc:
+        try:
+            data = exc.read(MAX_RESPONSE_BYTES)
+        finally:
+            exc.close()
+        return exc.code, dict(exc.headers.items()), data
+    except (urllib.error.URLError, OSError) as exc:
+        raise WorkerError(f"{method} {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _unverified_claims(jwt: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Header and payload of a JWT, NOT verified: only to print the token's
+    shape (the API is what verifies it)."""
+    try:
+        header_b64, payload_b64 = jwt.split(".")[:2]
+
+        def part(b64: str) -> Dict[str, Any]:
+            raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+            value = json.loads(raw)
+            return value if isinstance(value, dict) else {}
+
+        return part(header_b64), part(payload_b64)
+    except (ValueError, TypeError):
+        return {}, {}
+
+
+def discover_token_endpoint(issuer: str, timeout: float = 10.0) -> str:
+    """OpenID Connect Discovery 1.0 section 4: the token endpoint, after
+    checking the document names exactly our issuer (section 4.3)."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    status, _, body = http_request("GET", url, headers={"Accept": "application/json"}, timeout=timeout)
+    doc = _json(body)
+    if status != 200 or not isinstance(doc, dict):
+        raise WorkerError(f"discovery at {url} answered HTTP {status}, not a JSON document")
+    if doc.get("issuer") != issuer:
+        raise WorkerError(f"discovery names issuer {doc.get('issuer')!r}, expected {issuer!r}")
+    endpoint = doc.get("token_endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise WorkerError("discovery has no token_endpoint")
+    return endpoint
+
+
+def client_credentials_token(
+    token_endpoint: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    scope: str = DEFAULT_SCOPE,
+    resources: Tuple[str, ...] = (),
+    auth_method: str = "client_secret_basic",
+    timeout: float = 10.0,
+) -> Dict[str, Any]:
+    """RFC 6749 section 4.4.2: request a token; returns the JSON answer."""
+    form: List[Tuple[str, str]] = [("grant_type", "client_credentials"), ("scope", scope)]
+    for resource in resources:  # RFC 8707 section 2: may repeat
+        form.append(("resource", resource))
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    if auth_method == "client_secret_basic":
+        # RFC 6749 section 2.3.1: id and secret are form-urlencoded, then
+        # joined with ":" and base64-encoded.
+        pair = urllib.parse.quote_plus(client_id) + ":" + urllib.parse.quote_plus(client_secret)
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+    elif auth_method == "client_secret_post":
+        form += [("client_id", client_id), ("client_secret", client_secret)]
+    else:
+        raise ValueError(f"unsupported client authentication method {auth_method!r}")
+    body = urllib.parse.urlencode(form).encode("ascii")
+    status, _, data = http_request("POST", token_endpoint, headers=headers, body=body, timeout=timeout)
+    answer = _json(data)
+    if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+        detail = answer if isinstance(answer, dict) else data[:200].decode("utf-8", "replace")
+        raise WorkerError(f"token endpoint answered HTTP {status}: {detail}")
+    if str(answer.get("token_type", "")).lower() != "bearer":
+        raise WorkerError(f"token endpoint gave token_type {answer.get('token_type')!r}, expected Bearer")
+    return answer
+
+
+def run(
+    issuer: str = DEFAULT_ISSUER,
+    api_url: str = DEFAULT_API,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    *,
+    scope: str = DEFAULT_SCOPE,
+    resources: Tuple[str, ...] = (),
+    auth_method: str = "client_secret_basic",
+    timeout: float = 10.0,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """The whole job; ``say`` gets one line per step.  True when the wte
+    call succeeded and the contacts call was refused with insufficient_scope."""
+    api = api_url.rstrip("/")
+    try:
+        endpoint = discover_token_endpoint(issuer, timeout=timeout)
+        say(f"token endpoint (from discovery): {endpoint}")
+        answer = client_credentials_token(
+            endpoint, client_id, client_secret, scope=scope, resources=resources, auth_method=auth_method, timeout=timeout
+        )
+    except WorkerError as exc:
+        say(f"FAIL  could not get a client-credentials token: {exc}")
+        return False
+    token = answer["access_token"]
+    header, payload = _unverified_claims(token)
+    say(
+        "PASS  client-credentials token for {cid}: expires_in={exp} scope={scope!r}".format(
+            cid=client_id, exp=answer.get("expires_in"), scope=answer.get("scope")
+        )
+    )
+    if payload:
+        say(
+            "      token shape (unverified): typ={typ} alg={alg} aud={aud} scope={sc} sub={sub} client_id={c}".format(
+                typ=header.get("typ"),
+                alg=header.get("alg"),
+                aud=json.dumps(payload.get("aud")),
+                sc=json.dumps(payload.get("scope")),
+                sub=json.dumps(payload.get("sub")),
+                c=json.dumps(payload.get("client_id")),
+            )
+        )
+    bearer = {"Authorization": "Bearer " + token, "Accept": "application/json"}
+
+    ok = True
+    # 1. the route we are allowed to call
+    job = json.dumps({"kind": "sync", "payload": {"source": "wte_worker"}}).encode("utf-8")
+    try:
+        status, _, body = http_request(
+            "POST", api + "/wte/jobs", headers=dict(bearer, **{"Content-Type": "application/json"}), body=job, timeout=timeout
+        )
+    except WorkerError as exc:
+        say(f"FAIL  POST /wte/jobs: {exc}")
+        return False
+    if 200 <= status < 300:
+        say(f"PASS  POST /wte/jobs -> {status} {body.decode('utf-8', 'replace').strip()}")
+    else:
+        ok = False
+        say(f"FAIL  POST /wte/jobs -> {status} (expected 2xx) {body.decode('utf-8', 'replace').strip()}")
+
+    # 2. a route that needs a scope we do not have
+    try:
+        status, headers, body = http_request("GET", api + "/contacts", headers=bearer, timeout=timeout)
+    except WorkerError as exc:
+        say(f"FAIL  GET /contacts: {exc}")
+        return False
+    challenge = next((v for k, v in headers.items() if k.lower() == "www-authenticate"), "")
+    if status == 403 and 'error="insufficient_scope"' in challenge:
+        say(f"PASS  GET /contacts -> 403 as expected; WWW-Authenticate: {challenge}")
+    else:
+        ok = False
+        say(
+            f"FAIL  GET /contacts -> {status} (expected 403 insufficient_scope);"
+            f" WWW-Authenticate: {challenge or '(none)'} body: {body.decode('utf-8', 'replace').strip()}"
+        )
+    return ok
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--issuer", default=env.get("WTE_ISSUER", DEFAULT_ISSUER))
+    parser.add_argument("--api", default=env.get("WTE_API_URL", DEFAULT_API), help="contacts API base URL")
+    parser.add_argument("--client-id", default=env.get("WTE_CLIENT_ID", DEFAULT_CLIENT_ID))
+    parser.add_argument("--client-secret", default=env.get("WTE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET))
+    parser.add_argument("--scope", default=env.get("WTE_SCOPE", DEFAULT_SCOPE))
+    parser.add_argument(
+        "--resource",
+        action="append",
+        default=None,
+        help="RFC 8707 resource indicator (repeatable), e.g. api://contacts for npm oidc-provider",
+    )
+    parser.add_argument(
+        "--auth-method", choices=("client_secret_basic", "client_secret_post"), default="client_secret_basic"
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    args = parser.parse_args(argv)
+    resources = tuple(args.resource) if args.resource else tuple(env.get("WTE_RESOURCE", "").split())
+    ok = run(
+        args.issuer,
+        args.api,
+        args.client_id,
+        args.client_secret,
+        scope=args.scope,
+        resources=resources,
+        auth_method=args.auth_method,
+        timeout=args.timeout,
+    )
+    print("worker: OK" if ok else "worker: FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
