@@ -107,7 +107,8 @@ const CLIENTS = [
       'http://localhost/callback',
       ...extraRedirects,
     ],
-    scope: 'openid profile email contacts coordinate',
+    // The example SPA asks for every API scope (as the original app did).
+    scope: 'openid profile email contacts wte coordinate',
   },
   {
     // Confidential web app: authorization code with PKCE (RFC 7636, S256),
