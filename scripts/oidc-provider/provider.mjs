@@ -124,7 +124,7 @@ const CLIENTS = [
   {
     // Back-end job: client credentials (RFC 6749 section 4.4), scope wte only.
     client_id: 'wte-worker',
-    client_secret: 'wte-worker-dev-secret',
+    client_secret: 'wte-secret', // same as oidc_guard.testing's dev provider and examples/wte_worker.py
     token_endpoint_auth_method: 'client_secret_basic',
     grant_types: ['client_credentials'],
     response_types: [],

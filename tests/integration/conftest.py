@@ -107,7 +107,7 @@ def provider_installed():
 
 
 @pytest.fixture(scope="session")
-def provider(provider_installed, tmp_path_factory):
+def real_op(provider_installed, tmp_path_factory):
     """The session's provider: started once, stopped at the end."""
     op = ProviderProcess(tmp_path_factory.mktemp("oidc-provider-run"), free_port())
     op.start()
@@ -118,7 +118,7 @@ def provider(provider_installed, tmp_path_factory):
 
 
 @pytest.fixture
-def private_provider(provider_installed, tmp_path):
+def private_real_op(provider_installed, tmp_path):
     """A provider instance of the test's own (for restarts, outages)."""
     op = ProviderProcess(tmp_path / "oidc-provider-run", free_port())
     op.start()

@@ -217,3 +217,58 @@ def token_shape(token):
         "client_id": payload.get("client_id"),
         "lifetime_s": (payload["exp"] - payload["iat"]) if "exp" in payload and "iat" in payload else None,
     }
+
+
+# Development clients of scripts/oidc-provider/provider.mjs (loopback only).
+API = "api://contacts"
+WORKER = ("wte-worker", "wte-secret")
+SYNC = ("contacts-sync", "contacts-sync-dev-secret")
+SERVER_APP = ("server-app", "server-app-dev-secret")
+SERVER_APP_REDIRECT = "http://127.0.0.1:1/callback"  # never fetched: the test reads the redirect
+SPA_REDIRECT = "http://127.0.0.1:5002/"  # registered without port (native loopback, RFC 8252 7.3)
+
+
+def cc_token(provider, client, scope, resource=API):
+    return client_credentials(provider.token_endpoint, client[0], client[1], scope, resource)["access_token"]
+
+
+def code_flow(provider, scope="openid profile email contacts", resource=API, login="alice", extra=None):
+    """Authorization code + PKCE through the dev login. Returns (token response, nonce, code)."""
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    params = dict(client_id=SERVER_APP[0], response_type="code", redirect_uri=SERVER_APP_REDIRECT,
+                  scope=scope, state=state, nonce=nonce,
+                  code_challenge=challenge, code_challenge_method="S256")
+    if resource:
+        params["resource"] = resource
+    params.update(extra or {})
+    browser = DevLoginBrowser(login=login)
+    redirected = browser.authorize(authorization_url(provider.authorization_endpoint, **params),
+                                   SERVER_APP_REDIRECT)
+    answer = response_params(redirected, "query")
+    assert answer.get("state") == state, answer
+    # RFC 9207: this provider also says who answered.
+    assert answer.get("iss") == provider.issuer, answer
+    assert "code" in answer, answer
+    form = {"grant_type": "authorization_code", "code": answer["code"],
+            "redirect_uri": SERVER_APP_REDIRECT, "code_verifier": verifier}
+    if resource:
+        form["resource"] = resource
+    status, body = token_request(provider.token_endpoint, form, *SERVER_APP)
+    assert status == 200, body
+    return body, nonce, answer["code"]
+
+
+def implicit_flow(provider, scope="openid profile contacts wte coordinate", login="alice", extra=None):
+    """Implicit ``id_token token`` through the dev login. Returns (fragment params, nonce)."""
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    params = dict(client_id="spa", response_type="id_token token", redirect_uri=SPA_REDIRECT,
+                  scope=scope, state=state, nonce=nonce)
+    params.update(extra or {})
+    browser = DevLoginBrowser(login=login)
+    redirected = browser.authorize(authorization_url(provider.authorization_endpoint, **params),
+                                   SPA_REDIRECT)
+    answer = response_params(redirected, "fragment")
+    assert "error" not in answer, answer
+    assert answer.get("state") == state, answer
+    return answer, nonce

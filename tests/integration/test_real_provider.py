@@ -3,7 +3,7 @@
 The provider is panva's ``oidc-provider`` (OpenID Certified), version pinned
 in scripts/oidc-provider/package.json, configured by
 scripts/oidc-provider/provider.mjs, started on 127.0.0.1 by
-scripts/provider.py. Every token here was minted by that provider: nothing is
+scripts/real_op.py. Every token here was minted by that real_op: nothing is
 faked on the provider side. Flows proven:
 
 * client credentials (RFC 6749 4.4) with RFC 8707 resource indicators and
@@ -24,22 +24,9 @@ import pytest
 from oidc_guard import InvalidToken, ProviderError, TokenValidator
 
 from . import flows
+from .flows import API, SERVER_APP, SERVER_APP_REDIRECT, SYNC, WORKER, cc_token, code_flow, implicit_flow
 
 pytestmark = pytest.mark.integration
-
-API = "api://contacts"
-
-# Client credentials of the development clients in provider.mjs (loopback only).
-WORKER = ("wte-worker", "wte-worker-dev-secret")
-SYNC = ("contacts-sync", "contacts-sync-dev-secret")
-SERVER_APP = ("server-app", "server-app-dev-secret")
-SERVER_APP_REDIRECT = "http://127.0.0.1:1/callback"  # never fetched: the test reads the redirect
-SPA_REDIRECT = "http://127.0.0.1:5002/callback"  # registered without port (native loopback, RFC 8252 7.3)
-
-
-def cc_token(provider, client, scope, resource=API):
-    return flows.client_credentials(provider.token_endpoint, client[0], client[1], scope, resource)["access_token"]
-
 
 def tamper_payload(token, **changes):
     """Same header and signature, payload edited: the signature no longer fits."""
@@ -50,53 +37,11 @@ def tamper_payload(token, **changes):
     return ".".join((h, p2, s))
 
 
-def code_flow(provider, scope="openid profile email contacts", resource=API, login="alice", extra=None):
-    """Authorization code + PKCE through the dev login. Returns (token response, nonce, code)."""
-    verifier, challenge = flows.pkce_pair()
-    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    params = dict(client_id=SERVER_APP[0], response_type="code", redirect_uri=SERVER_APP_REDIRECT,
-                  scope=scope, state=state, nonce=nonce,
-                  code_challenge=challenge, code_challenge_method="S256")
-    if resource:
-        params["resource"] = resource
-    params.update(extra or {})
-    browser = flows.DevLoginBrowser(login=login)
-    redirected = browser.authorize(flows.authorization_url(provider.authorization_endpoint, **params),
-                                   SERVER_APP_REDIRECT)
-    answer = flows.response_params(redirected, "query")
-    assert answer.get("state") == state, answer
-    # RFC 9207: this provider also says who answered.
-    assert answer.get("iss") == provider.issuer, answer
-    assert "code" in answer, answer
-    form = {"grant_type": "authorization_code", "code": answer["code"],
-            "redirect_uri": SERVER_APP_REDIRECT, "code_verifier": verifier}
-    if resource:
-        form["resource"] = resource
-    status, body = flows.token_request(provider.token_endpoint, form, *SERVER_APP)
-    assert status == 200, body
-    return body, nonce, answer["code"]
-
-
-def implicit_flow(provider, scope="openid profile contacts wte coordinate", login="alice", extra=None):
-    """Implicit ``id_token token`` through the dev login. Returns (fragment params, nonce)."""
-    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    params = dict(client_id="spa", response_type="id_token token", redirect_uri=SPA_REDIRECT,
-                  scope=scope, state=state, nonce=nonce)
-    params.update(extra or {})
-    browser = flows.DevLoginBrowser(login=login)
-    redirected = browser.authorize(flows.authorization_url(provider.authorization_endpoint, **params),
-                                   SPA_REDIRECT)
-    answer = flows.response_params(redirected, "fragment")
-    assert "error" not in answer, answer
-    assert answer.get("state") == state, answer
-    return answer, nonce
-
-
 # --------------------------------------------------------------------------- discovery
-def test_discovery_and_jwks_from_the_real_provider(provider):
-    doc = provider.discovery
-    assert doc["issuer"] == provider.issuer
-    assert doc["jwks_uri"].startswith(provider.issuer + "/")
+def test_discovery_and_jwks_from_the_real_provider(real_op):
+    doc = real_op.discovery
+    assert doc["issuer"] == real_op.issuer
+    assert doc["jwks_uri"].startswith(real_op.issuer + "/")
     jwks = flows.get_json(doc["jwks_uri"])
     kinds = sorted((k["kty"], k.get("alg")) for k in jwks["keys"])
     assert kinds == [("EC", "ES256"), ("RSA", "RS256")]
@@ -104,31 +49,31 @@ def test_discovery_and_jwks_from_the_real_provider(provider):
 
     # The validator fetches the same documents itself on first use, and the
     # issuer equality check (OIDC Discovery 4.3) passes for the exact issuer.
-    v = TokenValidator(provider.issuer, audience=API)
-    token = cc_token(provider, WORKER, "wte")
+    v = TokenValidator(real_op.issuer, audience=API)
+    token = cc_token(real_op, WORKER, "wte")
     kid = flows.jose_parts(token)[0]["kid"]
     assert kid in {k["kid"] for k in jwks["keys"]}
     claims = v.validate_access_token(token)
-    assert claims.issuer == provider.issuer
+    assert claims.issuer == real_op.issuer
 
 
-def test_issuer_must_match_discovery_exactly(provider):
+def test_issuer_must_match_discovery_exactly(real_op):
     # "localhost" reaches the same server, but the provider calls itself
     # 127.0.0.1: the issuer check must refuse (503-class ProviderError), not
     # quietly accept tokens for another issuer string.
-    token = cc_token(provider, WORKER, "wte")
-    other = provider.issuer.replace("127.0.0.1", "localhost")
+    token = cc_token(real_op, WORKER, "wte")
+    other = real_op.issuer.replace("127.0.0.1", "localhost")
     with pytest.raises(ProviderError):
         TokenValidator(other, audience=API).validate_access_token(token)
     with pytest.raises(ProviderError):
-        TokenValidator(provider.issuer + "/", audience=API).validate_access_token(token)
+        TokenValidator(real_op.issuer + "/", audience=API).validate_access_token(token)
 
 
 # --------------------------------------------------------------------------- client credentials
-def test_client_credentials_token_validates(provider, record_shape):
-    token = cc_token(provider, WORKER, "wte")
+def test_client_credentials_token_validates(real_op, record_shape):
+    token = cc_token(real_op, WORKER, "wte")
     shape = record_shape("client_credentials wte-worker RS256", token)
-    claims = TokenValidator(provider.issuer, audience=API).validate_access_token(token)
+    claims = TokenValidator(real_op.issuer, audience=API).validate_access_token(token)
 
     assert claims.header["typ"] == "at+jwt"  # RFC 9068 2.1
     assert claims.header["alg"] == "RS256"
@@ -140,33 +85,33 @@ def test_client_credentials_token_validates(provider, record_shape):
     assert claims.subject == "wte-worker"
     assert claims.client_id == "wte-worker"
     assert claims.is_client_token
-    assert claims.issuer == provider.issuer
+    assert claims.issuer == real_op.issuer
     assert 0 < claims.expires_at.timestamp() - time.time() <= 600 + 5
 
 
-def test_client_credentials_several_scopes_and_es256(provider, record_shape):
-    token = cc_token(provider, SYNC, "contacts coordinate", resource="api://contacts-es")
+def test_client_credentials_several_scopes_and_es256(real_op, record_shape):
+    token = cc_token(real_op, SYNC, "contacts coordinate", resource="api://contacts-es")
     record_shape("client_credentials contacts-sync ES256", token)
-    claims = TokenValidator(provider.issuer, audience="api://contacts-es").validate_access_token(token)
+    claims = TokenValidator(real_op.issuer, audience="api://contacts-es").validate_access_token(token)
     assert claims.header["alg"] == "ES256"
     assert claims.scopes == frozenset({"contacts", "coordinate"})
     assert claims["scope"] in ("contacts coordinate", "coordinate contacts")
     assert claims.subject == claims.client_id == "contacts-sync"
 
 
-def test_client_credentials_without_resource_gets_the_default_api(provider):
+def test_client_credentials_without_resource_gets_the_default_api(real_op):
     # The example worker sends no `resource`; provider.mjs's defaultResource
     # picks api://contacts, so its token is accepted by the contacts API.
-    token = cc_token(provider, WORKER, "wte", resource=None)
-    claims = TokenValidator(provider.issuer, audience=API).validate_access_token(token)
+    token = cc_token(real_op, WORKER, "wte", resource=None)
+    claims = TokenValidator(real_op.issuer, audience=API).validate_access_token(token)
     assert claims.audiences == (API,)
 
 
 # --------------------------------------------------------------------------- authorization code + PKCE
-def test_authorization_code_with_pkce(provider, record_shape):
-    body, nonce, code = code_flow(provider)
+def test_authorization_code_with_pkce(real_op, record_shape):
+    body, nonce, code = code_flow(real_op)
     assert body["token_type"].lower() == "bearer"
-    v = TokenValidator(provider.issuer, audience=API)
+    v = TokenValidator(real_op.issuer, audience=API)
 
     id_claims_unbound = v.validate_id_token(body["id_token"], client_id="server-app", nonce=nonce)
     assert id_claims_unbound.subject == "alice"
@@ -177,7 +122,7 @@ def test_authorization_code_with_pkce(provider, record_shape):
                             access_token=body["access_token"])
         with pytest.raises(InvalidToken):
             v.validate_id_token(body["id_token"], client_id="server-app", nonce=nonce,
-                                access_token=cc_token(provider, WORKER, "wte"))
+                                access_token=cc_token(real_op, WORKER, "wte"))
     # Asking for a c_hash binding the token does not have must fail.
     with pytest.raises(InvalidToken):
         v.validate_id_token(body["id_token"], client_id="server-app", nonce=nonce, code=code)
@@ -193,10 +138,10 @@ def test_authorization_code_with_pkce(provider, record_shape):
     assert access.scopes == frozenset({"contacts"})
 
 
-def test_id_token_checks_against_real_tokens(provider):
+def test_id_token_checks_against_real_tokens(real_op):
     # max_age in the request makes the provider include auth_time (OIDC Core 3.1.2.1).
-    body, nonce, _code = code_flow(provider, extra={"max_age": "3600"})
-    v = TokenValidator(provider.issuer, audience=API)
+    body, nonce, _code = code_flow(real_op, extra={"max_age": "3600"})
+    v = TokenValidator(real_op.issuer, audience=API)
     with pytest.raises(InvalidToken, match="nonce"):
         v.validate_id_token(body["id_token"], client_id="server-app", nonce="not-the-nonce")
     with pytest.raises(InvalidToken, match="audience"):
@@ -209,26 +154,26 @@ def test_id_token_checks_against_real_tokens(provider):
     assert isinstance(claims["auth_time"], int)
 
 
-def test_pkce_is_enforced_by_the_provider(provider):
+def test_pkce_is_enforced_by_the_provider(real_op):
     # Sanity check of the provider configuration the other tests rely on.
     verifier, challenge = flows.pkce_pair()
     params = dict(client_id=SERVER_APP[0], response_type="code", redirect_uri=SERVER_APP_REDIRECT,
                   scope="openid contacts", state="s", nonce="n", resource=API,
                   code_challenge=challenge, code_challenge_method="S256")
     redirected = flows.DevLoginBrowser().authorize(
-        flows.authorization_url(provider.authorization_endpoint, **params), SERVER_APP_REDIRECT)
+        flows.authorization_url(real_op.authorization_endpoint, **params), SERVER_APP_REDIRECT)
     code = flows.response_params(redirected, "query")["code"]
-    status, body = flows.token_request(provider.token_endpoint, {
+    status, body = flows.token_request(real_op.token_endpoint, {
         "grant_type": "authorization_code", "code": code, "redirect_uri": SERVER_APP_REDIRECT,
         "code_verifier": flows.pkce_pair()[0], "resource": API}, *SERVER_APP)
     assert status == 400 and body.get("error") == "invalid_grant", body
 
 
 # --------------------------------------------------------------------------- implicit id_token token
-def test_implicit_id_token_token(provider, record_shape):
-    answer, nonce = implicit_flow(provider)
+def test_implicit_id_token_token(real_op, record_shape):
+    answer, nonce = implicit_flow(real_op)
     assert answer["token_type"].lower() == "bearer"
-    v = TokenValidator(provider.issuer, audience=API)
+    v = TokenValidator(real_op.issuer, audience=API)
     # OIDC Core 3.2.2.11: nonce required, at_hash required with "id_token token".
     id_claims = v.validate_id_token(answer["id_token"], client_id="spa", nonce=nonce,
                                     access_token=answer["access_token"])
@@ -236,7 +181,7 @@ def test_implicit_id_token_token(provider, record_shape):
     assert id_claims.subject == "alice"
     with pytest.raises(InvalidToken, match="at_hash"):
         v.validate_id_token(answer["id_token"], client_id="spa", nonce=nonce,
-                            access_token=cc_token(provider, WORKER, "wte"))
+                            access_token=cc_token(real_op, WORKER, "wte"))
 
     access = v.validate_access_token(answer["access_token"])
     record_shape("implicit spa user alice", answer["access_token"])
@@ -248,20 +193,20 @@ def test_implicit_id_token_token(provider, record_shape):
 
 
 # --------------------------------------------------------------------------- negatives
-def test_token_for_another_audience_is_rejected(provider):
-    token = cc_token(provider, WORKER, "wte", resource="api://other")
+def test_token_for_another_audience_is_rejected(real_op):
+    token = cc_token(real_op, WORKER, "wte", resource="api://other")
     assert flows.jose_parts(token)[1]["aud"] == "api://other"
-    v = TokenValidator(provider.issuer, audience=API)
+    v = TokenValidator(real_op.issuer, audience=API)
     with pytest.raises(InvalidToken, match="audience"):
         v.validate_access_token(token)
     # The same provider, keys and signature are fine for the API it is for.
-    assert TokenValidator(provider.issuer, audience="api://other").validate_access_token(token).audiences == (
+    assert TokenValidator(real_op.issuer, audience="api://other").validate_access_token(token).audiences == (
         "api://other",)
 
 
-def test_tampered_tokens_are_rejected(provider):
-    token = cc_token(provider, WORKER, "wte")
-    v = TokenValidator(provider.issuer, audience=API)
+def test_tampered_tokens_are_rejected(real_op):
+    token = cc_token(real_op, WORKER, "wte")
+    v = TokenValidator(real_op.issuer, audience=API)
     v.validate_access_token(token)  # the original is good (and is now cached)
 
     with pytest.raises(InvalidToken, match="signature"):
@@ -282,37 +227,37 @@ def test_tampered_tokens_are_rejected(provider):
         v.validate_access_token(none_header + "." + p + "." + s)
 
 
-def test_hs256_signed_with_the_public_key_is_rejected(provider):
+def test_hs256_signed_with_the_public_key_is_rejected(real_op):
     # The classic key-confusion attack (RFC 8725 2.1): sign with HMAC using
     # the provider's *public* RSA key bytes as the secret.
     import hashlib
     import hmac
 
-    token = cc_token(provider, WORKER, "wte")
+    token = cc_token(real_op, WORKER, "wte")
     header, _payload = flows.jose_parts(token)
-    jwks = flows.get_json(provider.discovery["jwks_uri"])
+    jwks = flows.get_json(real_op.discovery["jwks_uri"])
     public = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
     secret = json.dumps(public, sort_keys=True).encode()
     h = flows.b64url_encode(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}).encode())
     p = token.split(".")[1]
     sig = flows.b64url_encode(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest())
     with pytest.raises(InvalidToken, match="symmetric"):
-        TokenValidator(provider.issuer, audience=API).validate_access_token(h + "." + p + "." + sig)
+        TokenValidator(real_op.issuer, audience=API).validate_access_token(h + "." + p + "." + sig)
 
 
-def test_expired_real_token_is_rejected(provider):
-    token = cc_token(provider, WORKER, "wte")
+def test_expired_real_token_is_rejected(real_op):
+    token = cc_token(real_op, WORKER, "wte")
     exp = flows.jose_parts(token)[1]["exp"]
-    late = TokenValidator(provider.issuer, audience=API, clock=lambda: exp + 61.0)
+    late = TokenValidator(real_op.issuer, audience=API, clock=lambda: exp + 61.0)
     with pytest.raises(InvalidToken, match="expired"):
         late.validate_access_token(token)
     # Within the default 60 s leeway it is still good.
-    TokenValidator(provider.issuer, audience=API, clock=lambda: exp + 30.0).validate_access_token(token)
+    TokenValidator(real_op.issuer, audience=API, clock=lambda: exp + 30.0).validate_access_token(token)
 
 
 # --------------------------------------------------------------------------- key rotation
-def test_key_rotation_across_provider_restart(private_provider):
-    op = private_provider
+def test_key_rotation_across_provider_restart(private_real_op):
+    op = private_real_op
     v = TokenValidator(op.issuer, audience=API)
     old_token = cc_token(op, WORKER, "wte")
     old_kid = flows.jose_parts(old_token)[0]["kid"]
@@ -333,8 +278,8 @@ def test_key_rotation_across_provider_restart(private_provider):
         v.validate_access_token(old_token)
 
 
-def test_outage_keeps_known_keys_and_reports_provider_error(private_provider):
-    op = private_provider
+def test_outage_keeps_known_keys_and_reports_provider_error(private_real_op):
+    op = private_real_op
     v = TokenValidator(op.issuer, audience=API, http_timeout=2)
     first = cc_token(op, WORKER, "wte")
     second = cc_token(op, SYNC, "contacts")

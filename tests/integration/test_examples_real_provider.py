@@ -1,0 +1,150 @@
+"""The examples, unchanged but for the issuer URL, against the real provider.
+
+* examples/contacts_api runs as a real HTTP server on 127.0.0.1 (werkzeug),
+  configured with the real provider's issuer (and a temporary database so
+  runs do not share data);
+* the SPA's part is played by plain HTTP: the implicit ``id_token token``
+  flow with the SPA's client id and its kind of redirect URI, then the same
+  API calls and id_token handoff the page makes;
+* examples/wte_worker.py runs as a subprocess with only ``--issuer`` and
+  ``--api`` given.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from . import flows
+from .flows import SYNC, WORKER, cc_token, implicit_flow
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def contacts_api(real_op, tmp_path):
+    """The example API on a real loopback server; yields its base URL."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from werkzeug.serving import make_server
+
+    from examples.contacts_api.app import create_app
+
+    app = create_app({
+        "OIDC_GUARD_ISSUER": real_op.issuer,
+        "CONTACTS_DB_PATH": str(tmp_path / "contacts.sqlite3"),
+    })
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="contacts-api", daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d" % server.server_port
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def call(method, url, token=None, body=None):
+    """(status, headers, json) of one API call; errors are answers too."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            raw = exc.read()
+        return exc.code, exc.headers, json.loads(raw) if raw else None
+
+
+def test_spa_flow_through_the_example_api(real_op, contacts_api):
+    answer, nonce = implicit_flow(real_op)
+    token = answer["access_token"]
+
+    status, _, body = call("POST", contacts_api + "/contacts/import", token,
+                           {"emails": ["ann@example.com", "Bob@Example.ORG"]})
+    assert status == 200, body
+    assert body["sub"] == "alice"
+
+    status, _, body = call("GET", contacts_api + "/contacts", token)
+    assert status == 200, body
+    assert body["sub"] == "alice"
+    assert body["count"] == 2
+    assert json.dumps(body["contacts"]).count("@example.") == 2
+
+    # The handoff: the API checks the SPA's id_token (nonce, at_hash against
+    # this very bearer token) with the provider's keys.
+    status, _, body = call("POST", contacts_api + "/session/handoff", token,
+                           {"id_token": answer["id_token"], "nonce": nonce})
+    assert status == 200, body
+    assert body["user"]["sub"] == "alice"
+    assert body["issuer"] == real_op.issuer
+    assert body["client_id"] == "spa"
+
+    # Wrong nonce: 400 invalid_id_token, the access token itself stays good.
+    status, _, body = call("POST", contacts_api + "/session/handoff", token,
+                           {"id_token": answer["id_token"], "nonce": "other-nonce"})
+    assert status == 400 and body["error"] == "invalid_id_token", body
+
+    # Another user's access token with alice's id_token: at_hash does not fit.
+    bob, _bob_nonce = implicit_flow(real_op, login="bob")
+    status, _, body = call("POST", contacts_api + "/session/handoff", bob["access_token"],
+                           {"id_token": answer["id_token"], "nonce": nonce})
+    assert status == 400 and body["error"] == "invalid_id_token", body
+    # And bob does not see alice's contacts.
+    status, _, body = call("GET", contacts_api + "/contacts", bob["access_token"])
+    assert status == 200 and body["sub"] == "bob" and body["count"] == 0, body
+
+
+def test_api_errors_with_real_tokens(real_op, contacts_api):
+    status, headers, _ = call("GET", contacts_api + "/contacts")
+    assert status == 401
+    assert headers["WWW-Authenticate"].startswith("Bearer ")
+    assert "error=" not in headers["WWW-Authenticate"]  # RFC 6750 3.1: no token, no error code
+
+    other = cc_token(real_op, WORKER, "wte", resource="api://other")
+    status, headers, body = call("POST", contacts_api + "/wte/jobs", other, {})
+    assert status == 401, body
+    assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+    worker = cc_token(real_op, WORKER, "wte")
+    status, headers, body = call("GET", contacts_api + "/coordinate", worker)
+    assert status == 403, body
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert 'scope="coordinate"' in headers["WWW-Authenticate"]
+
+    sync = cc_token(real_op, SYNC, "contacts coordinate")
+    status, _, body = call("GET", contacts_api + "/coordinate", sync)
+    assert status == 200, body
+    assert body["client_id"] == "contacts-sync"
+    # A client-credentials token (sub == client_id, RFC 9068) is not a user.
+    status, _, body = call("GET", contacts_api + "/contacts", sync)
+    assert status == 400, body
+
+
+def test_wte_worker_against_the_real_provider(real_op, contacts_api):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "wte_worker.py"),
+         "--issuer", real_op.issuer, "--api", contacts_api],
+        cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=60)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout
+    assert "PASS  POST /wte/jobs -> 202" in proc.stdout
+    assert "PASS  GET /contacts -> 403" in proc.stdout
+    assert "worker: OK" in proc.stdout
+    # The worker prints the token's shape (unverified): the real provider's RFC 9068 one.
+    assert "typ=at+jwt" in proc.stdout
+    assert 'sub="wte-worker"' in proc.stdout
