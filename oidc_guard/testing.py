@@ -1372,45 +1372,51 @@ def _single_values(query: str) -> Tuple[Dict[str, str], Optional[str]]:
 # --------------------------------------------------------------------------
 
 
-class _PytestFixtures:
-    """Fixtures registered by :func:`pytest_configure`, so that pytest is
-    only imported when pytest itself loads this plugin."""
+def _make_fixture_module(pytest_module) -> "types.ModuleType":
+    """Build the plugin object holding the fixtures. It is done inside
+    :func:`pytest_configure` so that pytest is only imported when pytest
+    itself loads this plugin (pytest reads fixtures from a module's dict)."""
+    import types
 
-    def __init__(self, pytest_module) -> None:
-        fixture = pytest_module.fixture
+    fixture = pytest_module.fixture
 
-        @fixture
-        def oidc_issuer(request):
-            """A started :class:`LocalIssuer` (stopped after the test).
-            Configure it with ``@pytest.mark.oidc_issuer(algs=("ES256",), ...)``
-            (keyword arguments of LocalIssuer)."""
-            marker = request.node.get_closest_marker("oidc_issuer")
-            kwargs = dict(marker.kwargs) if marker else {}
+    @fixture
+    def oidc_issuer(request):
+        """A started :class:`LocalIssuer` (stopped after the test).
+        Configure it with ``@pytest.mark.oidc_issuer(algs=("ES256",), ...)``
+        (keyword arguments of LocalIssuer)."""
+        marker = request.node.get_closest_marker("oidc_issuer")
+        kwargs = dict(marker.kwargs) if marker else {}
+        issuer = LocalIssuer(**kwargs).start()
+        try:
+            yield issuer
+        finally:
+            issuer.stop()
+
+    @fixture
+    def oidc_issuer_factory():
+        """Call with LocalIssuer keyword arguments to get more started
+        issuers; all are stopped after the test."""
+        started: List[LocalIssuer] = []
+
+        def make(**kwargs: Any) -> LocalIssuer:
             issuer = LocalIssuer(**kwargs).start()
-            try:
-                yield issuer
-            finally:
+            started.append(issuer)
+            return issuer
+
+        try:
+            yield make
+        finally:
+            for issuer in started:
                 issuer.stop()
 
-        @fixture
-        def oidc_issuer_factory():
-            """Call with LocalIssuer keyword arguments to get more started
-            issuers; all are stopped after the test."""
-            started: List[LocalIssuer] = []
+    module = types.ModuleType(_FIXTURE_PLUGIN_NAME, "oidc_guard's LocalIssuer fixtures")
+    module.oidc_issuer = oidc_issuer  # type: ignore[attr-defined]
+    module.oidc_issuer_factory = oidc_issuer_factory  # type: ignore[attr-defined]
+    return module
 
-            def make(**kwargs: Any) -> LocalIssuer:
-                issuer = LocalIssuer(**kwargs).start()
-                started.append(issuer)
-                return issuer
 
-            try:
-                yield make
-            finally:
-                for issuer in started:
-                    issuer.stop()
-
-        self.oidc_issuer = oidc_issuer
-        self.oidc_issuer_factory = oidc_issuer_factory
+_FIXTURE_PLUGIN_NAME = "oidc_guard.testing.fixtures"
 
 
 def pytest_configure(config) -> None:
@@ -1419,5 +1425,5 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "oidc_issuer(**kwargs): LocalIssuer keyword arguments for the oidc_issuer fixture"
     )
-    if not config.pluginmanager.has_plugin("oidc_guard.testing.fixtures"):
-        config.pluginmanager.register(_PytestFixtures(pytest), "oidc_guard.testing.fixtures")
+    if not config.pluginmanager.has_plugin(_FIXTURE_PLUGIN_NAME):
+        config.pluginmanager.register(_make_fixture_module(pytest), _FIXTURE_PLUGIN_NAME)
