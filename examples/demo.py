@@ -162,29 +162,48 @@ class Stack:
 
     ``Stack(ports={"provider": 0, ...}).start()``: 0 = ephemeral port.
     ``db_path=None`` uses the API's default (the instance folder).
+
+    ``issuer_url`` + ``authorization_endpoint``: use that (already running)
+    provider instead of starting the development one; the API and the SPA
+    are the same, only the issuer URL changes.  The provider must already
+    know the SPA's redirect URI (``http://127.0.0.1:<spa port>/``).
     """
 
-    def __init__(self, ports: Optional[Dict[str, int]] = None, db_path: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        ports: Optional[Dict[str, int]] = None,
+        db_path: Optional[str] = None,
+        *,
+        issuer_url: Optional[str] = None,
+        authorization_endpoint: Optional[str] = None,
+        spa_scope: str = SPA_SCOPE,
+    ) -> None:
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
         self.db_path = db_path
         self.issuer: Optional[LocalIssuer] = None
+        self.issuer_url = issuer_url or ""
+        self.authorization_endpoint = authorization_endpoint or ""
+        self.spa_scope = spa_scope
         self._servers: List[Tuple[Any, threading.Thread]] = []
         self.api_url = self.spa_url = ""
 
     def start(self) -> "Stack":
         try:
-            issuer = LocalIssuer(host=HOST, port=self.ports["provider"])
-            try:
-                issuer.start()
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
-                    raise PortBusy(
-                        f"port {self.ports['provider']} for the provider is busy (is the demo already running?)"
-                    ) from None
-                raise
-            self.issuer = issuer
+            if not self.issuer_url:
+                issuer = LocalIssuer(host=HOST, port=self.ports["provider"])
+                try:
+                    issuer.start()
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
+                        raise PortBusy(
+                            f"port {self.ports['provider']} for the provider is busy (is the demo already running?)"
+                        ) from None
+                    raise
+                self.issuer = issuer
+                self.issuer_url = issuer.issuer
+                self.authorization_endpoint = issuer.authorization_endpoint
 
-            config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": issuer.issuer, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
+            config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": self.issuer_url, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
             if self.db_path:
                 config["CONTACTS_DB_PATH"] = self.db_path
             # The SPA's origin must be known for CORS before the API starts:
@@ -201,22 +220,23 @@ class Stack:
             self._servers.append((server, thread))
             self.api_url = f"http://{HOST}:{server.server_port}"
 
-            # The SPA's exact redirect URIs (RFC 6749 3.1.2.2; compared exactly).
-            issuer.register_client(
-                SPA_CLIENT_ID,
-                redirect_uris=[self.spa_url, f"http://localhost:{spa_port}/"],
-                scopes=SPA_SCOPE,
-                grant_types=("implicit",),
-            )
+            if self.issuer is not None:
+                # The SPA's exact redirect URIs (RFC 6749 3.1.2.2; compared exactly).
+                self.issuer.register_client(
+                    SPA_CLIENT_ID,
+                    redirect_uris=[self.spa_url, f"http://localhost:{spa_port}/"],
+                    scopes=SPA_SCOPE,
+                    grant_types=("implicit",),
+                )
             spa_config = {
-                "issuer": issuer.issuer,
-                "authorizeUrl": issuer.authorization_endpoint,
+                "issuer": self.issuer_url,
+                "authorizeUrl": self.authorization_endpoint,
                 "apiUrl": self.api_url,
                 "clientId": SPA_CLIENT_ID,
-                "scope": SPA_SCOPE,
+                "scope": self.spa_scope,
                 "extraAuthParams": {},
             }
-            spa_holder.app = SpaServer(SPA_DIR, spa_config, [self.api_url, origin(issuer.issuer)])
+            spa_holder.app = SpaServer(SPA_DIR, spa_config, [self.api_url, origin(self.issuer_url)])
         except BaseException:
             self.stop()
             raise

@@ -150,7 +150,7 @@
       return;
     }
     const left = Math.round((session.expiresAt - Date.now()) / 1000);
-    const when = new Date(session.expiresAt).toISOString().replace(".000Z", "Z");
+    const when = new Date(Math.floor(session.expiresAt / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
     if (left <= 0) {
       node.textContent = when + " (expired: sign in again)";
       node.dataset.expired = "true";
