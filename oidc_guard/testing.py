@@ -46,6 +46,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import selectors
 import socket
 import threading
 import time
@@ -462,6 +463,7 @@ class LocalIssuer:
 
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._wake: Optional[Tuple[socket.socket, socket.socket]] = None
         self._stop_event = threading.Event()
 
         for alg in algs:
@@ -487,8 +489,9 @@ class LocalIssuer:
             self._port = server.server_address[1]
             self._stop_event = threading.Event()
             self._server = server
+            self._wake = socket.socketpair()
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                target=server.serve_until_woken, args=(self._wake[0],),
                 name=f"LocalIssuer:{self._port}", daemon=True,
             )
             self._thread.start()
@@ -499,14 +502,18 @@ class LocalIssuer:
         refused until :meth:`start` is called again (same port). Requests
         being delayed by a fault are dropped without an answer."""
         with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
+            server, thread, wake = self._server, self._thread, self._wake
+            self._server = self._thread = self._wake = None
             self._stop_event.set()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        if wake is not None:
+            wake[1].send(b"x")  # wakes serve_until_woken()
         if thread is not None:
             thread.join(timeout=5)
+        if server is not None:
+            server.server_close()  # closes the listening socket: connections are refused
+        if wake is not None:
+            wake[0].close()
+            wake[1].close()
 
     close = stop
 
@@ -934,6 +941,22 @@ class LocalIssuer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a handler stuck in a delay fault never blocks stop()
     allow_reuse_address = True  # rebind the same port right after stop()
+
+    def serve_until_woken(self, wake: socket.socket) -> None:
+        """Like ``serve_forever()``, but instead of polling for a shutdown
+        flag it sleeps in ``select`` until a connection arrives or a byte is
+        written to the other end of ``wake``: no polling, and stop() returns
+        at once."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _events in selector.select()]
+                if wake in ready:
+                    return
+                if self in ready:
+                    # BaseServer's accept-and-dispatch step (what serve_forever calls).
+                    self._handle_request_noblock()
 
 
 class _IPv6Server(_Server):
