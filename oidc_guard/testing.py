@@ -34,6 +34,24 @@ Importing this module is cheap: no key is generated, and neither flask nor
 pytest is imported. The module is also a pytest plugin (entry point
 ``pytest11: oidc_guard = oidc_guard.testing``) that provides the fixtures
 ``oidc_issuer`` and ``oidc_issuer_factory``.
+
+Example::
+
+    from oidc_guard import TokenValidator
+    from oidc_guard.testing import LocalIssuer
+
+    with LocalIssuer(algs=("RS256", "ES256")) as iss:
+        v = TokenValidator(issuer=iss.issuer, audience="api://contacts")
+        v.validate_access_token(iss.mint(scope="contacts"))
+        iss.rotate()                       # new signing key, old one still published
+        iss.set_fault("jwks", status=503)  # the JWKS endpoint now fails
+        iss.stop()                         # outage: connections refused
+        iss.start()                        # back, same URL
+        iss.clear_faults()
+
+    def test_api(oidc_issuer):             # pytest fixture from the plugin
+        token = oidc_issuer.mint(scope=["contacts"], subject=None)
+        ...
 """
 
 from __future__ import annotations
@@ -358,10 +376,11 @@ class LocalIssuer:
         ``{client_id: {"redirect_uris": [...], "scopes": "a b",
         "grant_types": [...], "secret": str or None}}``. Defaults: users
         alice/alice and bob/bob; client ``spa`` (public; implicit and
-        authorization_code with PKCE; redirect URIs ``spa_redirect_uris``;
+        authorization_code with PKCE; redirect URIs ``spa_redirect_uris``,
+        default ``http://127.0.0.1:8080/`` and ``http://localhost:8080/``;
         scopes ``openid profile contacts wte coordinate``) and client
         ``wte-worker`` (secret ``wte-secret``; client_credentials; scope
-        ``wte``).
+        ``wte``). :meth:`register_client` adds or replaces clients later.
     ``token_lifetime``
         seconds; ``exp - iat`` of tokens from the dev provider, and the
         default of ``mint(expires_in=)``.
@@ -375,6 +394,12 @@ class LocalIssuer:
         optional path after host:port in the issuer URL, e.g. ``"/tenant"``.
     ``fresh_keys``
         True: generate new key material instead of using the shared pool.
+
+    The dev provider's login page (development only, not for production)
+    has the fields ``#username`` and ``#password`` and the button
+    ``#sign-in``; a wrong password re-renders it (200, ``#error``) without
+    redirecting. It has no CSRF protection and keeps no sessions: it is a
+    stand-in for tests and the demo, not an identity provider.
 
     Attributes that tests may change at any time: :attr:`discovery_overrides`,
     :attr:`jwks_max_age` (``None``: no Cache-Control header),
