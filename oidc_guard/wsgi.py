@@ -102,6 +102,9 @@ def _token_from_header(value: str) -> Optional[str]:
     the Bearer scheme but does not follow that grammar raises
     :class:`InvalidRequest`.
     """
+    # Fast path for the usual "Bearer <b64token>" (one space, any case).
+    if value[6:7] == " " and value[:6].lower() == "bearer" and _B64TOKEN.fullmatch(value, 7):
+        return value[7:]
     # RFC 7230 section 3.2.4: leading and trailing whitespace is not part of
     # the field value.
     value = value.strip(" \t")
