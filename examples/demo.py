@@ -147,7 +147,10 @@ def _serve(app, port: int, name: str):
         if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
             raise PortBusy(f"port {port} for the {name} is busy (is the demo already running?)") from None
         raise
-    thread = threading.Thread(target=server.serve_forever, name=f"demo-{name}", daemon=True)
+    # A short poll interval so that stop() (server.shutdown) returns quickly.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"demo-{name}", daemon=True
+    )
     thread.start()
     return server, thread
 

@@ -121,6 +121,17 @@ def _bad_request(description: str, **extra: Any):
     return jsonify(body), 400
 
 
+def _needs_user(what: str):
+    """403 for a client-credentials token on a route that acts for a user:
+    such a token has no end-user (no ``sub``, or ``sub`` == client id,
+    RFC 9068 section 2.2), so there is no account to act on."""
+    body = {
+        "error": "access_denied",
+        "error_description": f"{what} needs a user's access token; this is a client-credentials token",
+    }
+    return jsonify(body), 403
+
+
 def _json_object() -> Optional[Dict[str, Any]]:
     """The request body as a JSON object, or None when it is not one."""
     if not request.is_json:
@@ -277,7 +288,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     @require_scope("contacts")
     def import_contacts():
         if current_claims.is_client_token:
-            return _bad_request("importing contacts needs a user's token (this one has no end-user subject)")
+            return _needs_user("importing contacts")
         data = _json_object()
         if data is None:
             return _bad_request('send a JSON object like {"emails": ["ann@example.com"]} with Content-Type: application/json')
@@ -313,7 +324,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     @require_scope("contacts")
     def list_contacts():
         if current_claims.is_client_token:
-            return _bad_request("listing contacts needs a user's token (this one has no end-user subject)")
+            return _needs_user("listing contacts")
         iss, sub = _owner()
         contacts = store.list_contacts(iss, sub)
         return jsonify(sub=sub, count=len(contacts), contacts=contacts)
@@ -359,7 +370,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         """
         access = current_claims
         if access.is_client_token:
-            return _bad_request("the handoff needs a user's access token, not a client-credentials token")
+            return _needs_user("the session handoff")
         data = _json_object()
         if data is None:
             return _bad_request('send a JSON object {"id_token": "...", "nonce": "..."}')
