@@ -1,9 +1,11 @@
 """Fixtures for the integration suite: a real, third-party OpenID Provider.
 
-The provider (panva's ``oidc-provider``, pinned in
-scripts/oidc-provider/package.json) is installed and started through the
-project's own script, ``scripts/provider.py``, exactly as a developer or CI
-would. The suite is skipped only when node or npm is not on PATH; if the
+The provider is panva's ``oidc-provider`` in two pinned releases (7.14.3 in
+scripts/oidc-provider/, the last with implicit ``id_token token``; 9.13.3 in
+scripts/oidc-provider-v9/, the current line), both configured by
+scripts/oidc-provider/interop.mjs. They are installed and started through
+the project's own script, ``scripts/provider.py``, exactly as a developer or
+CI would; every test that takes ``real_op`` runs against both. The suite is skipped only when node or npm is not on PATH; if the
 npm install or the start fails, every test errors (a broken install must not
 pass as "skipped").
 """
@@ -27,6 +29,9 @@ ARTIFACTS = ROOT / "artifacts" / "integration"
 # What the shapes recorded by the tests are printed under at the end of a run.
 _SHAPES = {}
 
+# scripts/provider.py variants: oidc-provider major release -> folder.
+VARIANTS = {"7": "oidc-provider", "9": "oidc-provider-v9"}
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
@@ -38,9 +43,12 @@ def free_port():
 class ProviderProcess:
     """One provider instance, controlled through scripts/provider.py."""
 
-    def __init__(self, run_dir, port):
+    def __init__(self, run_dir, port, variant="7"):
         self.run_dir = Path(run_dir)
         self.port = port
+        self.variant = variant
+        package = ROOT / "scripts" / VARIANTS[variant] / "node_modules" / "oidc-provider" / "package.json"
+        self.version = "oidc-provider " + json.loads(package.read_text())["version"]
         self.issuer = "http://127.0.0.1:%d" % port
         self.env = dict(os.environ, OIDC_PROVIDER_RUN_DIR=str(self.run_dir))
         self._discovery = None
@@ -52,7 +60,7 @@ class ProviderProcess:
             text=True, timeout=timeout)
 
     def start(self):
-        proc = self._script("start", "--port", str(self.port), timeout=60)
+        proc = self._script("start", "--variant", self.variant, "--port", str(self.port), timeout=60)
         if proc.returncode != 0:
             pytest.fail("scripts/provider.py start failed (exit %d):\n%s%s"
                         % (proc.returncode, proc.stdout, proc.stderr), pytrace=False)
@@ -62,7 +70,7 @@ class ProviderProcess:
         return self
 
     def stop(self):
-        proc = self._script("stop", timeout=30)
+        proc = self._script("stop", "--variant", self.variant, timeout=30)
         assert proc.returncode == 0, proc.stderr
 
     def restart(self):
@@ -77,6 +85,11 @@ class ProviderProcess:
         return self._discovery
 
     @property
+    def implicit_id_token_token(self):
+        """Does this release offer response_type "id_token token"?"""
+        return "id_token token" in self.discovery.get("response_types_supported", [])
+
+    @property
     def token_endpoint(self):
         return self.discovery["token_endpoint"]
 
@@ -86,7 +99,7 @@ class ProviderProcess:
 
     def log(self):
         try:
-            return (self.run_dir / "provider.log").read_text(errors="replace")
+            return (self.run_dir / ("provider-v%s.log" % self.variant)).read_text(errors="replace")
         except OSError:
             return ""
 
@@ -98,7 +111,7 @@ def provider_installed():
     if missing:
         pytest.skip("integration suite needs Node.js and npm on PATH (missing: %s)" % ", ".join(missing))
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "install"], cwd=str(ROOT), stdin=subprocess.DEVNULL,
+        [sys.executable, str(SCRIPT), "install", "--variant", "all"], cwd=str(ROOT), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.fail("scripts/provider.py install failed (exit %d):\n%s" % (proc.returncode, proc.stdout),
@@ -106,10 +119,14 @@ def provider_installed():
     return True
 
 
-@pytest.fixture(scope="session")
-def real_op(provider_installed, tmp_path_factory):
-    """The session's provider: started once, stopped at the end."""
-    op = ProviderProcess(tmp_path_factory.mktemp("oidc-provider-run"), free_port())
+def _variant_id(variant):
+    return "oidc-provider-v" + variant
+
+
+@pytest.fixture(scope="session", params=sorted(VARIANTS), ids=_variant_id)
+def real_op(request, provider_installed, tmp_path_factory):
+    """A provider per pinned release: started once per session, stopped at the end."""
+    op = ProviderProcess(tmp_path_factory.mktemp("oidc-provider-run"), free_port(), request.param)
     op.start()
     try:
         yield op
@@ -117,10 +134,10 @@ def real_op(provider_installed, tmp_path_factory):
         op.stop()
 
 
-@pytest.fixture
-def private_real_op(provider_installed, tmp_path):
+@pytest.fixture(params=sorted(VARIANTS), ids=_variant_id)
+def private_real_op(request, provider_installed, tmp_path):
     """A provider instance of the test's own (for restarts, outages)."""
-    op = ProviderProcess(tmp_path / "oidc-provider-run", free_port())
+    op = ProviderProcess(tmp_path / "oidc-provider-run", free_port(), request.param)
     op.start()
     try:
         yield op
@@ -130,9 +147,10 @@ def private_real_op(provider_installed, tmp_path):
 
 @pytest.fixture(scope="session")
 def record_shape():
-    """record_shape(name, token): remember and print what a real token looks like."""
+    """record_shape(op, name, token): remember and print what a real token looks like."""
 
-    def record(name, token):
+    def record(op, name, token):
+        name = "%s: %s" % (op.version, name)
         shape = flows.token_shape(token)
         _SHAPES[name] = shape
         print("token shape %s: %s" % (name, json.dumps(shape, sort_keys=True)))

@@ -226,35 +226,43 @@ SYNC = ("contacts-sync", "contacts-sync-dev-secret")
 SERVER_APP = ("server-app", "server-app-dev-secret")
 SERVER_APP_REDIRECT = "http://127.0.0.1:1/callback"  # never fetched: the test reads the redirect
 SPA_REDIRECT = "http://127.0.0.1:5002/"  # registered without port (native loopback, RFC 8252 7.3)
+SPA = ("spa", None)  # public client
 
 
 def cc_token(provider, client, scope, resource=API):
     return client_credentials(provider.token_endpoint, client[0], client[1], scope, resource)["access_token"]
 
 
-def code_flow(provider, scope="openid profile email contacts", resource=API, login="alice", extra=None):
-    """Authorization code + PKCE through the dev login. Returns (token response, nonce, code)."""
+def code_flow(provider, scope="openid profile email contacts", resource=API, login="alice", extra=None,
+              client=SERVER_APP, redirect_uri=SERVER_APP_REDIRECT):
+    """Authorization code + PKCE through the dev login. Returns (token response, nonce, code).
+
+    ``client`` is (client_id, secret); a secret of None is a public client,
+    which sends its client_id in the form instead of authenticating (RFC 6749 4.1.3).
+    """
+    client_id, secret = client
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    params = dict(client_id=SERVER_APP[0], response_type="code", redirect_uri=SERVER_APP_REDIRECT,
+    params = dict(client_id=client_id, response_type="code", redirect_uri=redirect_uri,
                   scope=scope, state=state, nonce=nonce,
                   code_challenge=challenge, code_challenge_method="S256")
     if resource:
         params["resource"] = resource
     params.update(extra or {})
     browser = DevLoginBrowser(login=login)
-    redirected = browser.authorize(authorization_url(provider.authorization_endpoint, **params),
-                                   SERVER_APP_REDIRECT)
+    redirected = browser.authorize(authorization_url(provider.authorization_endpoint, **params), redirect_uri)
     answer = response_params(redirected, "query")
     assert answer.get("state") == state, answer
     # RFC 9207: this provider also says who answered.
     assert answer.get("iss") == provider.issuer, answer
     assert "code" in answer, answer
     form = {"grant_type": "authorization_code", "code": answer["code"],
-            "redirect_uri": SERVER_APP_REDIRECT, "code_verifier": verifier}
+            "redirect_uri": redirect_uri, "code_verifier": verifier}
     if resource:
         form["resource"] = resource
-    status, body = token_request(provider.token_endpoint, form, *SERVER_APP)
+    if secret is None:
+        form["client_id"] = client_id
+    status, body = token_request(provider.token_endpoint, form, client_id, secret)
     assert status == 200, body
     return body, nonce, answer["code"]
 
