@@ -292,6 +292,23 @@ def test_fault_delay_triggers_client_timeout(issuer):
         http("GET", issuer.discovery_url, timeout=0.2)
 
 
+def test_fetch_counts_are_thread_safe(issuer):
+    import threading
+
+    def fetch_five():
+        for _ in range(5):
+            assert http("GET", issuer.jwks_uri)[0] == 200
+
+    threads = [threading.Thread(target=fetch_five) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert issuer.fetch_counts["jwks"] == 50
+    issuer.reset_counts()
+    assert issuer.fetch_counts == {"discovery": 0, "jwks": 0}
+
+
 def test_fault_kind_is_checked(issuer):
     with pytest.raises(ValueError):
         issuer.set_fault("token", status=500)
@@ -656,6 +673,14 @@ def test_authorize_bad_client_or_redirect_uri_shows_error_page(issuer, method, c
     assert headers.get("Location") is None
     assert b"eyJ" not in body
     assert b"not registered" in body or b"Unknown client" in body
+
+
+def test_authorize_error_page_escapes_what_it_echoes(issuer):
+    params = authorize_params(client_id="<img src=x onerror=alert(1)>")
+    status, _, body = http("GET", issuer.authorization_endpoint + "?" + urllib.parse.urlencode(params))
+    assert status == 400
+    assert b"<img" not in body
+    assert b"&lt;img src=x onerror=alert(1)&gt;" in body
 
 
 def test_authorize_errors_are_redirected_to_a_registered_uri(issuer):
