@@ -19,8 +19,8 @@ its real discovery and JWKS fetch path:
   3.2.2.9), with any header or claim changed so tests can craft attacks;
 * a *development-only* provider for the demo: ``/authorize`` (implicit
   ``id_token token`` / ``id_token`` and authorization code with PKCE, behind
-  a simple login page with hard-coded users) and ``/token``
-  (``client_credentials`` and ``authorization_code``).
+  a simple login page with hard-coded users), ``/token``
+  (``client_credentials`` and ``authorization_code``) and ``/userinfo``.
 
 Keys: RSA (RS256/384/512, PS256/384/512; 2048 bits), EC P-256 (ES256),
 P-384 (ES384), P-521 (ES512) and Ed25519 (EdDSA) are generated with
@@ -583,6 +583,10 @@ class LocalIssuer:
     def token_endpoint(self) -> str:
         return self.url("/token")
 
+    @property
+    def userinfo_endpoint(self) -> str:
+        return self.url("/userinfo")
+
     # ------------------------------------------------------ counters/faults
 
     @property
@@ -895,6 +899,7 @@ class LocalIssuer:
             "jwks_uri": self.jwks_uri,
             "authorization_endpoint": self.authorization_endpoint,
             "token_endpoint": self.token_endpoint,
+            "userinfo_endpoint": self.userinfo_endpoint,
             "response_types_supported": ["code", "id_token", "id_token token"],
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": ["authorization_code", "implicit", "client_credentials"],
@@ -1071,6 +1076,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/authorize":
             self.provider._count("authorize")
             self._authorize(params, error, form=None)
+        elif path == "/userinfo":
+            self.provider._count("userinfo")
+            self._userinfo()
         else:
             self._send_json(404, {"error": "not_found"})
 
@@ -1086,6 +1094,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/token":
             self.provider._count("token")
             self._token()
+        elif path == "/userinfo":
+            self.provider._count("userinfo")
+            self._userinfo()
         elif path in ("/.well-known/openid-configuration", "/jwks"):
             self._send_json(405, {"error": "method_not_allowed"}, [("Allow", "GET")])
         else:
@@ -1306,6 +1317,47 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
             return
         self._send_json(200, body, no_store)
+
+    def _userinfo(self) -> None:
+        """UserInfo endpoint (OIDC Core 5.3; development only). Accepts only
+        an access token from the Authorization header (RFC 6750 2.1), checks
+        it with PyJWT against this issuer's own keys (the alg comes from the
+        key, never from the token), and answers with the user's claims for
+        the token's scopes. Errors: RFC 6750 section 3."""
+        import jwt
+
+        provider = self.provider
+        realm = 'Bearer realm="oidc_guard-dev"'
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self._send_json(401, {"error": "invalid_request", "error_description": "no bearer token"},
+                            [("WWW-Authenticate", realm)])
+            return
+        token = token.strip()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            with provider._lock:
+                key = provider._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise jwt.InvalidTokenError("unknown kid")
+            claims = jwt.decode(token, key.private_key.public_key(), algorithms=[key.alg],
+                                issuer=provider.issuer, audience=provider.audience,
+                                options={"require": ["exp", "sub"]})
+        except jwt.InvalidTokenError as exc:
+            description = f"access token rejected: {exc}"
+            self._send_json(401, {"error": "invalid_token", "error_description": description},
+                            [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+            return
+        scope = claims.get("scope", "")
+        scopes = set(scope.split() if isinstance(scope, str) else scope)
+        out: Dict[str, Any] = {"sub": claims["sub"]}
+        with provider._lock:
+            user = next((dict(u) for u in provider.users.values() if u["sub"] == claims["sub"]), {})
+        if "profile" in scopes and "name" in user:
+            out["name"] = user["name"]
+        if "email" in scopes and "email" in user:
+            out["email"] = user["email"]
+        self._send_json(200, out, [("Cache-Control", "no-store")])
 
     def _authenticate_client(self, form: Mapping[str, str]) -> Tuple[str, Dict[str, Any], str]:
         """RFC 6749 2.3.1: client_secret_basic or client_secret_post, never

@@ -816,3 +816,30 @@ def test_token_endpoint_requires_form_encoding(issuer):
     status, _, body = http("POST", issuer.token_endpoint, headers={"Content-Type": "application/json"})
     assert status == 400 and json.loads(body)["error"] == "invalid_request"
     assert issuer.fetch_counts["token"] == 1
+
+
+# ------------------------------------------------- dev provider: /userinfo
+
+
+def test_userinfo(issuer):
+    status, headers, _ = login(issuer, authorize_params())
+    access_token = fragment_of(headers["Location"])["access_token"]
+    status, _, body = http("GET", issuer.userinfo_endpoint, headers={"Authorization": "Bearer " + access_token})
+    assert status == 200, body
+    assert json.loads(body) == {"sub": "alice", "name": "Alice Example"}  # scope profile, not email
+
+    forged = access_token[:-4] + ("AAAA" if not access_token.endswith("AAAA") else "BBBB")
+    cases = {
+        "none": {},
+        "forged": {"Authorization": "Bearer " + forged},
+        "expired": {"Authorization": "Bearer " + issuer.mint(expires_in=-60)},
+        "client token": {"Authorization": "Bearer " + issuer.mint(subject=None)},
+        "other audience": {"Authorization": "Bearer " + issuer.mint(audience="api://x")},
+        "alg none": {"Authorization": "Bearer " + forge_token({"alg": "none", "kid": issuer.signing_kid},
+                                                              {"sub": "alice", "iss": issuer.issuer})},
+    }
+    for name, auth in cases.items():
+        status, headers, body = http("GET", issuer.userinfo_endpoint, headers=auth)
+        assert status == 401, name
+        assert headers["WWW-Authenticate"].startswith("Bearer "), name
+        assert "sub" not in json.loads(body), name
