@@ -43,7 +43,8 @@ def contacts_api(real_op, tmp_path):
         "CONTACTS_DB_PATH": str(tmp_path / "contacts.sqlite3"),
     })
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="contacts-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="contacts-api", daemon=True)
     thread.start()
     try:
         yield "http://127.0.0.1:%d" % server.server_port
