@@ -27,8 +27,12 @@ result):
     the token's ``sub`` when the token is valid and has one (left untouched
     otherwise).
 
-Everything here logs to ``logging.getLogger("oidc_guard.wsgi")``: a rejected
-token at INFO (the reason, never the token), provider trouble at WARNING.
+Everything here logs to ``logging.getLogger("oidc_guard.wsgi")`` at INFO, one
+line per refused request: a rejected token (the reason, never the token), a
+malformed request, a missing scope, a 503 because the identity provider is
+unusable.  The provider trouble itself is logged at WARNING by
+``oidc_guard.jwks`` once per outage (and once on recovery), not per request.
+A validator bug is logged at ERROR with its traceback.
 """
 
 from __future__ import annotations
@@ -249,8 +253,8 @@ def extract_token(
 # --- the middleware ----------------------------------------------------------
 
 
-def _respond(start_response: _StartResponse, exc: Optional[OIDCGuardError], realm: Optional[str]) -> List[bytes]:
-    status, headers, body = error_response(exc, realm)
+def _send(start_response: _StartResponse, response: Tuple[str, List[Tuple[str, str]], bytes]) -> List[bytes]:
+    status, headers, body = response
     start_response(status, headers)
     return [body]
 
@@ -376,12 +380,12 @@ class BearerMiddleware:
             )
         except InvalidRequest as exc:
             logger.info("malformed bearer request %s: %s", _where(environ), exc.description)
-            return _respond(start_response, exc, self.realm)
+            return _send(start_response, error_response(exc, self.realm))
 
         if token is None:
             if self.required:
                 logger.info("no bearer token %s; a token is required", _where(environ))
-                return _respond(start_response, None, self.realm)
+                return _send(start_response, error_response(None, self.realm))
             return self.app(environ, start_response)
 
         environ[ENVIRON_TOKEN_PRESENT] = True
@@ -390,7 +394,7 @@ class BearerMiddleware:
             return self.app(environ, start_response)
         environ[ENVIRON_ERROR] = error
         if self.required:
-            return _respond(start_response, error, self.realm)
+            return _send(start_response, error_response(error, self.realm))
         return self.app(environ, start_response)
 
 
@@ -405,7 +409,10 @@ def _validate(validator: Any, token: str, environ: dict) -> Optional[OIDCGuardEr
     try:
         claims = validator.validate_access_token(token)
     except ProviderError as exc:
-        logger.warning("identity provider unusable %s: %s", _where(environ), exc.description)
+        # INFO, not WARNING: the key set (oidc_guard.jwks) logs the cause at
+        # WARNING once when an outage starts and once when it ends; a line
+        # per request at WARNING would flood the logs during an outage.
+        logger.info("identity provider unusable %s: %s", _where(environ), exc.description)
         return exc
     except InvalidToken as exc:
         logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
@@ -530,9 +537,7 @@ def _wsgi_decorator(requirement: Optional[_Requirement]) -> Callable[[_WSGIApp],
                 return [_MISCONFIGURED_BODY]
             if denied is None:
                 return app(*args)
-            status, headers, body = denied
-            start_response(status, headers)
-            return [body]
+            return _send(start_response, denied)
 
         return guarded
 

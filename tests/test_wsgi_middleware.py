@@ -531,8 +531,23 @@ def test_provider_down_protected_route_is_503(broken_issuer, caplog):
         response = api.get("/contacts", headers=bearer(broken_issuer.mint()), status=503)
     assert_unavailable(response)
     assert broken_issuer.fetch_counts["jwks"] >= 1  # a real fetch happened
-    warnings = [r for r in caplog.records if r.name == "oidc_guard.wsgi" and r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "identity provider unusable" in warnings[0].getMessage()
+    # the cause at WARNING (from the key set, once per outage); the refused
+    # request at INFO from the middleware
+    assert any(r.levelno == logging.WARNING and "HTTP 500" in r.getMessage() for r in caplog.records)
+    mine = [r for r in caplog.records if r.name == "oidc_guard.wsgi"]
+    assert [r.levelno for r in mine] == [logging.INFO]
+    assert "identity provider unusable" in mine[0].getMessage()
+
+
+def test_outage_logs_one_warning_not_one_per_request(broken_issuer, caplog):
+    validator = TokenValidator(issuer=broken_issuer.issuer, audience=AUDIENCE, http_timeout=2)
+    api = client(validator)
+    token = broken_issuer.mint()
+    with caplog.at_level(logging.INFO, logger="oidc_guard"):
+        for _ in range(20):
+            api.get("/contacts", headers=bearer(token), status=503)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
 
 
 def test_provider_down_public_route_still_works(broken_issuer):
