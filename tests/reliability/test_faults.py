@@ -369,9 +369,6 @@ def test_key_set_logs_the_cause_once_per_outage(issuer, caplog):
     assert len([r for r in loud if "reachable again" in r.getMessage()]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "oidc_guard/wsgi.py _validate() logs every ProviderError at WARNING with its cause, "
-    "once per request: 100 requests during an outage give 100 warnings (reported to the lead)"))
 def test_outage_is_not_logged_once_per_request(issuer, caplog):
     """Operators get one WARNING naming the cause when the outage starts
     (and one when it ends), not one per request: 100 requests during the
