@@ -32,6 +32,7 @@ import mimetypes
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -40,9 +41,15 @@ import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 SPA_DIR = os.path.join(HERE, "spa")
 if HERE not in sys.path:
     sys.path.insert(0, HERE)  # contacts_api and wte_worker live next to this file
+try:
+    import oidc_guard  # noqa: F401  (installed with pip install -e .)
+except ImportError:
+    # A fresh clone that was not pip-installed: use the package next door.
+    sys.path.insert(1, ROOT)
 
 try:
     from werkzeug.serving import make_server
@@ -485,13 +492,16 @@ def check(timeout: float) -> int:
 
 
 def serve(ports: Dict[str, int]) -> int:
-    print(BANNER)
     try:
         stack = Stack(ports=ports).start()
     except PortBusy as exc:
         print(f"demo: {exc}. Stop the other process or choose another port (--provider-port, --api-port, --spa-port).")
         return 2
     assert stack.issuer is not None
+    stop = threading.Event()
+    # Ctrl-C (SIGINT) and SIGTERM both stop everything cleanly.
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(BANNER)
     print(
         f"""
   Development provider  {stack.issuer.issuer}   (discovery: {stack.issuer.discovery_url})
@@ -506,11 +516,12 @@ def serve(ports: Dict[str, int]) -> int:
         flush=True,
     )
     try:
-        while True:
-            time.sleep(3600)
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
-        print("\ndemo: stopping...")
+        pass
     finally:
+        print("\ndemo: stopping...", flush=True)
         stack.stop()
     print("demo: stopped.")
     return 0
