@@ -5,7 +5,6 @@ blueprints, async views, app factories and several apps in one process; the
 error responses are byte-for-byte those of the WSGI layer.
 """
 
-import json
 import logging
 
 import pytest
