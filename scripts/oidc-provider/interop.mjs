@@ -117,6 +117,19 @@ function clients({ implicitToken, extraRedirects }) {
       scope: 'openid profile email contacts coordinate',
     },
     {
+      // The same as server-app, but its ID Tokens are signed with ES256
+      // (OIDC Registration: id_token_signed_response_alg), so at_hash is
+      // checked with an EC signature too.
+      client_id: 'server-app-es',
+      client_secret: 'server-app-es-dev-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1:1/callback', ...extraRedirects],
+      scope: 'openid profile email contacts coordinate',
+      id_token_signed_response_alg: 'ES256',
+    },
+    {
       // Back-end job: client credentials (RFC 6749 section 4.4), scope wte only.
       client_id: 'wte-worker',
       // Same as oidc_guard.testing's dev provider and examples/wte_worker.py.

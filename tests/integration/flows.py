@@ -224,6 +224,7 @@ API = "api://contacts"
 WORKER = ("wte-worker", "wte-secret")
 SYNC = ("contacts-sync", "contacts-sync-dev-secret")
 SERVER_APP = ("server-app", "server-app-dev-secret")
+SERVER_APP_ES = ("server-app-es", "server-app-es-dev-secret")  # ES256-signed ID Tokens
 SERVER_APP_REDIRECT = "http://127.0.0.1:1/callback"  # never fetched: the test reads the redirect
 SPA_REDIRECT = "http://127.0.0.1:5002/"  # registered without port (native loopback, RFC 8252 7.3)
 SPA = ("spa", None)  # public client

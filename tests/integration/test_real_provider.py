@@ -24,7 +24,7 @@ import pytest
 from oidc_guard import InvalidToken, ProviderError, TokenValidator
 
 from . import flows
-from .flows import (API, SERVER_APP, SERVER_APP_REDIRECT, SPA, SPA_REDIRECT, SYNC, WORKER, cc_token, code_flow,
+from .flows import (API, SERVER_APP, SERVER_APP_ES, SERVER_APP_REDIRECT, SPA, SPA_REDIRECT, SYNC, WORKER, cc_token, code_flow,
                     implicit_flow)
 
 pytestmark = pytest.mark.integration
@@ -137,6 +137,25 @@ def test_authorization_code_with_pkce(real_op, record_shape):
     assert access.audiences == (API,)
     # Only the resource's scopes end up in a resource's access token.
     assert access.scopes == frozenset({"contacts"})
+
+
+def test_authorization_code_all_es256(real_op):
+    # ID Token signed ES256 (client metadata), access token for an ES256 resource.
+    body, nonce, _code = code_flow(real_op, resource="api://contacts-es", client=SERVER_APP_ES)
+    v = TokenValidator(real_op.issuer, audience="api://contacts-es", algorithms=["ES256"])
+    id_claims = v.validate_id_token(body["id_token"], client_id="server-app-es", nonce=nonce)
+    assert id_claims.header["alg"] == "ES256"
+    if "at_hash" in id_claims:
+        # at_hash for ES256 is the left half of SHA-256 (OIDC Core 3.1.3.6).
+        v.validate_id_token(body["id_token"], client_id="server-app-es", nonce=nonce,
+                            access_token=body["access_token"])
+    access = v.validate_access_token(body["access_token"])
+    assert access.header["alg"] == "ES256"
+    assert access.subject == "alice" and access.client_id == "server-app-es"
+    # An RS256-only validator refuses the same tokens before looking for a key.
+    rs_only = TokenValidator(real_op.issuer, audience="api://contacts-es", algorithms=["RS256"])
+    with pytest.raises(InvalidToken, match="ES256"):
+        rs_only.validate_access_token(body["access_token"])
 
 
 def test_id_token_checks_against_real_tokens(real_op):
