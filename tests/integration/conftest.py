@@ -59,8 +59,14 @@ class ProviderProcess:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, timeout=timeout)
 
-    def start(self):
+    def start(self, new_port_if_taken=False):
+        """Start through the script. ``new_port_if_taken``: if the free port
+        we picked was taken in the meantime (EADDRINUSE), pick another once."""
         proc = self._script("start", "--variant", self.variant, "--port", str(self.port), timeout=60)
+        if proc.returncode != 0 and new_port_if_taken and "EADDRINUSE" in proc.stderr:
+            self.port = free_port()
+            self.issuer = "http://127.0.0.1:%d" % self.port
+            proc = self._script("start", "--variant", self.variant, "--port", str(self.port), timeout=60)
         if proc.returncode != 0:
             pytest.fail("scripts/provider.py start failed (exit %d):\n%s%s"
                         % (proc.returncode, proc.stdout, proc.stderr), pytrace=False)
@@ -127,7 +133,7 @@ def _variant_id(variant):
 def real_op(request, provider_installed, tmp_path_factory):
     """A provider per pinned release: started once per session, stopped at the end."""
     op = ProviderProcess(tmp_path_factory.mktemp("oidc-provider-run"), free_port(), request.param)
-    op.start()
+    op.start(new_port_if_taken=True)
     try:
         yield op
     finally:
@@ -138,7 +144,7 @@ def real_op(request, provider_installed, tmp_path_factory):
 def private_real_op(request, provider_installed, tmp_path):
     """A provider instance of the test's own (for restarts, outages)."""
     op = ProviderProcess(tmp_path / "oidc-provider-run", free_port(), request.param)
-    op.start()
+    op.start(new_port_if_taken=True)
     try:
         yield op
     finally:
