@@ -177,6 +177,7 @@ class Stack:
     provider instead of starting the development one; the API and the SPA
     are the same, only the issuer URL changes.  The provider must already
     know the SPA's redirect URI (``http://127.0.0.1:<spa port>/``).
+    ``api_config``: extra settings for the API's ``create_app``.
     """
 
     def __init__(
@@ -187,6 +188,7 @@ class Stack:
         issuer_url: Optional[str] = None,
         authorization_endpoint: Optional[str] = None,
         spa_scope: str = SPA_SCOPE,
+        api_config: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
         self.db_path = db_path
@@ -194,6 +196,7 @@ class Stack:
         self.issuer_url = issuer_url or ""
         self.authorization_endpoint = authorization_endpoint or ""
         self.spa_scope = spa_scope
+        self.api_config = dict(api_config or {})
         self._servers: List[Tuple[Any, threading.Thread]] = []
         self.api_url = self.spa_url = ""
 
@@ -216,6 +219,7 @@ class Stack:
             config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": self.issuer_url, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
             if self.db_path:
                 config["CONTACTS_DB_PATH"] = self.db_path
+            config.update(self.api_config)
             # The SPA's origin must be known for CORS before the API starts:
             # bind the SPA's port first with a placeholder app, then fill it in.
             spa_holder = _Holder()

@@ -217,7 +217,11 @@
       const detail = { status: err.status, body: err.body };
       if (err.challenge) detail["WWW-Authenticate"] = err.challenge;
       const desc = err.body && typeof err.body === "object" && err.body.error_description;
-      showError(what + " failed: " + (desc || "HTTP " + err.status), detail);
+      // RFC 6750 3.1: 401 means this token is no good (expired, revoked...):
+      // only a new sign-in helps. 403 means it lacks a scope.
+      const hint = err.status === 401 ? " \u2013 sign in again." : "";
+      showError(what + " failed: " + (desc || "HTTP " + err.status) + hint, detail);
+      if (err.status === 401) $("signin").hidden = false;
     } else {
       showError(what + " failed: " + err.message);
     }

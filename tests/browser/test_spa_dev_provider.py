@@ -216,3 +216,36 @@ def test_missing_scope_shows_the_403_and_its_challenge(page, shots, dev_stack):
     assert 'error=\\"insufficient_scope\\"' in detail and 'scope=\\"coordinate\\"' in detail
     log = page.locator("#api-log li.fail").last.text_content()
     assert "GET /coordinate \u2192 403" in log and 'WWW-Authenticate: Bearer realm="contacts-api"' in log
+
+
+def test_expired_token_shows_the_401_and_its_challenge(page, shots, tmp_path):
+    """Tokens that live 5 s, an API without clock-skew leeway: once the page
+    says the token expired, the API's 401 invalid_token (body and challenge)
+    is shown and the user is offered to sign in again."""
+    import demo
+
+    stack = demo.Stack(
+        ports={"provider": 0, "api": 0, "spa": 0},
+        db_path=str(tmp_path / "contacts.sqlite3"),
+        api_config={"OIDC_GUARD_LEEWAY": 0},
+    ).start()
+    try:
+        stack.issuer.token_lifetime = 5
+        _sign_in(page, shots, stack)
+        page.wait_for_selector("body[data-phase='signed-in']")
+        expect(page.locator("#expiry")).to_have_attribute("data-expired", "true", timeout=15_000)
+        assert page.text_content("#expiry").endswith("(expired: sign in again)")
+        page.wait_for_timeout(1000)  # past exp on the server's clock too, whatever the rounding
+
+        page.fill("#emails", "too-late@example.com")
+        page.click("#import")
+        page.wait_for_selector("#error-box:not([hidden])")
+        shots("expired-token-401")
+        assert page.text_content("#error").startswith("Import failed: ")
+        assert page.text_content("#error").endswith("sign in again.")
+        assert "expired" in page.text_content("#error")
+        detail = page.text_content("#error-detail")
+        assert '"status": 401' in detail and 'error=\\"invalid_token\\"' in detail
+        assert page.locator("#signin").is_visible()
+    finally:
+        stack.stop()
