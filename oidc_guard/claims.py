@@ -115,7 +115,10 @@ class Claims(Mapping[str, Any]):
     def expires_at(self) -> Optional[datetime]:
         exp = self._payload.get("exp")
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-            return datetime.fromtimestamp(exp, tz=timezone.utc)
+            try:
+                return datetime.fromtimestamp(exp, tz=timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                return None  # not representable; the validator refuses such tokens
         return None
 
     @property

@@ -26,6 +26,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
@@ -157,6 +158,13 @@ def _get_once(
     if remaining <= 0:
         raise ProviderError(f"{what} {url}: timed out after {timeout:g} s")
     conn, path = _connection(url, remaining, ssl_context)
+    # Socket timeouts bound each read, not the whole exchange: a server that
+    # drips one header line per second would restart them forever
+    # (slowloris).  A watchdog shuts the socket down at the deadline, which
+    # makes any blocked read return at once.
+    watchdog = threading.Timer(remaining, _shutdown, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         try:
             conn.request(
@@ -189,15 +197,29 @@ def _get_once(
                 if size > max_bytes:
                     raise ProviderError(f"{what} {url}: body exceeds the {max_bytes}-byte limit")
                 chunks.append(chunk)
+            if time.monotonic() >= deadline:  # EOF caused by the watchdog: a cut body
+                raise ProviderError(f"{what} {url}: timed out after {timeout:g} s")
             return status, headers, b"".join(chunks)
         except ProviderError:
             raise
-        except (socket.timeout, TimeoutError):
-            raise ProviderError(f"{what} {url}: timed out after {timeout:g} s") from None
-        except ssl.SSLError as exc:
-            raise ProviderError(f"{what} {url}: TLS error ({exc.reason or exc})") from None
         except (OSError, http.client.HTTPException) as exc:
+            # socket.timeout / TimeoutError are OSErrors; after the deadline
+            # any error is the watchdog cutting the connection.
+            if isinstance(exc, (socket.timeout, TimeoutError)) or time.monotonic() >= deadline:
+                raise ProviderError(f"{what} {url}: timed out after {timeout:g} s") from None
+            if isinstance(exc, ssl.SSLError):
+                raise ProviderError(f"{what} {url}: TLS error ({exc.reason or exc})") from None
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
             raise ProviderError(f"{what} {url}: {reason}") from None
     finally:
+        watchdog.cancel()
         conn.close()
+
+
+def _shutdown(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -108,8 +108,16 @@ def _parse_json_object(raw: bytes, what: str) -> Dict[str, Any]:
     return obj
 
 
+# NumericDate (RFC 7519 section 2) values oidc_guard accepts: finite and
+# within what datetime can represent (years 1-9999).  Python's json accepts
+# NaN and Infinity; a signed token carrying them is refused, not crashed on.
+_MIN_TIME = -62135596800.0
+_MAX_TIME = 253402300799.0
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and _MIN_TIME <= value <= _MAX_TIME)  # also false for NaN and +-inf
 
 
 def _iso(ts: float) -> str:
@@ -490,13 +498,13 @@ class TokenValidator:
             if exp_required:
                 raise InvalidToken("token has no exp claim")
         elif not _is_number(exp):
-            raise InvalidToken("token exp is not a number")
+            raise InvalidToken("token exp is not a number in the NumericDate range (RFC 7519 section 2)")
         elif now > exp + leeway:  # RFC 7519 4.1.4
             raise InvalidToken(f"token expired at {_iso(exp)}")
         nbf = payload.get("nbf")
         if nbf is not None:
             if not _is_number(nbf):
-                raise InvalidToken("token nbf is not a number")
+                raise InvalidToken("token nbf is not a number in the NumericDate range (RFC 7519 section 2)")
             if now + leeway < nbf:  # RFC 7519 4.1.5
                 raise InvalidToken(f"token not valid before {_iso(nbf)}")
         iat = payload.get("iat")
@@ -504,7 +512,7 @@ class TokenValidator:
             if iat_required:
                 raise InvalidToken("token has no iat claim")
         elif not _is_number(iat):
-            raise InvalidToken("token iat is not a number")
+            raise InvalidToken("token iat is not a number in the NumericDate range (RFC 7519 section 2)")
         elif iat > now + leeway:
             raise InvalidToken(f"token issued in the future ({_iso(iat)})")
         return exp, nbf  # type: ignore[return-value]

@@ -290,11 +290,6 @@ def test_server_that_drips_the_body_slowly(loopback):
     _assert_times_out(loopback.url("/jwks"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in oidc_guard/http.py _get_once: the deadline is applied with sock.settimeout() before "
-    "getresponse(), but http.client reads the status line and headers with many recv() calls and "
-    "each gets the full remaining time again, so a server dripping one header line every 0.3 s holds "
-    "the fetch for 3+ s (and up to ~100 lines x timeout) instead of http_timeout"))
 def test_server_that_drips_the_headers_slowly(loopback):
     # Slowloris on the response head: every single read succeeds within the
     # timeout, only an overall deadline stops it.
