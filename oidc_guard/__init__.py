@@ -7,6 +7,7 @@ Importing this package never imports Flask; the Flask layer lives in
 
 from .claims import Claims
 from .errors import (
+    ConfigurationError,
     InsufficientScope,
     InvalidRequest,
     InvalidToken,
@@ -35,4 +36,5 @@ __all__ = [
     "InsufficientScope",
     "InvalidRequest",
     "ProviderError",
+    "ConfigurationError",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidRequest",
     "ProviderError",
+    "ConfigurationError",
     "www_authenticate",
     "error_response",
 ]
@@ -96,6 +97,15 @@ class ProviderError(OIDCGuardError):
     def __init__(self, description: str, retry_after: float = 30.0) -> None:
         super().__init__(description)
         self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class ConfigurationError(OIDCGuardError, ValueError):
+    """The library was configured wrongly (bad issuer URL, missing audience,
+    a forbidden algorithm...).  Raised at construction or ``init_app``, never
+    because of a request."""
+
+    error = "server_error"
+    status = 500
 
 
 # --- RFC 6750 section 3: the WWW-Authenticate challenge ---------------------

@@ -35,7 +35,7 @@ from cachetools import LRUCache
 
 from .claims import Claims
 from .discovery import ProviderMetadata
-from .errors import InvalidToken, OIDCGuardError, ProviderError
+from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, fetch_json
 from .jwks import HASH_FOR_ALG, SUPPORTED_ALGORITHMS, KeySet, VerifyKey, _show
 
@@ -59,13 +59,6 @@ _ID_TOKEN_TYP = frozenset({"jwt"})
 # Header parameters that would bring keys from the token itself.  They are
 # never used (RFC 8725 section 3.10): keys come only from the issuer's JWKS.
 _IGNORED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
-
-
-class ConfigurationError(OIDCGuardError, ValueError):
-    """The validator was configured wrongly (raised at construction)."""
-
-    error = "server_error"
-    status = 500
 
 
 def _b64decode(segment: str) -> bytes:
