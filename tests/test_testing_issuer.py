@@ -275,15 +275,15 @@ def test_fault_raw_body_content_type_and_headers(issuer):
 
 
 def test_fault_delay_slows_the_normal_answer(issuer):
-    issuer.set_fault("jwks", delay=0.3)
+    issuer.set_fault("jwks", delay=0.4)
     started = time.monotonic()
     jwks, _ = get_json(issuer.jwks_uri)
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.4
     assert jwks["keys"][0]["kid"] == issuer.signing_kid
     issuer.clear_faults()
     started = time.monotonic()
     get_json(issuer.jwks_uri)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.4
 
 
 def test_fault_delay_triggers_client_timeout(issuer):
