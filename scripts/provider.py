@@ -53,6 +53,9 @@ STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 
 EXIT_OK, EXIT_FAIL, EXIT_NO_NODE = 0, 1, 3
 
+# Loopback requests never go through an HTTP proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def provider_dir(variant):
     return os.path.join(HERE, VARIANTS[variant])
@@ -166,7 +169,7 @@ def _discovery(port, timeout=2.0):
     """The discovery document, or None if it does not answer."""
     url = "http://%s:%d/.well-known/openid-configuration" % (HOST, port)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with _OPENER.open(url, timeout=timeout) as resp:
             if resp.status != 200:
                 return None
             return json.loads(resp.read(1 << 20))

@@ -18,6 +18,9 @@ from html.parser import HTMLParser
 HTTP_TIMEOUT = 10  # seconds; everything is on loopback
 MAX_BODY = 1 << 20
 
+# Everything here talks to 127.0.0.1: never through a proxy from the environment.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def b64url_decode(segment):
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
@@ -38,7 +41,7 @@ def jose_parts(token):
 
 
 def get_json(url):
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as resp:
+    with OPENER.open(url, timeout=HTTP_TIMEOUT) as resp:
         return json.loads(resp.read(MAX_BODY))
 
 
@@ -62,7 +65,7 @@ def token_request(token_endpoint, form, client_id=None, client_secret=None):
     if client_secret is not None:
         req.add_header("Authorization", _basic_auth(client_id, client_secret))
     try:
-        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+        with OPENER.open(req, timeout=HTTP_TIMEOUT) as resp:
             return resp.status, json.loads(resp.read(MAX_BODY))
     except urllib.error.HTTPError as exc:
         raw = exc.read(MAX_BODY)
@@ -138,7 +141,7 @@ class DevLoginBrowser:
         self.password = password
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
         self.pages = []  # (method, url, status) for failure messages
 
     def _request(self, method, url, form=None):

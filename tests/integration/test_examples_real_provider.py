@@ -63,7 +63,7 @@ def call(method, url, token=None, body=None):
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with flows.OPENER.open(req, timeout=10) as resp:
             return resp.status, resp.headers, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         with exc:
