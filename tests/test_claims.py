@@ -191,7 +191,7 @@ def test_expires_at_accepts_fractional_seconds():
     assert Claims({"exp": 1900000000.5}).expires_at.timestamp() == 1900000000.5
 
 
-@pytest.mark.parametrize("exp", [None, "1900000000", True, [1]])
+@pytest.mark.parametrize("exp", [None, "1900000000", True, [1], 1e20, float("inf"), float("nan"), -1e20])
 def test_expires_at_none_when_absent_or_not_a_number(exp):
     assert Claims({"exp": exp}).expires_at is None
 

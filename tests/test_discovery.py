@@ -15,7 +15,7 @@ from oidc_guard import InvalidToken, ProviderError, TokenValidator
 from oidc_guard.discovery import MAX_DISCOVERY_BYTES, ProviderMetadata, discovery_url
 from oidc_guard.http import check_url
 from oidc_guard.testing import OMIT
-from oidc_guard.validator import ConfigurationError
+from oidc_guard.errors import ConfigurationError
 
 
 def metadata(iss, **kwargs):

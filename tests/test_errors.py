@@ -16,7 +16,7 @@ from oidc_guard.errors import (
     error_response,
     www_authenticate,
 )
-from oidc_guard.validator import ConfigurationError
+from oidc_guard.errors import ConfigurationError
 
 
 def _headers(headers):
@@ -59,6 +59,10 @@ def test_public_names_are_the_same_classes():
 
 
 def test_configuration_error_is_a_value_error_and_a_guard_error():
+    import oidc_guard.validator
+
+    assert oidc_guard.ConfigurationError is ConfigurationError
+    assert oidc_guard.validator.ConfigurationError is ConfigurationError
     assert issubclass(ConfigurationError, OIDCGuardError)
     assert issubclass(ConfigurationError, ValueError)
     # Not a token problem: it must never be mistaken for one.

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from oidc_guard import Claims, InvalidToken, OIDCGuardError, ProviderError, TokenValidator
 from oidc_guard.testing import OMIT, LocalIssuer, b64url_encode, forge_token, hmac_token
-from oidc_guard.validator import ConfigurationError
+from oidc_guard.errors import ConfigurationError
 
 T0 = 1_900_000_000  # a fixed "now" (2030-03-17T17:46:40Z) for time-exact tests
 
@@ -731,6 +731,14 @@ def test_leeway_setting_is_used(issuer, make_validator):
 @pytest.mark.parametrize("exp", ["1900000000", True, False, [T0 + 60], {"t": 1}, float("nan")])
 def test_non_numeric_exp(issuer, validator, exp):
     rejected(validator, issuer.mint({"exp": exp}), "exp is not a number")
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [1e20, 2 ** 63, float("inf"), float("-inf"), -1e20, 253402300800])
+def test_numeric_dates_outside_the_datetime_range_are_rejected(issuer, validator, claim, value):
+    # Python's json accepts Infinity and huge numbers; a signed token carrying
+    # them must be refused, not crash Claims.expires_at in the application.
+    rejected(validator, issuer.mint({claim: value}), f"{claim} is not a number")
 
 
 def test_float_exp_accepted(issuer, validator):
