@@ -482,3 +482,22 @@ def test_clock_skew_cached_token_dies_at_exp(issuer):
     clock.now = now + 31
     with pytest.raises(InvalidToken, match="expired"):
         v.validate_access_token(token)
+
+
+# --- a flood of unknown kids must not become a flood of JWKS fetches -------------
+
+
+def test_unknown_kid_flood_costs_one_fetch_per_cooldown(issuer):
+    """32 threads sending tokens with kids the issuer never published, for a
+    second, with a healthy (slightly slow) provider and the default 30 s
+    cooldown: one refetch in total, shared by every thread, and every
+    answer is InvalidToken (the provider is fine, the tokens are not)."""
+    v = validator_for(issuer, cache_size=0)
+    v.validate_access_token(issuer.mint())
+    unknown = {f"unknown-{i}": issuer.mint(kid=issuer.add_key(publish=False)) for i in range(8)}
+    issuer.set_fault("jwks", delay=0.05)  # a fetch in flight long enough for many threads to pile up
+    issuer.reset_counts()
+    outcomes, worst, calls = _hammer(v, unknown, 1.0)
+    assert {k[1] for k in outcomes} == {"InvalidToken"}, outcomes
+    assert issuer.fetch_counts["jwks"] == 1, issuer.fetch_counts
+    assert worst < LATENCY_BOUND
