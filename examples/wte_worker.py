@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ipaddress
 import json
 import os
 import sys
@@ -56,6 +57,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect)
+# Loopback URLs (the demo, tests) never go through an HTTP proxy from the
+# environment (http_proxy / https_proxy): it could not reach them anyway.
+_LOOPBACK_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def http_request(
@@ -69,7 +83,8 @@ def http_request(
     """One HTTP exchange: (status, headers, body); HTTP errors are answers too."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        opener = _LOOPBACK_OPENER if _is_loopback(url) else _OPENER
+        with opener.open(req, timeout=timeout) as resp:
             return resp.status, dict(resp.headers.items()), resp.read(MAX_RESPONSE_BYTES)
     except urllib.error.HTTPError as exc:
         try:

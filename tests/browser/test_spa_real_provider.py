@@ -68,7 +68,8 @@ def npm_provider(tmp_path_factory):
     issuer = f"http://127.0.0.1:{port}"
     assert started.stdout.strip().splitlines()[-1] == "ISSUER=" + issuer
     try:
-        with urllib.request.urlopen(issuer + "/.well-known/openid-configuration", timeout=10) as response:
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+        with no_proxy.open(issuer + "/.well-known/openid-configuration", timeout=10) as response:
             discovery = json.load(response)
         yield {"issuer": issuer, "discovery": discovery}
     finally:
