@@ -76,7 +76,8 @@ class Store:
         self.max_contacts_per_owner = max_contacts_per_owner
         self._busy_timeout_s = busy_timeout_s
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        # Contacts are personal data: a new folder is readable by its owner only.
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         with self.connect() as conn:
             # WAL is a property of the database file: set once, kept across restarts.
             conn.execute("PRAGMA journal_mode=WAL")
