@@ -24,4 +24,6 @@ fi
 # A real browser: Debian's chromium (Playwright's own download cannot work here).
 bash scripts/install_chromium.sh
 
+# Everything was installed above, so the browser suite must run, not skip.
+export OIDC_GUARD_BROWSER_REQUIRED=${OIDC_GUARD_BROWSER_REQUIRED:-1}
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
