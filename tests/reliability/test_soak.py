@@ -1,9 +1,11 @@
-"""Soak: gunicorn (gthread) serving a protected WSGI app that trusts a
-loopback LocalIssuer, hammered by many client threads for a fixed time.
+"""Soak: gunicorn (gthread) serving a protected Flask app (OIDCGuard, so
+the WSGI middleware underneath) that trusts a loopback LocalIssuer,
+hammered by many client threads for a fixed time.
 
 Every request's correct status is known before it is sent (valid, no scope,
 expired, unknown kid, wrong audience, garbage, malformed header, no token,
-public route).  From 40 % to 70 % of the run the issuer's JWKS endpoint
+public route), and a 200 must name the owner of the very token sent (a
+claims mix-up between server threads is a wrong answer).  From 40 % to 70 % of the run the issuer's JWKS endpoint
 hangs (answers after 10 s, past the app's 2 s http_timeout): tokens of known
 keys must keep getting 200, and only unknown-kid tokens may get 503 (never a
 500, never a 401 for a good token).  Asserted: zero 5xx other than those
@@ -86,19 +88,28 @@ class Workload:
     """The request mix: (name, path, Authorization header or None, expected status)."""
 
     def __init__(self, iss: LocalIssuer) -> None:
-        self.cached_valid = [iss.mint() for _ in range(20)]
-        self.fresh_valid = [iss.mint(alg=("ES256" if i % 2 else "RS256")) for i in range(400)]
+        # every valid token has its own subject: (token, subject)
+        self.cached_valid = [(iss.mint(subject=f"cached-{i}"), f"cached-{i}") for i in range(20)]
+        self.fresh_valid = [(iss.mint(subject=f"user-{i}", alg=("ES256" if i % 2 else "RS256")), f"user-{i}")
+                            for i in range(400)]
         self.no_scope = [iss.mint(scope="other") for _ in range(5)]
         self.expired = [iss.mint(expires_in=-3600) for _ in range(5)]
         self.unknown_kid = [iss.mint(kid=iss.add_key(publish=False)) for _ in range(3)]
         self.wrong_audience = [iss.mint(audience="api://other") for _ in range(5)]
 
-    def pick(self, rng: random.Random, n: int) -> Tuple[str, str, Optional[str], int]:
+    def pick(self, rng: random.Random, n: int) -> Tuple[str, str, Optional[str], int, Optional[str]]:
+        """(kind, path, Authorization or None, expected status, expected owner)"""
         roll = rng.randrange(100)
         if roll < 30:
-            return "valid-cached", "/contacts", "Bearer " + rng.choice(self.cached_valid), 200
+            token, sub = rng.choice(self.cached_valid)
+            return "valid-cached", "/contacts", "Bearer " + token, 200, sub
         if roll < 40:
-            return "valid-cold", "/contacts", "Bearer " + self.fresh_valid[n % len(self.fresh_valid)], 200
+            # cold the first time each is used (400 tokens), cached after
+            token, sub = self.fresh_valid[n % len(self.fresh_valid)]
+            return "valid-cold", "/contacts", "Bearer " + token, 200, sub
+        return self._pick_invalid(rng, roll) + (None,)
+
+    def _pick_invalid(self, rng: random.Random, roll: int) -> Tuple[str, str, Optional[str], int]:
         if roll < 47:
             return "no-scope", "/contacts", "Bearer " + rng.choice(self.no_scope), 403
         if roll < 55:
@@ -189,7 +200,7 @@ def test_soak_gunicorn_threads(soak_issuer, gunicorn_server, capsys):
         local_lat: List[float] = []
         n = seed
         while time.monotonic() < stop_at:
-            name, path, auth, expected = work.pick(rng, n)
+            name, path, auth, expected, owner = work.pick(rng, n)
             n += CLIENTS
             headers = {} if auth is None else {"Authorization": auth}
             in_outage = phase["outage"]
@@ -197,7 +208,7 @@ def test_soak_gunicorn_threads(soak_issuer, gunicorn_server, capsys):
             try:
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
-                resp.read()
+                body = resp.read()
                 status = resp.status
             except (OSError, http.client.HTTPException) as exc:
                 # a closed keep-alive connection: count it, reconnect, go on
@@ -224,6 +235,8 @@ def test_soak_gunicorn_threads(soak_issuer, gunicorn_server, capsys):
                     outage_stats[f"{name}:{status}"] += 1
                 if status not in allowed:
                     wrong.append(f"{name}: expected {expected}, got {status}")
+                elif owner is not None and status == 200 and json.loads(body).get("owner") != owner:
+                    wrong.append(f"{name}: expected owner {owner}, got {body[:100]!r}")
         conn.close()
         with lock:
             latencies.extend(local_lat)
@@ -269,7 +282,7 @@ def test_soak_gunicorn_threads(soak_issuer, gunicorn_server, capsys):
     summary = {
         "seconds": round(elapsed, 1),
         "clients": CLIENTS,
-        "gunicorn": "1 worker, gthread, 8 threads",
+        "gunicorn": "1 worker, gthread, 8 threads, Flask app with OIDCGuard",
         "requests": total,
         "requests_per_s": round(total / elapsed),
         "by_kind": dict(sorted(counts.items())),
