@@ -165,6 +165,27 @@ def test_mutated_genuine_token(env, data):
         _assert_claims_are_usable(result)
 
 
+@FUZZ
+@given(data=st.data(), nonce=st.one_of(st.none(), st.text(max_size=20)))
+def test_mutated_id_token(env, data, nonce):
+    """The ID Token path: text, mutations of a genuine ID Token, and random
+    nonce / access_token / code bindings give Claims or InvalidToken only."""
+    iss, v = env["iss"], env["v"]
+    genuine = iss.mint_id_token("spa", nonce="n-0", access_token=env["genuine"])
+    token = data.draw(st.one_of(mutations(genuine), st.text(max_size=500)))
+    access_token = data.draw(st.sampled_from([None, env["genuine"], "other", ""]))
+    t0 = time.perf_counter()
+    try:
+        claims = v.validate_id_token(token, client_id="spa", nonce=nonce, access_token=access_token)
+    except InvalidToken:
+        pass
+    else:
+        assert _segments(token) == _segments(genuine)
+        assert nonce in (None, "n-0") and access_token in (None, env["genuine"])
+        _assert_claims_are_usable(claims)
+    assert time.perf_counter() - t0 < PER_TOKEN_BOUND
+
+
 # --- signed tokens with random headers and claims --------------------------------
 
 _json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
