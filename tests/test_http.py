@@ -17,7 +17,7 @@ from oidc_guard.errors import ProviderError
 from oidc_guard.http import check_url, fetch_json, is_loopback_host
 
 TIMEOUT = 1.0
-MARGIN = 0.75  # scheduling slack on a shared 2-core machine
+MARGIN = 1.0  # scheduling slack on a shared 2-core machine
 
 
 def fetch(url, **kwargs):
