@@ -527,3 +527,41 @@ def test_unknown_kid_flood_costs_one_fetch_per_cooldown(issuer):
     assert {k[1] for k in outcomes} == {"InvalidToken"}, outcomes
     assert issuer.fetch_counts["jwks"] == 1, issuer.fetch_counts
     assert worst < LATENCY_BOUND
+
+
+def test_kid_reused_for_new_key_material_evicts_cached_tokens(issuers):
+    """The provider keeps a kid but publishes different key material under
+    it (a botched rotation, or a compromised key replaced in place).  After
+    the next JWKS refresh, tokens verified with the old material, including
+    those in the verified-token cache, must stop validating: the cache is
+    keyed to the key's RFC 7638 thumbprint, not to its kid."""
+    iss = issuers(algs=("RS256",))
+    other = issuers(algs=("RS256",), fresh_keys=True)
+    v = validator_for(iss)
+    kid = iss.signing_kid
+    token = iss.mint()
+    for _ in range(3):
+        assert v.validate_access_token(token).subject == "alice"  # now cached
+    replacement = other.public_jwk(other.signing_kid)
+    iss.jwk_overrides[kid] = {"n": replacement["n"], "e": replacement["e"]}
+    v.keys.refresh()
+    with pytest.raises(InvalidToken, match="signature"):
+        v.validate_access_token(token)
+
+
+def test_discovery_and_jwks_both_hanging(issuer):
+    """The worst single fetch: the cached discovery document is due for a
+    refresh and both endpoints hang.  The leader spends one timeout on
+    discovery (keeping the old document) and one on the JWKS; followers wait
+    for it, never longer than the bound."""
+    v = validator_for(issuer, jwks_cooldown=COOLDOWN, cache_size=0)
+    known = issuer.mint()
+    v.validate_access_token(known)
+    v.metadata.max_age = 0.0
+    unknown = {f"unknown-{i}": issuer.mint(kid=issuer.add_key(publish=False)) for i in range(4)}
+    issuer.set_fault("discovery", delay=HTTP_TIMEOUT * 6)
+    issuer.set_fault("jwks", delay=HTTP_TIMEOUT * 6)
+    outcomes, worst, calls = _hammer(v, dict(unknown, known=known), 2.0, threads=16)
+    assert not [k for k in outcomes if k[0] == "known" and k[1] != "valid"], outcomes
+    assert not [k for k in outcomes if k[0] != "known" and k[1] != "ProviderError"], outcomes
+    assert worst < LATENCY_BOUND, worst
