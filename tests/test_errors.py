@@ -192,8 +192,9 @@ def test_provider_error_is_503_with_retry_after_and_never_looks_like_a_bad_token
     h = _headers(headers)
     assert status == "503 Service Unavailable"
     assert h["retry-after"] == "7"
-    # A client seeing invalid_token would throw a good token away.
-    assert "invalid_token" not in h.get("www-authenticate", "")
+    # A client seeing invalid_token would throw a good token away; a 503 is
+    # not an RFC 6750 challenge at all, so no WWW-Authenticate is sent.
+    assert "www-authenticate" not in h
     assert "invalid_token" not in body.decode()
     assert json.loads(body) == {"error": "temporarily_unavailable", "error_description": "JWKS unreachable"}
 

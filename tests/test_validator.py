@@ -1338,3 +1338,14 @@ def test_cache_is_not_shared_between_validators_with_different_audiences(issuer,
     token = issuer.mint(audience="api://contacts")
     make_validator(issuer, audience="api://contacts").validate_access_token(token)
     rejected(make_validator(issuer, audience="api://other"), token, "not accepted")
+
+
+def test_cache_hit_requires_the_key_to_be_live(issuer, validator):
+    # Race guard: an entry stored just after its key left the JWKS (and after
+    # the purge) must still not be served.  White-box: drop the key from the
+    # live set without the purge, then check the entry is re-verified.
+    token = issuer.mint()
+    first = validator.validate_access_token(token)
+    assert validator.validate_access_token(token) is first
+    validator.keys.live = frozenset()
+    assert validator.validate_access_token(token) is not first
