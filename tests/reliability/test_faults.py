@@ -565,3 +565,31 @@ def test_discovery_and_jwks_both_hanging(issuer):
     assert not [k for k in outcomes if k[0] == "known" and k[1] != "valid"], outcomes
     assert not [k for k in outcomes if k[0] != "known" and k[1] != "ProviderError"], outcomes
     assert worst < LATENCY_BOUND, worst
+
+
+def test_rotation_right_after_an_unknown_kid_refetch_waits_for_the_cooldown(issuer):
+    """The price of bounding refetches (CONTRACT: at most one unknown-kid
+    refetch per cooldown): someone sends a junk kid, which spends the
+    refetch; the provider then starts signing with a key it had not
+    published before.  Those tokens are refused (401: the provider is
+    healthy, the kid is unknown) until the cooldown ends, then accepted
+    without a restart.  Providers avoid this window by publishing a new key
+    before signing with it (OIDC Core 10.1); see SECURITY.md."""
+    v = validator_for(issuer, jwks_cooldown=COOLDOWN, cache_size=0)
+    v.validate_access_token(issuer.mint())
+    junk = issuer.mint(kid=issuer.add_key(publish=False))
+    with pytest.raises(InvalidToken, match="after refresh"):
+        v.validate_access_token(junk)  # spends the refetch
+    spent_at = time.monotonic()
+    issuer.rotate()
+    fresh = issuer.mint()
+    with pytest.raises(InvalidToken, match="cooldown"):
+        v.validate_access_token(fresh)
+    while True:
+        try:
+            v.validate_access_token(fresh)
+            break
+        except InvalidToken:
+            assert time.monotonic() - spent_at < COOLDOWN + HTTP_TIMEOUT + 1.0
+            time.sleep(0.05)
+    assert time.monotonic() - spent_at >= COOLDOWN - 0.05
