@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
@@ -84,6 +85,9 @@ HASH_FOR_ALG: Dict[str, Callable[..., Any]] = {
 }
 
 
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _b64u_uint(value: Any, what: str) -> int:
     return int.from_bytes(_b64u_bytes(value, what), "big")
 
@@ -91,6 +95,10 @@ def _b64u_uint(value: Any, what: str) -> int:
 def _b64u_bytes(value: Any, what: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} missing or not a string")
+    # urlsafe_b64decode silently drops characters outside the alphabet:
+    # check it first (RFC 7518 6.3.1: base64urlUInt, no padding).
+    if _B64URL_RE.fullmatch(value) is None:
+        raise ValueError(f"{what} is not base64url")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
@@ -519,6 +527,8 @@ class KeySet:
                 log.warning("oidc_guard: %s JWKS reachable again; %d keys loaded", self._name, len(keys))
             self._last_error = None
         except ProviderError as exc:
+            # Retry-After tells clients when the next attempt will be made.
+            exc = ProviderError(exc.description, retry_after=self.retry_interval)
             flight.error = exc
             first = self._last_error is None
             self._last_error = exc

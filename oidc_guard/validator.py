@@ -61,9 +61,26 @@ _ID_TOKEN_TYP = frozenset({"jwt"})
 _IGNORED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
 
 
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# RFC 4648 section 3.5 (canonical encoding): the pad bits of the last
+# character must be zero.  Otherwise several strings decode to the same
+# bytes, and one signed token would have many spellings (which defeats
+# anything keyed on the token string: deny-lists, replay caches, logs).
+_LAST_CHAR_OF_2 = frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0x0F == 0)  # 4 pad bits
+_LAST_CHAR_OF_3 = frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0x03 == 0)  # 2 pad bits
+
+
 def _b64decode(segment: str) -> bytes:
-    # The alphabet was checked by _COMPACT_JWS; only the length can be off
-    # (a length of 1 mod 4 is not valid base64).
+    """Strict base64url decoding of one JWS segment (RFC 7515 section 2).
+
+    The alphabet was already checked by _COMPACT_JWS; here the length and
+    the canonical form are.
+    """
+    rest = len(segment) % 4
+    if rest == 1:
+        raise ValueError("impossible base64 length")
+    if (rest == 2 and segment[-1] not in _LAST_CHAR_OF_2) or (rest == 3 and segment[-1] not in _LAST_CHAR_OF_3):
+        raise ValueError("non-canonical base64url")
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
@@ -347,7 +364,7 @@ class TokenValidator:
         aud = payload.get("aud")
         auds = self._audience_list(aud)
         if client_id not in auds:
-            raise InvalidToken(f"ID Token audience {_show(auds, 120)} does not contain client_id {client_id!r}")
+            raise InvalidToken(f"ID Token audience {_show(list(auds), 120)} does not contain client_id {client_id!r}")
         azp = payload.get("azp")
         if len(auds) > 1 and azp is None:
             raise InvalidToken("ID Token has several audiences but no azp claim")
@@ -392,7 +409,7 @@ class TokenValidator:
                 if not auds:
                     raise InvalidToken("token has no aud claim; expected one of "
                                        f"{list(self.audiences)!r}")
-                shown = auds[0] if len(auds) == 1 else auds
+                shown = auds[0] if len(auds) == 1 else list(auds)
                 raise InvalidToken(f"audience {_show(shown, 120)} not accepted; expected one of "
                                    f"{list(self.audiences)!r}")
         return Claims(payload, header), key, nbf, exp  # type: ignore[return-value]

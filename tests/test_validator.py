@@ -620,7 +620,9 @@ def test_truncated_signature_fails(multi, make_validator):
     validator = make_validator(multi)
     for alg in ("RS256", "ES256"):
         h, p, s = multi.mint(alg=alg).split(".")
-        rejected(validator, f"{h}.{p}.{s[:-4]}", "signature is invalid")
+        # cut to a multiple of 4 characters so the shorter segment is still canonical base64url
+        cut = s[: len(s) - len(s) % 4 - 4]
+        rejected(validator, f"{h}.{p}.{cut}", "signature is invalid")
 
 
 def test_signature_by_the_attacker_with_the_victims_kid_fails(issuer, validator, attacker):
@@ -1349,3 +1351,28 @@ def test_cache_hit_requires_the_key_to_be_live(issuer, validator):
     assert validator.validate_access_token(token) is first
     validator.keys.live = frozenset()
     assert validator.validate_access_token(token) is not first
+
+
+# --- canonical base64url (RFC 4648 section 3.5) -------------------------------------------
+
+_ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _flip_pad_bit(segment):
+    """Change only the unused low bit of the last character (same bytes when decoded loosely)."""
+    return segment[:-1] + _ALPHA[_ALPHA.index(segment[-1]) ^ 1]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_non_canonical_spelling_of_a_valid_token_is_refused(issuer, validator, which):
+    parts = None
+    for n in range(40):  # find a token whose chosen segment has pad bits (length not a multiple of 4)
+        token = issuer.mint({"jti": "pad-%d" % n})
+        parts = token.split(".")
+        if len(parts[which]) % 4:
+            break
+    else:
+        pytest.skip("no token with pad bits in that segment")
+    validator.validate_access_token(token)  # the canonical spelling is fine
+    parts[which] = _flip_pad_bit(parts[which])
+    rejected(validator, ".".join(parts), "not valid base64url")
