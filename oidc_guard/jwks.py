@@ -404,10 +404,15 @@ class KeySet:
         ``ProviderError`` when the keys cannot be obtained.
         """
         now = self._timer()
+        # waited: this call already saw the outcome of a fetch, so it will
+        # not start a second one (at most one fetch wait per call).
+        waited = False
         if not self._loaded:
-            self._refresh(now, reason="first use", must_succeed=True)
+            waited = self._refresh(now, reason="first use", must_succeed=True)
         elif now >= self._expires_at and now >= self._retry_at:
-            self._refresh(now, reason="cache lifetime over", must_succeed=False)
+            # Stale keys: one caller refreshes, the others go on with the
+            # keys they have (stale-while-revalidate) instead of waiting.
+            waited = self._refresh(now, reason="cache lifetime over", must_succeed=False)
 
         key = self._lookup(kid, alg)
         if key is not None:
@@ -417,8 +422,9 @@ class KeySet:
             raise InvalidToken(self._no_kid_reason(alg))
 
         # Unknown kid: maybe the issuer rotated keys (OIDC Core 10.1).
-        if self._claim_unknown_refetch(now):
-            self._refresh(now, reason=f"unknown kid {_show(kid)}", must_succeed=False, joined=True)
+        if waited or self._claim_unknown_refetch(now):
+            if not waited:
+                self._refresh(now, reason=f"unknown kid {_show(kid)}", must_succeed=False, joined=True)
             key = self._lookup(kid, alg)
             if key is not None:
                 return key
@@ -487,7 +493,13 @@ class KeySet:
             waits.append(self._last_unknown_refetch + self.cooldown - now)
         return max(1.0, min(w for w in waits if w > 0) if any(w > 0 for w in waits) else 1.0)
 
-    def _refresh(self, now: float, *, reason: str, must_succeed: bool, joined: bool = False) -> None:
+    def _refresh(self, now: float, *, reason: str, must_succeed: bool, joined: bool = False) -> bool:
+        """Fetch the JWKS, or join the fetch in flight.
+
+        Returns True when the caller saw a fetch finish (it led one, or waited
+        for one), False when it went on without waiting: a stale-key refresh
+        led by another caller (``must_succeed`` and ``joined`` false).
+        """
         with self._lock:
             flight = self._flight
             leader = flight is None
@@ -499,16 +511,18 @@ class KeySet:
                 flight = self._flight = _Flight()
         if leader:
             self._lead(flight, reason)
-        else:
-            if not flight.done.wait(self.wait_timeout):
-                if must_succeed and not self._loaded:
-                    raise ProviderError(
-                        f"timed out after {self.wait_timeout:g} s waiting for the {self._name} JWKS",
-                        retry_after=self.retry_interval,
-                    )
-                return
+        elif not must_succeed and not joined:
+            return False
+        elif not flight.done.wait(self.wait_timeout):
+            if must_succeed and not self._loaded:
+                raise ProviderError(
+                    f"timed out after {self.wait_timeout:g} s waiting for the {self._name} JWKS",
+                    retry_after=self.retry_interval,
+                )
+            return True
         if flight.error is not None and must_succeed and not self._loaded:
             raise flight.error
+        return True
 
     def _lead(self, flight: _Flight, reason: str) -> None:
         try:

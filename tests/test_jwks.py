@@ -413,13 +413,18 @@ def test_rotation_new_kid_picked_up_at_once(kit, timer):
     assert fetch.calls == 2
 
 
-def test_unknown_kid_on_a_cold_set_fetches_twice_at_most(kit, timer):
+def test_unknown_kid_on_a_cold_set_fetches_once_and_starts_no_cooldown(kit, timer):
     jwk = kit.public_jwk(kid_for(kit, "RS256"))
     fetch = FakeFetch([jwk])
     ks = make_set(fetch, timer)
     with pytest.raises(InvalidToken) as info:
         ks.get("forged", "RS256")
+    # The call that made the first fetch has just seen the JWKS: no second fetch.
     assert "kid 'forged' not in the issuer's JWKS after refresh" == info.value.description
+    assert fetch.calls == 1
+    # The first fetch started no cooldown: the next unknown kid refetches at once.
+    with pytest.raises(InvalidToken):
+        ks.get("forged-again", "RS256")
     assert fetch.calls == 2
 
 
@@ -722,3 +727,34 @@ def test_followers_get_provider_error_when_the_shared_cold_fetch_fails(kit):
     assert results == []
     assert len(errors) == 10 and all(isinstance(e, ProviderError) for e in errors)
     assert fetch.calls == 1
+
+
+def test_stale_keys_are_served_while_one_caller_refreshes(kit, timer):
+    """Stale-while-revalidate: when the set's lifetime is over, one caller
+    refreshes and the others keep using the keys they have, without waiting
+    for a slow provider."""
+    jwk = kit.public_jwk(kid_for(kit, "RS256"))
+    gate = threading.Event()
+    entered = threading.Event()
+
+    class BlockingFetch(FakeFetch):
+        def __call__(self):
+            if self.calls >= 1:  # the refresh, not the first load
+                entered.set()
+                gate.wait(5)
+            return super().__call__()
+
+    fetch = BlockingFetch([jwk], cache_control="max-age=60")
+    ks = make_set(fetch, timer, min_ttl=60, wait_timeout=5)
+    ks.get(jwk["kid"], "RS256")
+    timer.now += 61  # lifetime over
+    leader = threading.Thread(target=ks.get, args=(jwk["kid"], "RS256"))
+    leader.start()
+    try:
+        assert entered.wait(5), "the refresh did not start"
+        assert ks.get(jwk["kid"], "RS256").kid == jwk["kid"]  # served from the stale set
+        assert leader.is_alive() and not gate.is_set()  # answered while the refresh was still blocked
+    finally:
+        gate.set()
+        leader.join(5)
+    assert fetch.calls == 2
