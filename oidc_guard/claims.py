@@ -14,9 +14,28 @@ normalise them once:
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, FrozenSet, Iterator, Mapping, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, FrozenSet, Iterator, Mapping, Optional, Tuple
 
 __all__ = ["Claims"]
+
+
+# The tokens of one API carry a handful of distinct scope sets, and the
+# validator's verified-token cache keeps a Claims per token: one shared
+# frozenset per distinct set instead of one per Claims (a 5-scope frozenset
+# is about 470 bytes).  frozensets are immutable, so sharing is invisible.
+# Bounded: past _SHARED_SCOPE_SETS_MAX distinct sets, new ones are not shared.
+_SHARED_SCOPE_SETS: Dict[FrozenSet[str], FrozenSet[str]] = {}
+_SHARED_SCOPE_SETS_MAX = 1024
+
+
+def _shared_scope_set(found: FrozenSet[str]) -> FrozenSet[str]:
+    shared = _SHARED_SCOPE_SETS.get(found)
+    if shared is not None:
+        return shared
+    if len(_SHARED_SCOPE_SETS) < _SHARED_SCOPE_SETS_MAX:
+        return _SHARED_SCOPE_SETS.setdefault(found, found)
+    return found
 
 
 def _scopes_from(value: Any) -> FrozenSet[str]:
@@ -44,8 +63,11 @@ class Claims(Mapping[str, Any]):
         self._payload = dict(payload)
         self._scopes: Optional[FrozenSet[str]] = None
         self._audiences: Optional[Tuple[str, ...]] = None
-        #: the verified JOSE header (alg, kid, typ), for logging and auditing
-        self.header: Mapping[str, Any] = dict(header or {})
+        #: the verified JOSE header (alg, kid, typ), for logging and auditing.
+        #: A read-only mapping: the validator passes one MappingProxyType per
+        #: distinct header, shared by the Claims of every token carrying it
+        #: (kept as is, not copied); anything else is copied into a dict.
+        self.header: Mapping[str, Any] = header if type(header) is MappingProxyType else dict(header or {})
 
     # --- Mapping -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -89,7 +111,7 @@ class Claims(Mapping[str, Any]):
             scp = self._payload.get("scp")
             if scp is not None:
                 found = found | _scopes_from(scp)
-            scopes = self._scopes = found
+            scopes = self._scopes = _shared_scope_set(found)
         return scopes
 
     @property
