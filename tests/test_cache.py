@@ -18,6 +18,7 @@ Rules (issue 5, DESIGN.md "Performance targets"):
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -340,3 +341,83 @@ def test_concurrent_hits_and_misses(issuer, make_validator, clock):
 def test_cache_size_zero_and_default():
     assert TokenValidator("https://idp.example.com", audience="a", cache_size=0)._cache is None
     assert TokenValidator("https://idp.example.com", audience="a")._cache.maxsize == 10000
+
+
+# --- what makes hits cheap and entries small must not weaken any check ----------------
+
+
+def test_header_memo_follows_the_allowed_algorithms(make_issuer, make_validator):
+    iss = make_issuer(algs=("RS256", "ES256"))
+    validator = make_validator(iss, cache_size=0)
+    validator.validate_access_token(iss.mint(alg="RS256"))  # RS256 header now remembered
+    validator.algorithms = frozenset({"ES256"})
+    with pytest.raises(InvalidToken, match="alg 'RS256' is not allowed"):
+        validator.validate_access_token(iss.mint(alg="RS256"))
+    validator.validate_access_token(iss.mint(alg="ES256"))
+
+
+def test_header_memo_keeps_access_and_id_token_typ_rules_apart(issuer, make_validator):
+    validator = make_validator(issuer)
+    access = issuer.mint(typ="at+jwt")
+    validator.validate_access_token(access)
+    # The same header (typ at+jwt) on an ID Token is refused, memo or not.
+    now = int(time.time())
+    id_token = issuer.sign({"iss": issuer.issuer, "sub": "alice", "aud": "spa", "iat": now, "exp": now + 300},
+                           typ="at+jwt")
+    assert id_token.split(".")[0] == access.split(".")[0]
+    with pytest.raises(InvalidToken, match="typ"):
+        validator.validate_id_token(id_token, client_id="spa")
+
+
+def test_rejected_headers_are_never_remembered(issuer, make_validator):
+    validator = make_validator(issuer)
+    for _ in range(2):
+        with pytest.raises(InvalidToken, match="crit"):
+            validator.validate_access_token(issuer.mint(header={"crit": ["exp"], "exp": 1}))
+    assert all("crit" not in header for header, _alg, _kid in validator._header_memo.values())
+
+
+def test_header_memo_is_bounded(issuer, make_validator):
+    from oidc_guard.testing import forge_token
+
+    validator = make_validator(issuer)
+    validator.validate_access_token(issuer.mint())
+    for n in range(200):  # distinct well-formed headers with unknown kids
+        forged = forge_token({"alg": "RS256", "kid": f"nope-{n}"}, {"sub": "x"}, signature=b"s" * 256)
+        with pytest.raises(InvalidToken):
+            validator.validate_access_token(forged)
+    assert len(validator._header_memo) <= 64
+
+
+def test_claims_header_is_read_only_and_shared(issuer, make_validator):
+    validator = make_validator(issuer)
+    a = validator.validate_access_token(issuer.mint(subject="a"))
+    b = validator.validate_access_token(issuer.mint(subject="b"))
+    assert a.header == {"alg": "RS256", "kid": issuer.signing_kid, "typ": "at+jwt"}
+    assert a.header is b.header
+    with pytest.raises(TypeError):
+        a.header["kid"] = "other"  # type: ignore[index]
+    assert dict(a.header) == dict(b.header)
+
+
+def test_cache_entries_share_strings_and_scope_sets_not_lists(issuer, make_validator, clock):
+    validator = make_validator(issuer, clock=clock)
+    a = validator.validate_access_token(idsrv_token(issuer, clock.now, sub="a"))
+    b = validator.validate_access_token(idsrv_token(issuer, clock.now, sub="b"))
+    assert a["iss"] is b["iss"]
+    assert a["scope"][2] is b["scope"][2]
+    assert a.scopes is b.scopes
+    assert a["scope"] is not b["scope"] and a["aud"] is not b["aud"]
+    assert (a.subject, b.subject) == ("a", "b")
+
+
+def test_shared_string_table_is_bounded(issuer, make_validator, monkeypatch):
+    from oidc_guard import validator as validator_module
+
+    monkeypatch.setattr(validator_module, "_SHARED_STRINGS_MAX", 20)
+    validator = make_validator(issuer)
+    for n in range(10):
+        claims = validator.validate_access_token(issuer.mint(subject=f"user-{n}", claims={"note": "x" * 300}))
+        assert claims["note"] == "x" * 300 and claims.subject == f"user-{n}"
+    assert len(validator._shared_strings) <= 20
+    assert "x" * 300 not in validator._shared_strings  # long values are not kept
