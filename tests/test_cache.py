@@ -421,3 +421,22 @@ def test_shared_string_table_is_bounded(issuer, make_validator, monkeypatch):
         assert claims["note"] == "x" * 300 and claims.subject == f"user-{n}"
     assert len(validator._shared_strings) <= 20
     assert "x" * 300 not in validator._shared_strings  # long values are not kept
+
+
+def test_front_table_is_bounded_and_only_an_accelerator(issuer, make_validator, clock, verifications, monkeypatch):
+    from oidc_guard import validator as validator_module
+
+    monkeypatch.setattr(validator_module, "_FRONT_MAX", 3)
+    validator = make_validator(issuer, clock=clock, cache_size=10)
+    tokens = [issuer.mint(subject=f"user{i}", now=clock.now) for i in range(7)]
+    for _ in range(3):
+        for n, token in enumerate(tokens):
+            # a new str object each time, as a server makes per request
+            assert validator.validate_access_token(("." + token)[1:]).subject == f"user{n}"
+            assert len(validator._front) <= 3
+    assert verifications["n"] == len(tokens)  # every repeat was a hit
+    # Its entries obey the same rules: expiry ...
+    clock.advance(3600 + 61)
+    with pytest.raises(InvalidToken, match="expired"):
+        validator.validate_access_token(tokens[-1])
+    assert tokens[-1] not in validator._front
