@@ -57,7 +57,7 @@ class Claims(Mapping[str, Any]):
     claims were checked; treat every value as what the issuer asserted.
     """
 
-    __slots__ = ("_payload", "_scopes", "_audiences", "header")
+    __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint")
 
     def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None) -> None:
         self._payload = dict(payload)
@@ -68,6 +68,10 @@ class Claims(Mapping[str, Any]):
         #: distinct header, shared by the Claims of every token carrying it
         #: (kept as is, not copied); anything else is copied into a dict.
         self.header: Mapping[str, Any] = header if type(header) is MappingProxyType else dict(header or {})
+        # RFC 7638 thumbprint of the key that verified the token, set by
+        # TokenValidator when it keeps this Claims in its verified-token cache
+        # (the Claims is the cache entry; see validate_access_token).
+        self._key_fingerprint: Optional[str] = None
 
     # --- Mapping -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -73,8 +73,6 @@ _PADDING = (b"", b"===", b"==", b"=")
 # are simply not shared.
 _SHARED_STRINGS_MAX = 4096
 _SHARED_STRING_MAX_LEN = 256
-# Entries for tokens without nbf: a NumericDate no "now + leeway" is below.
-_NO_NBF = float("-inf")
 # The front of the verified-token cache: the most recent entries keyed by
 # the token string itself.  A hit there costs one str hash and compare
 # (about 0.2 us for 800 characters) instead of SHA-256 plus the LRU under its
@@ -192,21 +190,6 @@ def _iso(ts: float) -> str:
         return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return str(ts)
-
-
-class _CacheEntry:
-    """A verified access token: its Claims, the exp/nbf the hit path
-    re-checks with the same expressions as the cold path (the very objects of
-    the payload, so an entry holds no extra numbers) and the RFC 7638
-    thumbprint of the key that verified it."""
-
-    __slots__ = ("claims", "nbf", "exp", "fingerprint")
-
-    def __init__(self, claims: Claims, nbf: float, exp: float, fingerprint: str) -> None:
-        self.claims = claims
-        self.nbf = nbf
-        self.exp = exp
-        self.fingerprint = fingerprint
 
 
 class TokenValidator:
@@ -335,8 +318,8 @@ class TokenValidator:
         )
         self._cache: Optional[LRUCache] = LRUCache(maxsize=cache_size) if cache_size > 0 else None
         self._cache_lock = threading.Lock()
-        # token string -> _CacheEntry, for the most recent hits (see _FRONT_MAX)
-        self._front: Dict[str, _CacheEntry] = {}
+        # token string -> cached Claims, for the most recent hits (see _FRONT_MAX)
+        self._front: Dict[str, Claims] = {}
         # str -> the one shared instance (see _SHARED_STRINGS_MAX)
         self._shared_strings: Dict[str, str] = {}
         # (header segment, allowed typ, algorithms) -> (read-only header, alg, kid)
@@ -360,7 +343,7 @@ class TokenValidator:
             return
         self._front.clear()
         with self._cache_lock:
-            stale = [k for k, entry in cache.items() if entry.fingerprint in fingerprints]
+            stale = [k for k, claims in cache.items() if claims._key_fingerprint in fingerprints]
             for k in stale:
                 del cache[k]
 
@@ -380,41 +363,47 @@ class TokenValidator:
         cache = self._cache
         if cache is None or type(token) is not str:
             return self._validate_access(token)[0]
+        # A cache entry is the Claims itself: its payload has the exp/nbf to
+        # re-check and its _key_fingerprint says which key verified it (no
+        # entry object of its own: 64 bytes less per entry).
         front = self._front
-        entry = front.get(token)
+        claims = front.get(token)
         digest = None
-        if entry is None:
+        if claims is None:
             # The cache key is a SHA-256 of the whole token: two different
             # token strings never share an entry, and memory per entry stays
             # small.
             digest = _sha256(token.encode("utf-8", "surrogatepass")).digest()
             try:
                 with self._cache_lock:
-                    entry = cache[digest]
+                    claims = cache[digest]
             except KeyError:
                 pass
             else:
                 if len(front) >= _FRONT_MAX:
                     front.clear()
-                front[token] = entry
-        if entry is not None:
+                front[token] = claims
+        if claims is not None:
             # A hit costs the look-up plus the exp/nbf checks of the cold path
-            # (same expressions, same leeway) and "is the key still in the
-            # JWKS"; everything else was checked when the entry was made.
+            # (same expressions, same leeway, on the verified payload, which
+            # a Claims never changes) and "is the key still in the JWKS";
+            # everything else was checked when the entry was made.
+            payload = claims._payload
+            nbf = payload.get("nbf")
             now = self._clock()
             leeway = self.leeway
-            if not now > entry.exp + leeway and not now + leeway < entry.nbf \
-                    and entry.fingerprint in self.keys.live:
-                return entry.claims
+            if not now > payload["exp"] + leeway and (nbf is None or not now + leeway < nbf) \
+                    and claims._key_fingerprint in self.keys.live:
+                return claims
             front.pop(token, None)
             if digest is None:
                 digest = _sha256(token.encode("utf-8", "surrogatepass")).digest()
             with self._cache_lock:
                 cache.pop(digest, None)
-        claims, key, nbf, exp = self._validate_access(token, share=True)
-        entry = _CacheEntry(claims, _NO_NBF if nbf is None else nbf, exp, key.fingerprint)
+        claims, key, _nbf, _exp = self._validate_access(token, share=True)
+        claims._key_fingerprint = key.fingerprint
         with self._cache_lock:
-            cache[digest or _sha256(token.encode("utf-8", "surrogatepass")).digest()] = entry
+            cache[digest or _sha256(token.encode("utf-8", "surrogatepass")).digest()] = claims
         return claims
 
     def _share_strings(self, payload: Dict[str, Any]) -> Dict[str, Any]:
