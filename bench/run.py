@@ -159,13 +159,14 @@ class MiniIssuer:
     def jwks_uri(self) -> str:
         return self.issuer + "/jwks"
 
-    def sign(self, claims: Dict[str, Any], *, alg: str, header: Optional[Dict[str, Any]] = None,
-             typ: Optional[str] = "JWT") -> str:
+    def sign(self, claims: Dict[str, Any], *, alg: str, kid: Optional[str] = None,
+             header: Optional[Dict[str, Any]] = None, typ: Optional[str] = "JWT") -> str:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec, padding
         from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-        kid = next(k for k, (a, _) in self._keys.items() if a == alg)
+        if kid is None:
+            kid = next(k for k, (a, _) in self._keys.items() if a == alg)
         priv = self._keys[kid][1]
         head = {"alg": alg, "kid": kid}
         if typ is not None:
