@@ -50,9 +50,14 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
-    """A headless chromium (Playwright ``Browser``) for the whole session."""
+    """A headless chromium (Playwright ``Browser``) for the browser tests.
+
+    Package scope, not session: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is started, which would make every
+    later test that runs async code there (Flask async views through
+    asgiref) fail with "cannot use AsyncToSync in the same thread"."""
     _require_chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)")
     manager = sync_api.sync_playwright().start()
