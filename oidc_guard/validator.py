@@ -62,7 +62,7 @@ _B64URL_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 # exactly what base64.urlsafe_b64decode does, without its per-call overhead.
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 # Padding for a segment of length n: _PADDING[n % 4] (n % 4 == 1 is not
-# base64 at all: _b64decode_std refuses it first, like _b64decode).
+# base64 at all: _b64decode_std refuses it first).
 _PADDING = (b"", b"===", b"==", b"=")
 
 # Verified-token cache entries share their claim names and string values
@@ -96,15 +96,10 @@ _ID_TOKEN_TYP = frozenset({"jwt"})
 _IGNORED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
 
 
-_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # RFC 4648 section 3.5 (canonical encoding): the pad bits of the last
 # character must be zero.  Otherwise several strings decode to the same
 # bytes, and one signed token would have many spellings (which defeats
 # anything keyed on the token string: deny-lists, replay caches, logs).
-_LAST_CHAR_OF_2 = frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0x0F == 0)  # 4 pad bits
-_LAST_CHAR_OF_3 = frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0x03 == 0)  # 2 pad bits
-
-
 _sha256 = hashlib.sha256
 _a2b_base64 = binascii.a2b_base64
 _STD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -113,30 +108,16 @@ _LAST_BYTE_OF_3 = frozenset(b for i, b in enumerate(_STD_ALPHABET) if i & 0x03 =
 
 
 def _b64decode_std(segment: bytes) -> bytes:
-    """_b64decode for a segment already translated to the standard alphabet
-    (_URLSAFE_TO_STD; the translation keeps every character's index, so the
-    pad bits are the same): same length and canonical-form checks, same
-    errors, then binascii.a2b_base64 as base64.urlsafe_b64decode does."""
+    """Strict decoding of one JWS segment (RFC 7515 section 2) already
+    translated to the standard alphabet (_URLSAFE_TO_STD keeps every
+    character's index, so the pad bits are the same): a length of 1 mod 4
+    is impossible, and the encoding must be canonical (above)."""
     rest = len(segment) & 3
     if rest == 1:
         raise ValueError("impossible base64 length")
     if (rest == 2 and segment[-1] not in _LAST_BYTE_OF_2) or (rest == 3 and segment[-1] not in _LAST_BYTE_OF_3):
         raise ValueError("non-canonical base64url")
     return _a2b_base64(segment + _PADDING[rest])
-
-
-def _b64decode(segment: str) -> bytes:
-    """Strict base64url decoding of one JWS segment (RFC 7515 section 2).
-
-    The alphabet was already checked by _COMPACT_JWS; here the length and
-    the canonical form are.
-    """
-    rest = len(segment) % 4
-    if rest == 1:
-        raise ValueError("impossible base64 length")
-    if (rest == 2 and segment[-1] not in _LAST_CHAR_OF_2) or (rest == 3 and segment[-1] not in _LAST_CHAR_OF_3):
-        raise ValueError("non-canonical base64url")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
