@@ -20,11 +20,10 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from oidc_guard import Claims, InvalidToken, OIDCGuardError, ProviderError, TokenValidator
-from oidc_guard.testing import OMIT, LocalIssuer, b64url_encode, forge_token, hmac_token
+from oidc_guard.testing import OMIT, LocalIssuer, b64url_encode, forge_token, hmac_token, sign_raw
 from oidc_guard.errors import ConfigurationError
 
 T0 = 1_900_000_000  # a fixed "now" (2030-03-17T17:46:40Z) for time-exact tests
@@ -43,20 +42,6 @@ class Clock:
 
 def b64json(obj) -> str:
     return b64url_encode(json.dumps(obj).encode())
-
-
-def sign_raw(private_key, alg: str, header: bytes, payload: bytes) -> str:
-    """A JWS over exactly these header/payload bytes (RS256 or ES256), for
-    payloads LocalIssuer cannot produce (duplicate keys, arrays, non-JSON)."""
-    signing_input = (b64url_encode(header) + "." + b64url_encode(payload)).encode("ascii")
-    if alg == "RS256":
-        sig = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    elif alg == "ES256":
-        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        raise ValueError(alg)
-    return signing_input.decode("ascii") + "." + b64url_encode(sig)
 
 
 def valid_claims(iss, **changes):

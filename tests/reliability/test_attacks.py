@@ -23,12 +23,10 @@ from typing import Any, Dict
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from oidc_guard import InvalidToken, TokenValidator
-from oidc_guard.testing import OMIT, LocalIssuer
+from oidc_guard.testing import OMIT, LocalIssuer, sign_raw
 from oidc_guard.validator import ConfigurationError
 
 from .conftest import AUDIENCE, call_wsgi, protected_app, validator_for
@@ -49,20 +47,6 @@ def claims_for(iss: LocalIssuer, **extra: Any) -> Dict[str, Any]:
             "iat": now, "nbf": now, "exp": now + 600}
     body.update(extra)
     return body
-
-
-def sign_raw(private_key: Any, alg: str, header: bytes, payload: bytes) -> str:
-    """Sign exact header/payload bytes (for JSON the issuer would never
-    write, e.g. duplicate member names)."""
-    signing_input = (b64u(header) + "." + b64u(payload)).encode("ascii")
-    if alg == "RS256":
-        sig = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    elif alg == "ES256":
-        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        raise ValueError(alg)
-    return signing_input.decode("ascii") + "." + b64u(sig)
 
 
 def assert_rejected(v: TokenValidator, token: str) -> InvalidToken:
