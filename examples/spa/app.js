@@ -19,15 +19,9 @@
 "use strict";
 
 (function () {
-  const DEFAULTS = {
-    issuer: "http://127.0.0.1:5000",
-    authorizeUrl: null,
-    apiUrl: "http://127.0.0.1:5001",
-    clientId: "spa",
-    scope: "openid profile contacts wte coordinate",
-    extraAuthParams: {}
-  };
-  const cfg = Object.assign({}, DEFAULTS, window.CONTACTS_SPA_CONFIG || {});
+  // The settings live in one place: config.js (or the one demo.py serves).
+  const cfg = Object.assign({ authorizeUrl: null, extraAuthParams: {} }, window.CONTACTS_SPA_CONFIG || {});
+  const MISSING = ["issuer", "apiUrl", "clientId", "scope"].filter((name) => !cfg[name]);
   const PENDING_KEY = "contacts-spa.pending";
   const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
 
@@ -443,6 +437,11 @@
 
   // --- start -------------------------------------------------------------------
   function start() {
+    if (MISSING.length) {
+      setPhase("error");
+      showError("config.js is missing or lacks " + MISSING.join(", ") + "; see examples/spa/config.js");
+      return;
+    }
     $("signin").addEventListener("click", signIn);
     $("signout").addEventListener("click", signOut);
     $("import-form").addEventListener("submit", importContacts);

@@ -15,6 +15,9 @@ import re
 import urllib.parse
 
 import pytest
+
+from .authz import rewrite_authorize_param
+
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)").expect
 
 pytestmark = pytest.mark.browser
@@ -136,13 +139,7 @@ def test_state_mismatch_is_refused_without_api_call(page, shots, dev_stack):
     (RFC 6749 10.12, CSRF) is discarded before any API call."""
     stack = dev_stack
 
-    def tamper_state(route):
-        parts = urllib.parse.urlsplit(route.request.url)
-        params = dict(urllib.parse.parse_qsl(parts.query))
-        params["state"] = "attacker-chosen-state"
-        route.continue_(url=urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params))))
-
-    page.route(re.compile("^" + re.escape(stack.authorization_endpoint) + r"\?"), tamper_state)
+    rewrite_authorize_param(page, stack.authorization_endpoint, "state", "attacker-chosen-state")
     _sign_in(page, shots, stack)
 
     page.wait_for_selector("body[data-phase='error']")
@@ -177,13 +174,7 @@ def test_nonce_mismatch_is_refused_without_api_call(page, shots, dev_stack):
     not ours: OIDC Core 3.2.2.11) is refused."""
     stack = dev_stack
 
-    def tamper_nonce(route):
-        parts = urllib.parse.urlsplit(route.request.url)
-        params = dict(urllib.parse.parse_qsl(parts.query))
-        params["nonce"] = "a-nonce-from-another-request"
-        route.continue_(url=urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params))))
-
-    page.route(re.compile("^" + re.escape(stack.authorization_endpoint) + r"\?"), tamper_nonce)
+    rewrite_authorize_param(page, stack.authorization_endpoint, "nonce", "a-nonce-from-another-request")
     _sign_in(page, shots, stack)
     page.wait_for_selector("body[data-phase='error']")
     shots("nonce-mismatch-refused")

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from .authz import rewrite_authorize_param
+
+
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)").expect
 
 pytestmark = pytest.mark.browser
@@ -149,13 +152,7 @@ def test_state_mismatch_against_oidc_provider(page, shots, real_stack):
     stack = real_stack
     api_calls = lambda: [u for u in page.requests_seen if u.startswith(stack.api_url)]  # noqa: E731
 
-    def tamper_state(route):
-        parts = urllib.parse.urlsplit(route.request.url)
-        params = dict(urllib.parse.parse_qsl(parts.query))
-        params["state"] = "attacker-chosen-state"
-        route.continue_(url=urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params))))
-
-    page.route(re.compile("^" + re.escape(stack.authorization_endpoint) + r"\?"), tamper_state)
+    rewrite_authorize_param(page, stack.authorization_endpoint, "state", "attacker-chosen-state")
     page.goto(stack.spa_url)
     page.click("#signin")
     _login_and_consent(page, shots, stack, "mallory")
