@@ -434,14 +434,14 @@ class KeySet:
                     f"{self._last_error.description}",
                     retry_after=self._seconds_until_refetch(),
                 )
-            raise InvalidToken(self._unknown_kid_reason(kid, alg, "after refresh"))
+            raise InvalidToken(self._unknown_kid_reason(kid, "after refresh"))
         if self._last_error is not None:
             raise ProviderError(
                 f"kid {_show(kid)} is not in the cached JWKS and the provider is failing: "
                 f"{self._last_error.description}",
                 retry_after=self._seconds_until_refetch(),
             )
-        raise InvalidToken(self._unknown_kid_reason(kid, alg, "(refetch cooldown active)"))
+        raise InvalidToken(self._unknown_kid_reason(kid, "(refetch cooldown active)"))
 
     def refresh(self) -> None:
         """Fetch the JWKS now (joins a fetch in flight).  Raises ProviderError
@@ -471,7 +471,7 @@ class KeySet:
             return f"the issuer's JWKS has no key for {alg}"
         return f"token has no kid and the issuer's JWKS has {n} keys for {alg}"
 
-    def _unknown_kid_reason(self, kid: str, alg: str, when: str) -> str:
+    def _unknown_kid_reason(self, kid: str, when: str) -> str:
         return f"kid {_show(kid)} not in the issuer's JWKS {when}"
 
     def _claim_unknown_refetch(self, now: float) -> bool:

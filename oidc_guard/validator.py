@@ -91,9 +91,9 @@ _HEADER_MEMO_MAX = 64
 _ACCESS_TYP = frozenset({"at+jwt", "jwt"})
 _ID_TOKEN_TYP = frozenset({"jwt"})
 
-# Header parameters that would bring keys from the token itself.  They are
-# never used (RFC 8725 section 3.10): keys come only from the issuer's JWKS.
-_IGNORED_KEY_HEADERS = ("jwk", "jku", "x5u", "x5c")
+# Header parameters that would bring keys from the token itself (jwk, jku,
+# x5u, x5c) are never read (RFC 8725 section 3.10): keys come only from the
+# issuer's JWKS.
 
 
 # RFC 4648 section 3.5 (canonical encoding): the pad bits of the last
