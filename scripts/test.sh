@@ -7,7 +7,8 @@
 # Installs, idempotently:
 #   * a virtualenv in .venv with the project and its test extras (PyPI);
 #   * the pinned npm oidc-provider for the integration suite (npm ci);
-#   * Debian's chromium for the browser suite (apt-get; needs root).
+#   * Debian's chromium for the browser suite (apt-get; needs root);
+#   * Debian's redis-server for the shared-cache tests (apt-get; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,10 @@ fi
 # A real browser: Debian's chromium (Playwright's own download cannot work here).
 bash scripts/install_chromium.sh
 
+# A real Redis for the shared cache (the tests start their own on a free port).
+bash scripts/install_redis.sh
+
 # Everything was installed above, so the browser suite must run, not skip.
 export OIDC_GUARD_BROWSER_REQUIRED=${OIDC_GUARD_BROWSER_REQUIRED:-1}
+export OIDC_GUARD_REDIS_REQUIRED=${OIDC_GUARD_REDIS_REQUIRED:-1}
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -194,3 +194,47 @@ def make_validator():
         return TokenValidator(iss.issuer, **kwargs)
 
     return make
+
+
+# --- a real redis-server (shared cache) --------------------------------------
+
+import os as _os
+
+from redis_server import RedisServer as _RedisServer, redis_binary as _redis_binary
+
+
+def _need_redis() -> None:
+    if _redis_binary() is None:
+        if _os.environ.get("OIDC_GUARD_REDIS_REQUIRED") == "1":
+            pytest.fail("redis-server is not installed; run bash scripts/install_redis.sh", pytrace=False)
+        pytest.skip("redis-server is not installed (bash scripts/install_redis.sh)")
+
+
+@pytest.fixture
+def redis_server():
+    """A real redis-server on a free 127.0.0.1 port, no persistence, killed
+    after the test (``.stop()`` / ``.start()`` take it away and back mid-test)."""
+    _need_redis()
+    server = _RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_redis_server():
+    """Factory: ``make_redis_server(password=...)``; all are killed after the test."""
+    _need_redis()
+    started = []
+
+    def make(**kwargs: Any) -> _RedisServer:
+        server = _RedisServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()

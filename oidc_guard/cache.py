@@ -1,0 +1,433 @@
+"""A small key/value cache with per-entry expiry, in process or in Redis.
+
+Two users share it (DESIGN.md, second round):
+
+* introspection results (RFC 7662), so a reference token is sent to the
+  provider once, not once per request or per worker;
+* DPoP replay records (RFC 9449 section 11.1), so a proof's ``jti`` is
+  accepted once across every worker and host.
+
+The interface (:class:`Cache`) is deliberately tiny:
+
+``get(key) -> bytes | None``
+    the value, or ``None`` when absent or expired.
+``set(key, value, ttl_seconds)``
+    store ``value`` for ``ttl_seconds``; the expiry travels with the value
+    (Redis ``SET ... PX``), so no entry outlives its lifetime even if nothing
+    ever reads it again.
+``add(key, value, ttl_seconds) -> bool``
+    atomic set-if-absent (Redis ``SET ... NX PX``): ``True`` when this call
+    stored the value, ``False`` when the key was already there.  This is the
+    primitive of a replay store: two workers racing with one ``jti`` cannot
+    both get ``True``.
+``delete(key)``
+    remove the key if present.
+
+Values are ``bytes``.  What a shared cache gives back is *untrusted*: anyone
+who can write to the Redis database can put anything there, so callers must
+validate what they read (the introspection layer re-checks every rule it
+would apply to a fresh answer).
+
+Failures of a shared backend raise one typed exception,
+:class:`CacheUnavailable` (a :class:`~oidc_guard.errors.ProviderError`, so it
+maps to 503 + ``Retry-After`` if it ever reaches the middleware).  Each caller
+chooses what it means: introspection falls back to the endpoint; the DPoP
+replay store fails closed.
+
+Keys given to the cache must never be raw tokens: callers pass a SHA-256 of
+the token (DESIGN.md "Security rules").  The Redis backend additionally puts
+a namespace in front of every key (``prefix``), naming the issuer and the
+configuration the entry was made under, so two APIs sharing one Redis never
+read each other's entries.
+
+A Redis password never appears in ``repr``, logs or error messages: the
+backend describes itself as ``redis://host:port/db`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any, Callable, Optional, Tuple, Type, Union
+from urllib.parse import urlsplit
+
+from cachetools import TLRUCache
+
+from .errors import ConfigurationError, ProviderError
+
+__all__ = [
+    "Cache",
+    "CacheUnavailable",
+    "MemoryCache",
+    "RedisCache",
+    "open_cache",
+]
+
+log = logging.getLogger("oidc_guard.cache")
+
+# Largest value the Redis backend hands back.  Introspection results and
+# replay records are a few hundred bytes; anything far larger is garbage (or
+# an attempt to make every worker allocate it) and is treated as a failure.
+MAX_VALUE_BYTES = 64 * 1024
+
+
+class CacheUnavailable(ProviderError):
+    """The shared cache (Redis) could not be used: unreachable, slow, or
+    answering something that is not a cache value.
+
+    A :class:`ProviderError`, hence 503 with ``Retry-After`` if a caller lets
+    it through (fail closed).  The description names the backend as
+    ``redis://host:port/db`` and never carries a password.
+    """
+
+    def __init__(self, description: str, retry_after: float = 5.0) -> None:
+        super().__init__(description, retry_after=retry_after)
+
+
+class Cache:
+    """The interface every backend implements (see the module docstring)."""
+
+    def get(self, key: str) -> Optional[bytes]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    #: True for backends shared between processes (Redis).
+    shared: bool = False
+
+
+def _check_entry(key: str, value: bytes, ttl_seconds: float) -> None:
+    if not isinstance(key, str) or not key:
+        raise TypeError("cache key must be a non-empty str")
+    if not isinstance(value, (bytes, bytearray)):
+        raise TypeError("cache value must be bytes")
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not math.isfinite(ttl_seconds):
+        raise TypeError("ttl_seconds must be a finite number")
+
+
+class MemoryCache(Cache):
+    """In-process default: bounded (least recently used entries go first when
+    ``maxsize`` is reached), each entry dying at its own expiry, thread-safe.
+
+    ``clock`` is a monotonic-seconds function (tests pass a fake one).
+    """
+
+    shared = False
+
+    def __init__(self, maxsize: int = 10000, clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigurationError("MemoryCache maxsize must be a positive int")
+        self.maxsize = maxsize
+        self._clock = clock
+        # TLRU: time-aware LRU; the "ttu" returns the absolute expiry we
+        # stored next to the value.
+        self._data: "TLRUCache[str, Tuple[bytes, float]]" = TLRUCache(maxsize=maxsize, ttu=_ttu, timer=clock)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryCache(maxsize={self.maxsize})"
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._data.expire()
+            return len(self._data)
+
+    def get(self, key: str) -> Optional[bytes]:
+        with self._lock:
+            entry: Optional[Tuple[bytes, float]] = self._data.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires <= self._clock():  # TLRU expires lazily; be exact here
+            return None
+        return value
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        _check_entry(key, value, ttl_seconds)
+        if ttl_seconds <= 0:
+            self.delete(key)
+            return
+        with self._lock:
+            self._data[key] = (bytes(value), self._clock() + ttl_seconds)
+
+    def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        _check_entry(key, value, ttl_seconds)
+        if ttl_seconds <= 0:
+            raise ValueError("add() needs a positive ttl_seconds")
+        with self._lock:
+            now = self._clock()
+            entry = self._data.get(key)
+            if entry is not None and entry[1] > now:
+                return False
+            self._data[key] = (bytes(value), now + ttl_seconds)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def _ttu(_key: Any, value: Tuple[bytes, float], _now: float) -> float:
+    return value[1]
+
+
+def _describe_url(url: str) -> str:
+    """``redis://host:port/db`` without user name or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or 6379
+    db = parts.path.lstrip("/") or "0"
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    return f"{parts.scheme}://{host}:{port}/{db}"
+
+
+def _describe_client(client: Any) -> str:
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        scheme = "rediss" if client.connection_pool.connection_class.__name__.startswith("SSL") else "redis"
+        return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    except Exception:  # a client of another shape: say nothing about it
+        return "redis client"
+
+
+class RedisCache(Cache):
+    """Redis backend (redis-py, imported only when this class is used).
+
+    ``target``
+        a URL ``redis://[:password@]host:port/db`` (or ``rediss://`` for TLS,
+        ``unix://``), or a ready ``redis.Redis`` client.  A client you pass
+        keeps its own timeouts and retry policy; give it short ones.
+    ``prefix``
+        put in front of every key: callers make it name the issuer and the
+        configuration, e.g. ``oidc_guard:v1:<issuer>:introspection:<hash>:``.
+    ``timeout``
+        socket connect and read timeout in seconds for a client built from a
+        URL (default 0.25 s): a slow Redis costs at most this, then the
+        caller falls back (introspection) or fails closed (DPoP).  redis-py's
+        own retries are switched off for such a client, so one operation is
+        one attempt.
+    ``cooldown``
+        after a failure, further operations fail at once (no network) for
+        this many seconds, then the next operation tries Redis again: a dead
+        Redis costs one timeout per cooldown, not one per request, and the
+        cache recovers by itself.
+
+    Errors raise :class:`CacheUnavailable`.  ``repr`` and error texts name
+    the server without its password.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        prefix: str = "oidc_guard:",
+        timeout: float = 0.25,
+        cooldown: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "shared_cache needs the redis package: pip install 'oidc_guard[redis]'"
+            ) from None
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 10:
+            raise ConfigurationError("RedisCache timeout must be a number of seconds in (0, 10]")
+        self._redis_errors: Tuple[Type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        if isinstance(target, str):
+            scheme = urlsplit(target).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ConfigurationError(
+                    "shared_cache must be a redis://host:port/db URL (or rediss://, unix://) "
+                    "or a redis.Redis client"
+                )
+            self._where = _describe_url(target)
+            try:
+                self._client: Any = redis.Redis.from_url(
+                    target,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    retry_on_timeout=False,
+                    health_check_interval=0,
+                )
+            except (ValueError, redis.exceptions.RedisError) as exc:
+                raise ConfigurationError(
+                    f"shared_cache {self._where}: unusable URL ({exc.__class__.__name__})"
+                ) from None
+        elif hasattr(target, "set") and hasattr(target, "get") and hasattr(target, "connection_pool"):
+            self._client = target
+            self._where = _describe_client(target)
+        else:
+            raise ConfigurationError(
+                "shared_cache must be a redis://host:port/db URL or a redis.Redis client"
+            )
+        self.prefix = prefix
+        self._cooldown = float(cooldown)
+        self._clock = clock
+        # The cooldown state is shared with every namespaced() view, so one
+        # dead Redis is noticed (and logged) once.
+        self._shared_state = _State()
+
+    def __repr__(self) -> str:
+        return f"RedisCache({self._where}, prefix={self.prefix!r})"
+
+    @property
+    def where(self) -> str:
+        """The server as ``redis://host:port/db``, safe to print."""
+        return self._where
+
+    def namespaced(self, prefix: str) -> "RedisCache":
+        """A view on the same connection whose keys are under ``prefix`` (in
+        addition to this one's).  Shares the failure cooldown."""
+        view = object.__new__(RedisCache)
+        view.__dict__.update(self.__dict__)  # same client, same _shared_state
+        view.prefix = self.prefix + prefix
+        return view
+
+    def _state(self) -> "_State":
+        return self._shared_state
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        state = self._state()
+        now = self._clock()
+        if now < state.down_until:
+            raise CacheUnavailable(
+                f"shared cache {self._where} is unavailable (retrying in "
+                f"{state.down_until - now:.1f} s)", retry_after=state.down_until - now
+            )
+        try:
+            result = fn()
+        except self._redis_errors as exc:
+            with state.lock:
+                state.down_until = self._clock() + self._cooldown
+                first = not state.logged
+                state.logged = True
+            reason = _reason(exc)
+            if first:
+                log.warning(
+                    "shared cache %s unavailable (%s during %s); going on without it, "
+                    "retrying every %.1f s", self._where, reason, what, self._cooldown,
+                )
+            raise CacheUnavailable(f"shared cache {self._where}: {reason} during {what}") from None
+        if state.logged:
+            with state.lock:
+                was = state.logged
+                state.logged = False
+            if was:
+                log.warning("shared cache %s reachable again", self._where)
+        return result
+
+    def _value(self, raw: Any) -> Optional[bytes]:
+        if raw is None:
+            return None
+        if isinstance(raw, str):  # a client built with decode_responses=True
+            raw = raw.encode("utf-8", "surrogateescape")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise CacheUnavailable(f"shared cache {self._where}: answered a {type(raw).__name__}, not a value")
+        if len(raw) > MAX_VALUE_BYTES:
+            raise CacheUnavailable(
+                f"shared cache {self._where}: a value of {len(raw)} bytes exceeds the {MAX_VALUE_BYTES}-byte limit"
+            )
+        return bytes(raw)
+
+    @staticmethod
+    def _px(ttl_seconds: float) -> int:
+        # Redis PX: milliseconds, at least 1 (0 is an error for Redis).
+        return max(1, int(math.ceil(ttl_seconds * 1000)))
+
+    def get(self, key: str) -> Optional[bytes]:
+        full = self.prefix + key
+        return self._value(self._call("GET", lambda: self._client.get(full)))
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        _check_entry(key, value, ttl_seconds)
+        if ttl_seconds <= 0:
+            self.delete(key)
+            return
+        full, px = self.prefix + key, self._px(ttl_seconds)
+        self._call("SET", lambda: self._client.set(full, bytes(value), px=px))
+
+    def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        """``SET key value NX PX ttl``: atomic; ``True`` when stored."""
+        _check_entry(key, value, ttl_seconds)
+        if ttl_seconds <= 0:
+            raise ValueError("add() needs a positive ttl_seconds")
+        full, px = self.prefix + key, self._px(ttl_seconds)
+        result = self._call("SET NX", lambda: self._client.set(full, bytes(value), nx=True, px=px))
+        return bool(result)
+
+    def delete(self, key: str) -> None:
+        full = self.prefix + key
+        self._call("DEL", lambda: self._client.delete(full))
+
+    def ping(self) -> None:
+        """Raise :class:`CacheUnavailable` unless Redis answers now (ignores the cooldown)."""
+        self._state().down_until = 0.0
+        self._call("PING", lambda: self._client.ping())
+
+
+class _State:
+    __slots__ = ("down_until", "logged", "lock")
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+        self.logged = False
+        self.lock = threading.Lock()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason that never carries a password.
+
+    redis-py error messages name host and port and sometimes the server's
+    reply (``invalid password``), never the password itself; still, keep
+    only the exception class and the first line, and cut it short.
+    """
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "@" in text:  # a URL with credentials would have one: drop the text
+        text = ""
+    text = text[:120]
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def open_cache(
+    spec: Union[None, str, Cache, Any],
+    *,
+    prefix: str = "oidc_guard:",
+    maxsize: int = 10000,
+) -> Cache:
+    """Turn a ``shared_cache`` argument into a :class:`Cache`.
+
+    ``None`` -> a new :class:`MemoryCache`; a URL or a ``redis.Redis`` client
+    -> a :class:`RedisCache` with ``prefix``; a :class:`Cache` -> itself
+    (a :class:`RedisCache` gets ``prefix`` added through :meth:`RedisCache.namespaced`).
+    """
+    if spec is None:
+        return MemoryCache(maxsize=maxsize)
+    if isinstance(spec, RedisCache):
+        return spec.namespaced(prefix)
+    if isinstance(spec, Cache):
+        return spec
+    return RedisCache(spec, prefix=prefix)

@@ -1,0 +1,233 @@
+"""oidc_guard.cache: the in-process default and the Redis backend.
+
+The Redis tests run against a real redis-server (fixture ``redis_server``,
+tests/redis_server.py), including one that kills it mid-run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from oidc_guard import ProviderError
+from oidc_guard.cache import CacheUnavailable, MemoryCache, RedisCache, open_cache
+from oidc_guard.errors import ConfigurationError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- MemoryCache -------------------------------------------------------------
+
+def test_memory_get_set_and_expiry():
+    clock = Clock()
+    c = MemoryCache(maxsize=10, clock=clock)
+    assert c.get("k") is None
+    c.set("k", b"v", 5)
+    assert c.get("k") == b"v"
+    clock.now += 4.999
+    assert c.get("k") == b"v"
+    clock.now += 0.002
+    assert c.get("k") is None  # dies at its own expiry
+
+
+def test_memory_add_is_set_if_absent():
+    clock = Clock()
+    c = MemoryCache(maxsize=10, clock=clock)
+    assert c.add("jti", b"1", 10) is True
+    assert c.add("jti", b"2", 10) is False
+    assert c.get("jti") == b"1"
+    clock.now += 11
+    assert c.add("jti", b"3", 10) is True  # expired entries do not block
+    assert c.get("jti") == b"3"
+
+
+def test_memory_add_concurrent_only_one_wins():
+    c = MemoryCache(maxsize=100)
+    wins = []
+    barrier = threading.Barrier(16)
+
+    def race():
+        barrier.wait()
+        wins.append(c.add("same", b"x", 30))
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1 and wins.count(False) == 15
+
+
+def test_memory_is_bounded():
+    c = MemoryCache(maxsize=50)
+    for i in range(500):
+        c.set(f"k{i}", b"v", 60)
+    assert len(c) == 50
+    assert c.get("k499") == b"v" and c.get("k0") is None
+
+
+def test_memory_delete_and_nonpositive_ttl():
+    c = MemoryCache(maxsize=5)
+    c.set("k", b"v", 60)
+    c.delete("k")
+    assert c.get("k") is None
+    c.set("k", b"v", 60)
+    c.set("k", b"w", 0)  # ttl 0: not stored, and the old value is gone too
+    assert c.get("k") is None
+    with pytest.raises(ValueError):
+        c.add("k", b"v", 0)
+
+
+def test_memory_rejects_non_bytes():
+    c = MemoryCache(maxsize=5)
+    with pytest.raises(TypeError):
+        c.set("k", "text", 5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        MemoryCache(maxsize=0)
+
+
+# --- RedisCache against a real redis-server ---------------------------------
+
+def test_redis_roundtrip_with_expiry_in_redis(redis_server):
+    import redis
+
+    c = RedisCache(redis_server.url, prefix="oidc_guard:test:")
+    c.set("k", b"\x00\xffbytes", 0.3)
+    assert c.get("k") == b"\x00\xffbytes"
+    raw = redis.Redis.from_url(redis_server.url)
+    # The expiry travels with the value (PX): Redis itself will drop it.
+    pttl = raw.pttl("oidc_guard:test:k")
+    assert 0 < pttl <= 300
+    assert raw.get("k") is None  # the prefix is applied
+    time.sleep(0.4)
+    assert c.get("k") is None
+    assert raw.exists("oidc_guard:test:k") == 0
+    raw.close()
+
+
+def test_redis_add_is_atomic_across_clients(redis_server):
+    a = RedisCache(redis_server.url, prefix="p:")
+    b = RedisCache(redis_server.url, prefix="p:")
+    results = []
+    barrier = threading.Barrier(8)
+
+    def race(cache):
+        barrier.wait()
+        results.append(cache.add("jti-1", b"seen", 30))
+
+    threads = [threading.Thread(target=race, args=(a if i % 2 else b,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert a.add("jti-1", b"again", 30) is False
+    a.delete("jti-1")
+    assert b.add("jti-1", b"again", 30) is True
+
+
+def test_redis_namespaces_do_not_mix(redis_server):
+    base = RedisCache(redis_server.url, prefix="oidc_guard:")
+    one = base.namespaced("https://a.example:")
+    two = base.namespaced("https://b.example:")
+    one.set("k", b"a", 30)
+    assert two.get("k") is None
+    assert one.get("k") == b"a"
+
+
+def test_redis_accepts_a_client(redis_server):
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=0.5)
+    c = open_cache(client, prefix="x:")
+    assert isinstance(c, RedisCache) and c.shared
+    c.set("k", b"v", 10)
+    assert client.get("x:k") == b"v"
+    assert "127.0.0.1" in repr(c)
+
+
+def test_redis_garbage_is_an_error_not_a_value(redis_server):
+    import redis
+
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.set("p:big", b"x" * (70 * 1024))
+    raw.rpush("p:list", b"a")  # wrong type: Redis answers WRONGTYPE
+    c = RedisCache(redis_server.url, prefix="p:", cooldown=0)
+    with pytest.raises(CacheUnavailable):
+        c.get("big")
+    with pytest.raises(CacheUnavailable):
+        c.get("list")
+    raw.close()
+
+
+def test_redis_killed_mid_run_raises_typed_error_fast_then_recovers(redis_server, caplog):
+    clock = Clock()
+    c = RedisCache(redis_server.url, prefix="p:", cooldown=2.0, clock=clock)
+    c.set("k", b"v", 60)
+    assert c.get("k") == b"v"
+    redis_server.stop()
+    caplog.set_level(logging.WARNING, logger="oidc_guard.cache")
+    with pytest.raises(CacheUnavailable) as first:
+        c.get("k")
+    assert isinstance(first.value, ProviderError) and first.value.status == 503
+    # In the cooldown: no network at all, fails at once, for every operation.
+    started = time.monotonic()
+    for _ in range(100):
+        with pytest.raises(CacheUnavailable):
+            c.add("jti", b"1", 5)  # fail closed: never a silent True
+    assert time.monotonic() - started < 1.0
+    warnings = [r for r in caplog.records if r.name == "oidc_guard.cache"]
+    assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
+    redis_server.start()
+    clock.now += 2.1
+    assert c.get("k") is None  # a restart without persistence: empty, but working
+    c.set("k", b"w", 60)
+    assert c.get("k") == b"w"
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+def test_redis_unreachable_is_bounded_by_the_timeout():
+    # Nothing listens on this port: connection refused -> CacheUnavailable.
+    from redis_server import free_port
+
+    c = RedisCache(f"redis://127.0.0.1:{free_port()}/0", prefix="p:", timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(CacheUnavailable):
+        c.get("k")
+    assert time.monotonic() - started < 2.0
+
+
+def test_redis_password_never_in_repr_logs_or_errors(make_redis_server, caplog):
+    secret = "s3cr3t-Pa55word"
+    server = make_redis_server(password=secret)
+    c = RedisCache(server.url, prefix="p:", cooldown=0)
+    c.set("k", b"v", 10)
+    assert c.get("k") == b"v"
+    assert secret not in repr(c) and secret not in c.where
+    wrong = RedisCache(server.url.replace(secret, "wrong-" + secret), prefix="p:", cooldown=0)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(CacheUnavailable) as err:
+        wrong.get("k")
+    assert secret not in str(err.value) and secret not in repr(err.value)
+    server.stop()
+    with pytest.raises(CacheUnavailable) as err2:
+        c.get("k")
+    assert secret not in str(err2.value)
+    assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_bad_shared_cache_specs():
+    with pytest.raises(ConfigurationError):
+        RedisCache("http://127.0.0.1:6379/0")
+    with pytest.raises(ConfigurationError):
+        RedisCache(object())
+    assert isinstance(open_cache(None), MemoryCache)
