@@ -17,11 +17,18 @@ import logging
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
+from urllib.parse import urlsplit
 
 from .errors import ProviderError
 from .http import check_url, fetch_json
 
-__all__ = ["ProviderMetadata", "discovery_url"]
+__all__ = ["ProviderMetadata", "IssuerMismatch", "discovery_url", "issuer_mismatch", "looks_like_discovery_url"]
+
+
+class IssuerMismatch(ProviderError):
+    """The discovery document names another issuer (Discovery 4.3).  A
+    ProviderError (503) at request time; the start-up check turns it into
+    a ConfigurationError, since the usual cause is the configured value."""
 
 log = logging.getLogger("oidc_guard.discovery")
 
@@ -30,6 +37,61 @@ MAX_DISCOVERY_BYTES = 512 * 1024
 
 def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+_WELL_KNOWN = "/.well-known/"
+
+
+def looks_like_discovery_url(issuer: str) -> Optional[str]:
+    """When ``issuer`` is a discovery URL (it has a ``/.well-known/`` path
+    segment, which no issuer identifier has: Discovery section 4.1 appends
+    it), return the issuer it most likely meant; else None."""
+    path = urlsplit(issuer).path
+    at = path.find(_WELL_KNOWN)
+    if at < 0 and not path.endswith("/.well-known"):
+        return None
+    return issuer[: issuer.find(path) + (at if at >= 0 else len(path) - len("/.well-known"))]
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    """A bounded repr of a value the provider's document holds."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def issuer_mismatch(url: str, configured: str, found: Any) -> str:
+    """The reason, in plain words, why the document at ``url`` naming the
+    issuer ``found`` cannot be used for the configured issuer, with a hint
+    for the usual typing mistakes.  Discovery 4.3 and RFC 7519 4.1.1 want
+    an exact string match, so this only explains; it never relaxes it."""
+    message = (f"the discovery document's issuer is {_shown(found, 120)} but the configured issuer is "
+               f"{configured!r} (document {url}); they must be identical (OpenID Connect Discovery "
+               "section 4.3)")
+    if not isinstance(found, str):
+        return message + ": the document has no issuer string"
+    if found == configured.rstrip("/"):
+        return message + ": remove the trailing slash"
+    if configured == found.rstrip("/"):
+        return message + ": add the trailing slash"
+    if found.lower() == configured.lower():
+        return message + ": the letter case differs; copy the issuer exactly as the document writes it"
+    mine, theirs = urlsplit(configured), urlsplit(found)
+    differs = []
+    try:
+        if mine.scheme != theirs.scheme:
+            differs.append(f"the scheme ({_shown(mine.scheme, 40)} vs {_shown(theirs.scheme, 40)})")
+        if mine.hostname != theirs.hostname:
+            differs.append(f"the host ({_shown(mine.hostname, 80)} vs {_shown(theirs.hostname, 60)}: "
+                           "configure the document's spelling, even if both reach the same server)")
+        if mine.port != theirs.port:
+            differs.append(f"the port ({mine.port} vs {theirs.port})")
+        if mine.path.rstrip("/") != theirs.path.rstrip("/"):
+            differs.append(f"the path ({_shown(mine.path, 80)} vs {_shown(theirs.path, 60)})")
+    except ValueError:  # an unparsable port in the document
+        differs = []
+    if differs:
+        return message + ": they differ in " + ", ".join(differs)
+    return message
 
 
 class ProviderMetadata:
@@ -89,18 +151,22 @@ class ProviderMetadata:
         doc = resp.json
         # Discovery 4.3: exact string comparison, no normalisation.
         if doc.get("issuer") != self.issuer:
-            shown = doc.get("issuer")
-            if isinstance(shown, str) and len(shown) > 200:
-                shown = shown[:200] + "..."
-            raise ProviderError(
-                f"discovery document at {self.url} names issuer {shown!r}, "
-                f"not the configured {self.issuer!r}"
-            )
+            raise IssuerMismatch(issuer_mismatch(self.url, self.issuer, doc.get("issuer")))
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri:
             raise ProviderError(f"discovery document at {self.url} has no jwks_uri")
         check_url(jwks_uri, self.allow_http, "jwks_uri")
         return doc
+
+    def fetch_now(self) -> Dict[str, Any]:
+        """Fetch the document now, whatever the cache holds (for the
+        start-up check); on success it becomes the current document.
+        Raises ProviderError (the issuer mismatch among others)."""
+        with self._lock:
+            fresh = self._fetch()
+            self._doc = fresh
+            self._fetched_at = self._timer()
+            return fresh
 
     def jwks_uri(self) -> str:
         return self.document()["jwks_uri"]

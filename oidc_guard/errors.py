@@ -32,7 +32,15 @@ __all__ = [
     "ConfigurationError",
     "www_authenticate",
     "error_response",
+    "PROVIDER_UNAVAILABLE",
 ]
+
+#: The ``error_description`` of every 503 a client receives.  The precise
+#: reason of a :class:`ProviderError` names internal URLs, hosts and ports
+#: (the discovery URL, "Connection refused"); it goes to the log (WARNING,
+#: once per outage, from ``oidc_guard.jwks`` / ``oidc_guard.discovery``),
+#: never into a response sent to a client.
+PROVIDER_UNAVAILABLE = "identity provider temporarily unavailable"
 
 
 class OIDCGuardError(Exception):
@@ -164,7 +172,10 @@ def error_response(
 ) -> Tuple[str, List[Tuple[str, str]], bytes]:
     """Turn an error (or ``None`` for "no token sent") into a WSGI response.
 
-    Returns ``(status_line, headers, body)``.  ``None`` means the request had
+    Returns ``(status_line, headers, body)``.  A :class:`ProviderError`
+    answers 503 with ``Retry-After`` and the fixed description
+    :data:`PROVIDER_UNAVAILABLE`, whatever its own description says.
+    ``None`` means the request had
     no credentials: 401 with a bare challenge and no ``error`` attribute
     (RFC 6750 section 3.1, last paragraph).
     """
@@ -184,7 +195,10 @@ def error_response(
             challenge = None
         else:
             challenge = www_authenticate(realm, exc.error, exc.description, scope)
-        body = {"error": exc.error, "error_description": exc.description}
+        # A ProviderError's description is for the operator (it names the
+        # provider's internal URLs); clients get a fixed sentence.
+        description = PROVIDER_UNAVAILABLE if isinstance(exc, ProviderError) else exc.description
+        body = {"error": exc.error, "error_description": description}
     headers: List[Tuple[str, str]] = [
         ("Content-Type", "application/json"),
         ("Cache-Control", "no-store"),

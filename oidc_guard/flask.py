@@ -81,7 +81,10 @@ _VALIDATOR_SETTINGS = (
 )
 # keyword / config name -> BearerMiddleware keyword
 _MIDDLEWARE_SETTINGS = ("realm", "required", "accept_form", "accept_query", "max_form_bytes")
-_BOOL_SETTINGS = frozenset(("verify_audience", "allow_http", "required", "accept_form", "accept_query"))
+# keyword / config name -> what init_app itself does
+_GUARD_SETTINGS = ("check_on_start",)
+_BOOL_SETTINGS = frozenset(("verify_audience", "allow_http", "required", "accept_form", "accept_query",
+                            "check_on_start"))
 _TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
 _FALSE_WORDS = frozenset(("0", "false", "no", "off"))
 
@@ -150,6 +153,12 @@ class OIDCGuard:
     ``MAX_TOKEN_BYTES``   largest token accepted
     ``JWKS_URI``          use this JWKS URL instead of the discovered one
     ``VERIFY_AUDIENCE``   ``False`` only if you really mean it
+    ``CHECK_ON_START``    ``True``: ``init_app`` runs the validator's start-up
+                          :meth:`~oidc_guard.TokenValidator.check` (fetches
+                          discovery and the JWKS) and raises when the provider
+                          or the issuer is wrong.  Default ``False``: the app
+                          starts while the provider is down, and keys are fetched
+                          on first use (protected routes answer 503 meanwhile)
     ====================  ==========================================================
 
     ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or any
@@ -159,7 +168,7 @@ class OIDCGuard:
     """
 
     def __init__(self, app: Optional[Flask] = None, **overrides: Any) -> None:
-        known = set(_VALIDATOR_SETTINGS) | set(_MIDDLEWARE_SETTINGS) | {"validator"}
+        known = set(_VALIDATOR_SETTINGS) | set(_MIDDLEWARE_SETTINGS) | set(_GUARD_SETTINGS) | {"validator"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"OIDCGuard() got unexpected keyword argument(s): {', '.join(unknown)}")
@@ -195,7 +204,10 @@ class OIDCGuard:
     def init_app(self, app: Flask) -> OIDCGuardState:
         """Build the application's validator, wrap ``app.wsgi_app`` in
         :class:`~oidc_guard.wsgi.BearerMiddleware` and register the state in
-        ``app.extensions["oidc_guard"]``.  No network I/O happens here."""
+        ``app.extensions["oidc_guard"]``.  No network I/O happens here,
+        unless ``CHECK_ON_START`` is on: then the validator's ``check()``
+        runs first and its ``ConfigurationError`` / ``ProviderError`` stops
+        the application from starting."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 f"oidc_guard is already initialised on app {app.name!r}; call init_app once per application"
@@ -203,6 +215,13 @@ class OIDCGuard:
         validator = self._overrides.get("validator")
         if validator is None:
             validator = self._build_validator(app)
+        if self._settings(app, _GUARD_SETTINGS).get("check_on_start", False):
+            check = getattr(validator, "check", None)
+            if check is None:
+                raise ConfigurationError(
+                    f"{CONFIG_PREFIX}CHECK_ON_START is on but the validator {type(validator).__name__} has no check()"
+                )
+            check()
         middleware = BearerMiddleware(app.wsgi_app, validator, **self._settings(app, _MIDDLEWARE_SETTINGS))
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = OIDCGuardState(self, validator, middleware)

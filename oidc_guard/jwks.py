@@ -443,10 +443,13 @@ class KeySet:
             )
         raise InvalidToken(self._unknown_kid_reason(kid, "(refetch cooldown active)"))
 
-    def refresh(self) -> None:
+    def refresh(self, *, strict: bool = False) -> None:
         """Fetch the JWKS now (joins a fetch in flight).  Raises ProviderError
-        when it fails and no keys are known."""
-        self._refresh(self._timer(), reason="explicit refresh", must_succeed=not self._loaded)
+        when it fails and no keys are known, or (``strict``, the start-up
+        check) when this fetch failed at all."""
+        self._refresh(self._timer(), reason="explicit refresh", must_succeed=not self._loaded, joined=strict)
+        if strict and self._last_error is not None:
+            raise self._last_error
 
     # --- internals -----------------------------------------------------------
     def _lookup(self, kid: Optional[str], alg: str) -> Optional[VerifyKey]:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 from cachetools import LRUCache
 
 from .claims import Claims
-from .discovery import ProviderMetadata
+from .discovery import IssuerMismatch, ProviderMetadata, looks_like_discovery_url
 from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, fetch_json
 from .jwks import HASH_FOR_ALG, SUPPORTED_ALGORITHMS, KeySet, VerifyKey, _show
@@ -333,6 +333,65 @@ class TokenValidator:
             self._front.clear()
             with self._cache_lock:
                 self._cache.clear()
+
+    # --- start-up check -----------------------------------------------------------
+    def check(self) -> None:
+        """Fetch discovery and the JWKS now and say exactly what is wrong.
+
+        Returns ``None`` when the provider is usable for this configuration;
+        raises ``ConfigurationError`` when the configuration is the likely
+        cause (the issuer is a discovery URL, the document names another
+        issuer, no published key fits ``algorithms``), and ``ProviderError``
+        when the provider cannot be used (unreachable, HTTP error,
+        malformed document or JWKS).  Messages name the URLs: they are for
+        the operator starting the application, never sent to clients.
+
+        Nothing else changes: requests never call this, and an app that does
+        not call it still starts while the provider is down (keys are then
+        fetched on first use).  With ``jwks_uri=`` discovery is not needed
+        for JWT validation and is fetched only when something else needs it
+        (see :meth:`_check_extra`).
+        """
+        meant = looks_like_discovery_url(self.issuer)
+        if meant is not None:
+            raise ConfigurationError(
+                f"the issuer looks like a discovery URL: {self.issuer!r}; configure the issuer "
+                f"identifier itself, probably {meant!r} (discovery is fetched from issuer + "
+                "/.well-known/openid-configuration, OpenID Connect Discovery section 4)"
+            )
+        document: Optional[Dict[str, Any]] = None
+        if self._jwks_uri is None or self._check_needs_discovery():
+            try:
+                document = self.metadata.fetch_now()
+            except IssuerMismatch as exc:
+                raise ConfigurationError(exc.description) from None
+            except ProviderError as exc:
+                raise ProviderError(
+                    f"{exc.description} (start-up check: is the issuer {self.issuer!r} right - scheme, host "
+                    "and port - and is the provider up?)", retry_after=exc.retry_after,
+                ) from None
+        self.keys.refresh(strict=True)
+        fitting = sorted({alg for alg in self.algorithms for key in self.keys.keys if key.fits(alg)})
+        if not fitting:
+            published = sorted({key.kty + (f" {key.crv}" if key.crv else "") + (f" ({key.alg})" if key.alg else "")
+                                for key in self.keys.keys})
+            raise ConfigurationError(
+                f"no key of the issuer's JWKS can verify the allowed algorithms {sorted(self.algorithms)}; "
+                f"it publishes {', '.join(published)} keys: widen algorithms= or fix the provider's keys"
+            )
+        self._check_extra(document)
+
+    def _check_needs_discovery(self) -> bool:
+        """True when :meth:`check` must fetch discovery even with an
+        explicit ``jwks_uri`` (for example, to find an introspection
+        endpoint).  A hook for the features built on the validator."""
+        return False
+
+    def _check_extra(self, document: Optional[Dict[str, Any]]) -> None:
+        """More start-up checks on the discovery ``document`` (None when it
+        was not fetched), run last by :meth:`check`; raise
+        ConfigurationError or ProviderError.  For example: the introspection
+        endpoint is named when introspection is configured."""
 
     # --- public API ---------------------------------------------------------------
     def validate_access_token(self, token: Any) -> Claims:

@@ -92,7 +92,7 @@ def test_issuer_mismatch_fails_validation_as_provider_error_and_no_keys_are_fetc
     with pytest.raises(ProviderError) as info:
         validator.validate_access_token(issuer.mint())
     assert not isinstance(info.value, InvalidToken)
-    assert "names issuer" in info.value.description
+    assert "the discovery document's issuer is" in info.value.description
     assert issuer.fetch_counts["jwks"] == 0  # keys from a mismatched document are never trusted
 
 
@@ -101,14 +101,16 @@ def test_trailing_slash_difference_is_a_mismatch(issuer, make_validator):
     validator = TokenValidator(issuer.issuer + "/", audience=issuer.audience)
     with pytest.raises(ProviderError) as info:
         validator.validate_access_token(issuer.mint())
-    assert "not the configured" in info.value.description
+    assert "but the configured issuer is" in info.value.description
+    assert info.value.description.endswith("remove the trailing slash")
 
 
 def test_issuer_missing_from_document(issuer):
     issuer.discovery_overrides["issuer"] = OMIT
     with pytest.raises(ProviderError) as info:
         metadata(issuer).document()
-    assert "names issuer None" in info.value.description
+    assert "the discovery document's issuer is None" in info.value.description
+    assert "the document has no issuer string" in info.value.description
 
 
 def test_hostile_issuer_value_is_shown_bounded(issuer):

@@ -196,7 +196,17 @@ def test_provider_error_is_503_with_retry_after_and_never_looks_like_a_bad_token
     # not an RFC 6750 challenge at all, so no WWW-Authenticate is sent.
     assert "www-authenticate" not in h
     assert "invalid_token" not in body.decode()
-    assert json.loads(body) == {"error": "temporarily_unavailable", "error_description": "JWKS unreachable"}
+    # the description names internal URLs: clients get a fixed sentence
+    assert json.loads(body) == {"error": "temporarily_unavailable",
+                                "error_description": "identity provider temporarily unavailable"}
+
+
+def test_provider_error_body_never_carries_its_description():
+    exc = ProviderError("discovery document http://10.0.0.5:8443/.well-known/openid-configuration: Connection refused")
+    status, headers, body = error_response(exc, "api")
+    text = body.decode() + repr(headers)
+    assert "10.0.0.5" not in text and "8443" not in text and "refused" not in text
+    assert exc.description.startswith("discovery document http://10.0.0.5")  # the log keeps it
 
 
 def test_status_override():

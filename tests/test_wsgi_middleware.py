@@ -9,6 +9,7 @@ and the decorators can produce, with the scopes of the contacts API:
 import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 import pytest
 import webtest
@@ -80,7 +81,13 @@ def assert_unavailable(response):
     assert response.headers["Cache-Control"] == "no-store"
     body = json.loads(response.body)
     assert body["error"] == "temporarily_unavailable"
-    assert body["error_description"]
+    # The precise reason names the provider's URLs: it goes to the log, never
+    # to a client (issue 9).  No URL, host or port in the body or a header.
+    assert body["error_description"] == "identity provider temporarily unavailable"
+    exposed = response.body.decode("latin-1") + " ".join(f"{k}: {v}" for k, v in response.headerlist)
+    for leak in ("http:", "https:", "127.0.0.1", "localhost", "::1", ".well-known", "jwks", "refused", "HTTP 5"):
+        assert leak not in exposed, (leak, exposed)
+    assert re.search(r":\d{2,5}\b", exposed) is None, exposed
 
 
 # --- the application under test ---------------------------------------------
@@ -560,6 +567,35 @@ def test_provider_down_public_route_still_works(broken_issuer):
     assert_error(api.get("/token", status=401), 401, None)
 
 
+@pytest.mark.parametrize("path", ["/token", "/contacts", "/contacts-wte", "/wte-or-coordinate"])
+@pytest.mark.parametrize("fault", ["refused", "http500", "mismatch"])
+def test_no_503_names_an_internal_url(path, fault, caplog):
+    """Every 503 path (middleware with required=True, and each decorator
+    behind a required=False middleware) sends the fixed sentence; the
+    precise reason, with the URL, is logged at WARNING once."""
+    with LocalIssuer() as iss:
+        token = iss.mint(scope="contacts wte")
+        if fault == "refused":
+            issuer_url = iss.issuer
+            iss.stop()
+        else:
+            issuer_url = iss.issuer
+            if fault == "http500":
+                iss.set_fault("jwks", status=500)
+            else:
+                iss.discovery_overrides["issuer"] = iss.issuer + "/"
+        for required in (True, False):
+            validator = TokenValidator(issuer=issuer_url, audience=AUDIENCE, http_timeout=2)
+            with caplog.at_level(logging.INFO, logger="oidc_guard"):
+                caplog.clear()
+                for _ in range(3):
+                    assert_unavailable(client(validator, required=required).get(
+                        path, headers=bearer(token), status=503))
+            warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1, warnings
+            assert urlsplit(issuer_url).netloc in warnings[0]
+
+
 def test_provider_down_with_required_is_503():
     # nothing listens on port 1: connection refused, a real network failure
     validator = TokenValidator(issuer="http://127.0.0.1:1", audience=AUDIENCE, http_timeout=2)
@@ -602,7 +638,7 @@ def test_stub_provider_error_carries_retry_after():
     response = api.get("/token", headers=bearer("abc"), status=503)
     assert_unavailable(response)
     assert response.headers["Retry-After"] == "7"
-    assert response.json["error_description"] == "JWKS unreachable"
+    assert response.json["error_description"] == "identity provider temporarily unavailable"
 
 
 def test_stub_invalid_token_description_is_escaped_in_header():
