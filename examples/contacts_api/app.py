@@ -44,6 +44,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from oidc_guard import InvalidToken, OIDCGuardError, ProviderError, TokenValidator
+from oidc_guard.errors import PROVIDER_UNAVAILABLE
 from oidc_guard.flask import OIDCGuard, current_claims, require_scope, require_token
 
 from .db import ContactLimitExceeded, Store
@@ -389,7 +390,11 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
                 id_token, client_id=client_id, nonce=nonce, access_token=bearer
             )
         except ProviderError as exc:
-            response = jsonify(error=exc.error, error_description=exc.description)
+            # The reason names the provider's URLs: the log has it (WARNING,
+            # once per outage, from oidc_guard.jwks); the client gets the
+            # library's fixed sentence.
+            current_app.logger.info("id_token handoff: identity provider unusable: %s", exc.description)
+            response = jsonify(error=exc.error, error_description=PROVIDER_UNAVAILABLE)
             response.status_code = 503
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
