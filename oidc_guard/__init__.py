@@ -15,6 +15,7 @@ from .errors import (
     ProviderError,
 )
 from .validator import TokenValidator
+from .multi import MultiIssuerValidator
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ def __getattr__(name):  # PEP 562: lazy import so ``import oidc_guard`` stays li
 
 __all__ = [
     "TokenValidator",
+    "MultiIssuerValidator",
     "Claims",
     "BearerMiddleware",
     "OIDCGuardError",

@@ -1,0 +1,479 @@
+"""``MultiIssuerValidator``: several trusted issuers behind one validator.
+
+Use it during a migration (the old provider and the new one at once) or for
+a multi-tenant API (one issuer per tenant).  Each member is a complete
+:class:`~oidc_guard.TokenValidator` with its own discovery, keys, caches and
+settings (audience, leeway, introspection); this class only *chooses* the
+member, it never validates anything itself.
+
+How a member is chosen (the design of Spring Security's
+``JwtIssuerAuthenticationManagerResolver`` and auth0's ``mcd`` option):
+
+* A JWT (a token containing ".", the rule of IdentityServer3's
+  ``ValidationMode.Both``): its payload is decoded *without* verifying the
+  signature, with the same size limit, base64url and JSON rules as the
+  validator (RFC 7515 section 7.1, RFC 7519 section 7.2), and its ``iss``
+  is looked up by exact string equality (RFC 7519 section 4.1.1; no
+  normalisation: "https://idp" and "https://idp/" are different issuers).
+  That unverified ``iss`` is used for nothing else: the chosen member then
+  verifies the signature with *its* keys and checks ``iss`` again
+  (RFC 8725 section 3.8 / OIDC Core 3.1.3.7 step 2).  A missing or untrusted
+  ``iss`` is :class:`~oidc_guard.InvalidToken` at once, without a network
+  request.
+* An opaque (reference) token has no ``iss`` to read: it goes to the one
+  member configured for introspection (RFC 7662); with none, it is
+  :class:`~oidc_guard.InvalidToken`.
+
+For tenants not known in advance, ``resolver(issuer)`` may return a new
+validator (or ``None`` for "not trusted").  It is bounded so that random
+``iss`` values cannot make the API build validators or fetch anything:
+at most ``max_resolved`` validators are ever created by it, issuers it
+refused are remembered in a bounded negative cache, concurrent requests
+for one new issuer call it once, and an issuer is offered to it only when
+it is a plausible issuer URL (https, or http on loopback/``allow_http``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from .claims import Claims
+from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
+from .http import check_url
+from .jwks import _show
+from .validator import (
+    _B64URL_BYTES,
+    _URLSAFE_TO_STD,
+    TokenValidator,
+    _b64decode_std,
+    _parse_json_object,
+)
+
+__all__ = ["MultiIssuerValidator", "Resolver"]
+
+logger = logging.getLogger("oidc_guard.multi")
+
+#: ``resolver(issuer) -> validator or None``; user code.
+Resolver = Callable[[str], Optional[Any]]
+
+# The longest iss value that is looked at at all: longer ones are refused
+# before any look-up or resolver call (no issuer URL is that long; the
+# error then shows the first 120 characters, quoted).
+_MAX_ISSUER_CHARS = 2048
+# Shown in errors and logs: the issuer quoted by repr() (control characters
+# escaped) and cut to this length.  The WWW-Authenticate header builder
+# replaces anything outside printable ASCII as well.
+_ISSUER_SHOWN = 120
+# The most recent tokens and the member that took them (exact string key,
+# as TokenValidator's front table): a repeated token is routed with one str
+# hash and compare instead of a base64 + JSON decode.  Cleared when full.
+_FRONT_MAX = 256
+# Resolver errors are logged with their traceback at most once per this
+# many seconds (a flood of tokens naming a failing tenant must not flood the
+# logs); the lines in between are counted and the count reported.
+_RESOLVER_LOG_INTERVAL = 60.0
+
+
+def _introspects(validator: Any) -> bool:
+    """Whether ``validator`` can take an opaque token (RFC 7662).
+
+    A member with introspection credentials (``introspection_client_id``)
+    in a mode that introspects (``validation_mode`` "both" or
+    "introspection"; the TokenValidator default with credentials is "both").
+    A validator without these attributes cannot introspect.
+    """
+    if not getattr(validator, "introspection_client_id", None):
+        return False
+    mode = getattr(validator, "validation_mode", "both")
+    return mode in ("both", "introspection")
+
+
+class MultiIssuerValidator:
+    """Validate tokens of several issuers, each with its own validator.
+
+    .. code-block:: python
+
+        from oidc_guard import MultiIssuerValidator, TokenValidator
+        v = MultiIssuerValidator([
+            TokenValidator("https://old-idp", audience="https://old-idp/resources"),
+            TokenValidator("https://new-idp", audience="api://contacts"),
+        ])
+        claims = v.validate_access_token(token)
+
+    It has the methods of :class:`~oidc_guard.TokenValidator` that a
+    resource server uses (``validate_access_token``, ``validate_id_token``,
+    ``userinfo``, ``check``), so it works wherever one does:
+    ``BearerMiddleware(app, v)``, ``OIDCGuard(app, validator=v)``.
+
+    :param validators: the trusted issuers' validators (anything with an
+        ``issuer`` str and ``validate_access_token``).  Two with the same
+        issuer are a :class:`~oidc_guard.ConfigurationError`: which keys and
+        audience would apply would be a guess.  At most one may introspect
+        (an opaque token cannot say where it came from).
+    :param resolver: optional ``resolver(issuer) -> validator or None`` for
+        tenants not known in advance.  Called only for a plausible issuer URL
+        (see ``allow_http``) that is not a member, not refused recently and
+        while fewer than ``max_resolved`` validators were created; at most
+        once at a time per issuer.  The validator it returns must have
+        exactly that ``issuer``; ``None`` means "not trusted" and is
+        remembered for ``negative_ttl`` seconds.  It must be cheap and must
+        not trust an issuer because the token names it: the point of an
+        allow-list is that the token does not choose its own judge.  If it
+        raises (say, the tenant directory is down), the request gets
+        :class:`~oidc_guard.ProviderError` (503 with ``Retry-After``) and the
+        error is logged: whether the tenant is trusted is unknown, which is
+        the server's trouble, not proof of a bad token (a 401 would make
+        clients throw good tokens away); nothing is cached, so the tenant
+        works as soon as the directory answers again.
+    :param max_resolved: the most validators the resolver may create
+        (default 100).  Past it, new issuers are refused (InvalidToken) and
+        a WARNING is logged once.
+    :param negative_cache_size: issuers the resolver refused that are
+        remembered (default 1024; least recently used dropped first).
+    :param negative_ttl: seconds a refusal is remembered (default 300).
+    :param allow_http: offer plain-http issuers on non-loopback hosts to the
+        resolver (default False; loopback is always allowed, as everywhere).
+    :param max_token_bytes: longer tokens are refused before anything is
+        decoded (default: the largest limit of the members, else 16 KiB).
+    :param clock: current time in seconds (negative-cache expiry); for tests.
+    """
+
+    def __init__(
+        self,
+        validators: Iterable[Any] = (),
+        *,
+        resolver: Optional[Resolver] = None,
+        max_resolved: int = 100,
+        negative_cache_size: int = 1024,
+        negative_ttl: float = 300.0,
+        allow_http: bool = False,
+        max_token_bytes: Optional[int] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(validators, (str, bytes)) or isinstance(validators, Mapping):
+            raise ConfigurationError("validators must be a list of TokenValidator objects")
+        members: Dict[str, Any] = {}
+        for v in validators:
+            issuer = getattr(v, "issuer", None)
+            if not isinstance(issuer, str) or not issuer or not callable(getattr(v, "validate_access_token", None)):
+                raise ConfigurationError(
+                    f"MultiIssuerValidator members must be TokenValidator objects (with an issuer and "
+                    f"validate_access_token); got {type(v).__name__}"
+                )
+            if isinstance(v, MultiIssuerValidator):
+                raise ConfigurationError("MultiIssuerValidator members cannot be MultiIssuerValidators")
+            if issuer in members:
+                raise ConfigurationError(f"issuer {issuer!r} is listed twice; each issuer needs exactly one validator")
+            members[issuer] = v
+        if not members and resolver is None:
+            raise ConfigurationError("MultiIssuerValidator needs at least one validator or a resolver")
+        if resolver is not None and not callable(resolver):
+            raise ConfigurationError("resolver must be a callable: resolver(issuer) -> TokenValidator or None")
+        introspecting = [v for v in members.values() if _introspects(v)]
+        if len(introspecting) > 1:
+            raise ConfigurationError(
+                "more than one member has introspection credentials ("
+                + ", ".join(repr(v.issuer) for v in introspecting)
+                + "); an opaque token does not say which issuer made it, so only one member may introspect"
+            )
+        if int(max_resolved) < 0:
+            raise ConfigurationError("max_resolved must be >= 0")
+        if int(negative_cache_size) < 0:
+            raise ConfigurationError("negative_cache_size must be >= 0")
+        if negative_ttl < 0:
+            raise ConfigurationError("negative_ttl must be >= 0")
+
+        self._static: Tuple[Any, ...] = tuple(members.values())
+        # issuer -> member.  Only ever grows (resolver), under _lock; reads
+        # are plain dict look-ups (atomic in CPython), so the hot path takes
+        # no lock.
+        self._members: Dict[str, Any] = members
+        self._introspector: Optional[Any] = introspecting[0] if introspecting else None
+        self._resolver = resolver
+        self.max_resolved = int(max_resolved)
+        self.negative_cache_size = int(negative_cache_size)
+        self.negative_ttl = float(negative_ttl)
+        self.allow_http = bool(allow_http)
+        limits = [getattr(v, "max_token_bytes", 0) or 0 for v in members.values()]
+        self.max_token_bytes = int(max_token_bytes) if max_token_bytes is not None else (max(limits) if limits else 16384)
+        self._clock = clock
+
+        self._lock = threading.Lock()
+        #: how many validators the resolver created (never above max_resolved)
+        self.resolved_count = 0
+        #: how many times the resolver was called (for tests and metrics)
+        self.resolver_calls = 0
+        # issuer -> expiry (clock) of the refusal; LRU order
+        self._negative: "OrderedDict[str, float]" = OrderedDict()
+        # issuer -> Event set when the resolver call in flight for it ends
+        self._in_flight: Dict[str, threading.Event] = {}
+        self._limit_logged = False
+        self._resolver_log_at = -1e18
+        self._resolver_log_suppressed = 0
+        self._front: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (f"MultiIssuerValidator(issuers={list(self._members)!r}"
+                + (", resolver=..." if self._resolver is not None else "") + ")")
+
+    # --- the members -----------------------------------------------------------
+    @property
+    def validators(self) -> Tuple[Any, ...]:
+        """Every member: the configured ones, then those the resolver made."""
+        return tuple(self._members.values())
+
+    @property
+    def issuers(self) -> Tuple[str, ...]:
+        return tuple(self._members)
+
+    def validator_for(self, issuer: str) -> Optional[Any]:
+        """The member for exactly ``issuer`` (resolver included), or ``None``."""
+        try:
+            return self._member_for(issuer)
+        except InvalidToken:
+            return None
+
+    @property
+    def algorithms(self) -> FrozenSet[str]:
+        """The JWS algorithms any member accepts (e.g. for a DPoP ``algs``)."""
+        out: Set[str] = set()
+        for v in self._members.values():
+            out.update(getattr(v, "algorithms", ()))
+        return frozenset(out)
+
+    # --- validation ------------------------------------------------------------
+    def validate_access_token(self, token: Any) -> Claims:
+        """Choose the member (see the class doc) and let it validate the
+        access token.  Raises InvalidToken or ProviderError, as the member."""
+        if type(token) is str:
+            member = self._front.get(token)
+            if member is not None:
+                return member.validate_access_token(token)  # type: ignore[no-any-return]
+        member = self.choose(token, "access token")
+        claims = member.validate_access_token(token)
+        if type(token) is str:
+            front = self._front
+            if len(front) >= _FRONT_MAX:
+                front.clear()
+            front[token] = member
+        return claims  # type: ignore[no-any-return]
+
+    def validate_id_token(
+        self,
+        token: Any,
+        client_id: str,
+        nonce: Optional[str] = None,
+        access_token: Optional[str] = None,
+        code: Optional[str] = None,
+        max_age: Optional[float] = None,
+    ) -> Claims:
+        """Choose the member by the ID Token's ``iss`` and let it validate it
+        (OIDC Core 3.1.3.7).  An ID Token is always a JWT."""
+        member = self.choose(token, "ID Token", opaque_ok=False)
+        return member.validate_id_token(  # type: ignore[no-any-return]
+            token, client_id=client_id, nonce=nonce, access_token=access_token, code=code, max_age=max_age
+        )
+
+    def userinfo(self, access_token: Any) -> Mapping[str, Any]:
+        """UserInfo (OIDC Core 5.3) at the provider that issued ``access_token``."""
+        member = self.choose(access_token, "access token")
+        method = getattr(member, "userinfo", None)
+        if method is None:
+            raise ConfigurationError(f"the validator for {member.issuer!r} has no userinfo()")
+        return method(access_token)  # type: ignore[no-any-return]
+
+    def check(self) -> None:
+        """Start-up check of every configured member (discovery, JWKS and,
+        where configured, the introspection endpoint), all of them even when
+        one fails.  Raises ConfigurationError when a member is misconfigured,
+        else ProviderError when a provider is unusable; the message names
+        every failing issuer."""
+        problems: List[Tuple[str, OIDCGuardError]] = []
+        for v in self._static:
+            try:
+                method = getattr(v, "check", None)
+                if method is not None:
+                    method()
+                else:  # a TokenValidator without check(): fetch what it would fetch
+                    v.metadata.document()
+                    v.keys.refresh()
+            except (ConfigurationError, ProviderError) as exc:
+                problems.append((v.issuer, exc))
+        if not problems:
+            return
+        text = "; ".join(f"{issuer!r}: {exc.description}" for issuer, exc in problems)
+        if any(isinstance(exc, ConfigurationError) for _, exc in problems):
+            raise ConfigurationError(text)
+        raise ProviderError(text, retry_after=min(getattr(exc, "retry_after", 30) for _, exc in problems))
+
+    # --- choosing --------------------------------------------------------------
+    def choose(self, token: Any, what: str = "access token", *, opaque_ok: bool = True) -> Any:
+        """The member that must validate ``token``; raises InvalidToken when
+        no trusted issuer can.  Nothing read here is believed: it only picks
+        the validator that then verifies everything."""
+        if isinstance(token, bytes):
+            try:
+                token = token.decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidToken(f"{what} is not ASCII") from None
+        if not isinstance(token, str):
+            raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
+        if not token:
+            raise InvalidToken(f"{what} is empty")
+        # Size limit first, before anything is decoded (as TokenValidator).
+        if len(token) > self.max_token_bytes:
+            raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {self.max_token_bytes}")
+        if "." not in token:
+            # Opaque (reference) token: RFC 7662 introspection at the one
+            # member that has credentials for it.
+            if opaque_ok and self._introspector is not None:
+                return self._introspector
+            if not opaque_ok:
+                raise InvalidToken(f"{what} is not a JWT")
+            raise InvalidToken("no trusted issuer accepts reference tokens (opaque tokens need introspection)")
+        return self._member_for(self._unverified_issuer(token, what))
+
+    def _unverified_issuer(self, token: str, what: str) -> str:
+        """``iss`` of the JWT payload, decoded exactly as TokenValidator
+        decodes it (RFC 7515 section 7.1 compact serialization, strict
+        base64url, UTF-8 JSON object without duplicate members), but without
+        the signature: only to choose a validator."""
+        if not token.isascii():
+            raise InvalidToken(TokenValidator._shape_error(token, what))
+        raw = token.encode("ascii")
+        if raw.translate(None, _B64URL_BYTES) != b"..":
+            raise InvalidToken(TokenValidator._shape_error(token, what))
+        h_seg, p_seg, s_seg = raw.translate(_URLSAFE_TO_STD).split(b".")
+        if not (h_seg and p_seg and s_seg):
+            raise InvalidToken(TokenValidator._shape_error(token, what))
+        try:
+            payload_raw = _b64decode_std(p_seg)
+        except (binascii.Error, ValueError):
+            raise InvalidToken(f"{what} has a segment that is not valid base64url") from None
+        payload = _parse_json_object(payload_raw, "payload")
+        iss = payload.get("iss")
+        if iss is None:
+            raise InvalidToken(f"{what} has no iss claim, so no trusted issuer can be chosen")
+        if not isinstance(iss, str):
+            raise InvalidToken(f"{what} iss is not a string")
+        return iss
+
+    def _member_for(self, iss: str) -> Any:
+        member = self._members.get(iss)  # exact string equality, RFC 7519 4.1.1
+        if member is not None:
+            return member
+        if len(iss) > _MAX_ISSUER_CHARS or self._resolver is None:
+            raise self._untrusted(iss)
+        return self._resolve(iss)
+
+    @staticmethod
+    def _untrusted(iss: str, why: str = "") -> InvalidToken:
+        return InvalidToken(f"issuer {_show(iss, _ISSUER_SHOWN)} is not trusted{why}")
+
+    # --- the resolver ----------------------------------------------------------
+    def _resolve(self, iss: str) -> Any:
+        try:
+            check_url(iss, self.allow_http, "issuer")
+        except ProviderError:
+            raise self._untrusted(iss) from None
+        while True:
+            with self._lock:
+                member = self._members.get(iss)
+                if member is not None:
+                    return member
+                expiry = self._negative.get(iss)
+                if expiry is not None:
+                    if self._clock() < expiry:
+                        self._negative.move_to_end(iss)
+                        raise self._untrusted(iss)
+                    del self._negative[iss]
+                event = self._in_flight.get(iss)
+                if event is not None:
+                    leader = False
+                else:
+                    # Validators made plus resolver calls in flight (each may
+                    # make one): the bound holds even when several new
+                    # issuers arrive at once.
+                    if self.resolved_count + len(self._in_flight) >= self.max_resolved:
+                        if self.resolved_count >= self.max_resolved and not self._limit_logged:
+                            self._limit_logged = True
+                            logger.warning(
+                                "the issuer resolver created its maximum of %d validators; further new "
+                                "issuers are refused (raise max_resolved if this many tenants are real)",
+                                self.max_resolved)
+                        raise self._untrusted(iss)
+                    event = self._in_flight[iss] = threading.Event()
+                    leader = True
+            if not leader:
+                # Another thread is asking the resolver about this issuer:
+                # wait for its answer, then look again (one call per issuer).
+                event.wait()
+                continue
+            try:
+                return self._call_resolver(iss)
+            finally:
+                with self._lock:
+                    del self._in_flight[iss]
+                event.set()
+
+    def _call_resolver(self, iss: str) -> Any:
+        assert self._resolver is not None
+        with self._lock:
+            self.resolver_calls += 1
+        try:
+            validator = self._resolver(iss)
+        except Exception:
+            self._log_resolver_failure(iss, "raised an exception", exc_info=True)
+            raise ProviderError(
+                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver failed)"
+            ) from None
+        if validator is None:
+            with self._lock:
+                if self.negative_cache_size > 0 and self.negative_ttl > 0:
+                    self._negative[iss] = self._clock() + self.negative_ttl
+                    self._negative.move_to_end(iss)
+                    while len(self._negative) > self.negative_cache_size:
+                        self._negative.popitem(last=False)
+            raise self._untrusted(iss)
+        if getattr(validator, "issuer", None) != iss or not callable(getattr(validator, "validate_access_token", None)) \
+                or isinstance(validator, MultiIssuerValidator):
+            self._log_resolver_failure(
+                iss, f"returned {type(validator).__name__} with issuer "
+                     f"{_show(getattr(validator, 'issuer', None), _ISSUER_SHOWN)} (must be a TokenValidator "
+                     "for exactly the issuer asked about)")
+            raise ProviderError(
+                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver "
+                "returned an unusable validator)")
+        with self._lock:
+            # One validator per issuer: the in-flight event guarantees no
+            # other call for iss runs now, and the bound was checked before.
+            self._members[iss] = validator
+            self.resolved_count += 1
+        logger.info("issuer resolver trusted %s (%d of at most %d)", _show(iss, _ISSUER_SHOWN),
+                    self.resolved_count, self.max_resolved)
+        return validator
+
+    def _log_resolver_failure(self, iss: str, what: str, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._resolver_log_at < _RESOLVER_LOG_INTERVAL:
+                self._resolver_log_suppressed += 1
+                return
+            suppressed, self._resolver_log_suppressed = self._resolver_log_suppressed, 0
+            self._resolver_log_at = now
+        logger.error("the issuer resolver %s for issuer %s%s; those requests get 503", what,
+                     _show(iss, _ISSUER_SHOWN),
+                     f" ({suppressed} more failures since the last report)" if suppressed else "",
+                     exc_info=exc_info)
+
+
+def _members_of(validator: Any) -> Sequence[Any]:
+    """The member validators of ``validator`` (itself when it is single)."""
+    if isinstance(validator, MultiIssuerValidator):
+        return validator.validators
+    return (validator,)
