@@ -3,22 +3,24 @@
 
 .. code-block:: python
 
-    from flask import Flask
+    from flask import Blueprint, Flask
     from oidc_guard.flask import OIDCGuard, require_scope, current_claims
 
     guard = OIDCGuard()
+    bp = Blueprint("contacts", __name__)
+
+    @bp.get("/contacts")
+    @require_scope("contacts")
+    def contacts():
+        return {"owner": current_claims.subject}
 
     def create_app():
         app = Flask(__name__)
         app.config["OIDC_GUARD_ISSUER"] = "https://idp.example.com"
         app.config["OIDC_GUARD_AUDIENCE"] = "api://contacts"
         guard.init_app(app)
+        app.register_blueprint(bp)
         return app
-
-    @bp.get("/contacts")
-    @require_scope("contacts")
-    def contacts():
-        return {"owner": current_claims.subject}
 
 ``init_app`` wraps ``app.wsgi_app`` in :class:`~oidc_guard.wsgi.BearerMiddleware`:
 the token is found and validated there, once per request, exactly as for a
@@ -35,12 +37,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.views import View
 from werkzeug.local import LocalProxy
 
+from . import config
 from .claims import Claims
 from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
@@ -63,30 +66,13 @@ __all__ = [
 ]
 
 EXTENSION_KEY = "oidc_guard"
-CONFIG_PREFIX = "OIDC_GUARD_"
+CONFIG_PREFIX = config.PREFIX
 
-# keyword / config name (without prefix, lower case) -> TokenValidator keyword
-_VALIDATOR_SETTINGS = (
-    "issuer",
-    "audience",
-    "algorithms",
-    "leeway",
-    "verify_audience",
-    "http_timeout",
-    "allow_http",
-    "jwks_cooldown",
-    "cache_size",
-    "max_token_bytes",
-    "jwks_uri",
-)
-# keyword / config name -> BearerMiddleware keyword
-_MIDDLEWARE_SETTINGS = ("realm", "required", "accept_form", "accept_query", "max_form_bytes")
-# keyword / config name -> what init_app itself does
-_GUARD_SETTINGS = ("check_on_start",)
-_BOOL_SETTINGS = frozenset(("verify_audience", "allow_http", "required", "accept_form", "accept_query",
-                            "check_on_start"))
-_TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
-_FALSE_WORDS = frozenset(("0", "false", "no", "off"))
+# Every setting (key, keyword, type, constraint, doc) is one row of
+# oidc_guard.config.SETTINGS; add new settings there, not here.
+_VALIDATOR_SETTINGS = tuple(s.keyword for s in config.SETTINGS if s.target == config.VALIDATOR)
+_MIDDLEWARE_SETTINGS = tuple(s.keyword for s in config.SETTINGS if s.target == config.MIDDLEWARE)
+_GUARD_SETTINGS = tuple(s.keyword for s in config.SETTINGS if s.target == config.GUARD)
 
 
 class OIDCGuardState:
@@ -110,65 +96,58 @@ class OIDCGuardState:
         return f"OIDCGuardState(validator={self.validator!r}, middleware={self.middleware!r})"
 
 
-def _as_bool(name: str, value: Any) -> bool:
-    # A security switch must not turn on because a config file said "false"
-    # (bool("false") is True), so strings are read strictly.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    raise ConfigurationError(f"{CONFIG_PREFIX}{name.upper()} must be a boolean, got {value!r}")
-
-
 class OIDCGuard:
     """Flask extension protecting an API with bearer tokens (RFC 6750).
 
     ``OIDCGuard(app)`` or ``guard = OIDCGuard(); guard.init_app(app)``.
 
     Settings come from ``app.config`` keys ``OIDC_GUARD_<NAME>``; a keyword
-    argument of the same name in lower case overrides the config key:
+    argument of the same name in lower case overrides the config key.  Every
+    key is one row of :data:`oidc_guard.config.SETTINGS`, which also says how
+    a string value is read (``"30"``, ``"true"``, ``"RS256,ES256"``,
+    ``"api://a api://b"``; see docs/configuration.md), so the environment and
+    ``.env`` files work as they are.  Nonsense, and an unknown
+    ``OIDC_GUARD_*`` key, is a :class:`~oidc_guard.ConfigurationError` at
+    ``init_app``:
 
-    ====================  ==========================================================
-    ``ISSUER``            required: the issuer URL (discovery at
-                          ``<issuer>/.well-known/openid-configuration``)
-    ``AUDIENCE``          required: this API's audience, a str or a list of str
-    ``REALM``             ``realm`` of the ``WWW-Authenticate`` challenge
-    ``REQUIRED``          ``True``: every request needs a valid token (default
-                          ``False``: protect routes with the decorators)
-    ``LEEWAY``            clock skew in seconds for exp/nbf/iat
-    ``ALGORITHMS``        allowed asymmetric JWS algorithms
-    ``ALLOW_HTTP``        allow a plain-http issuer (loopback always allowed)
-    ``HTTP_TIMEOUT``      seconds per discovery/JWKS request
-    ``ACCEPT_FORM``       also accept ``access_token`` in a form body (RFC 6750 2.2)
-    ``ACCEPT_QUERY``      also accept ``access_token`` in the query (RFC 6750 2.3)
-    ``MAX_FORM_BYTES``    largest form body searched for a token
-    ``CACHE_SIZE``        verified-token cache entries (0 = off)
-    ``JWKS_COOLDOWN``     seconds between unknown-kid JWKS refetches
-    ``MAX_TOKEN_BYTES``   largest token accepted
-    ``JWKS_URI``          use this JWKS URL instead of the discovered one
-    ``VERIFY_AUDIENCE``   ``False`` only if you really mean it
-    ``CHECK_ON_START``    ``True``: ``init_app`` runs the validator's start-up
-                          :meth:`~oidc_guard.TokenValidator.check` (fetches
-                          discovery and the JWKS) and raises when the provider
-                          or the issuer is wrong.  Default ``False``: the app
-                          starts while the provider is down, and keys are fetched
-                          on first use (protected routes answer 503 meanwhile)
-    ====================  ==========================================================
+    ===============================  ===============================================
+    ``OIDC_GUARD_ISSUER``            required: the issuer URL (discovery at
+                                     ``<issuer>/.well-known/openid-configuration``)
+    ``OIDC_GUARD_AUDIENCE``          required: this API's audience(s), a list
+    ``OIDC_GUARD_ALGORITHMS``        allowed asymmetric JWS algorithms, a list
+    ``OIDC_GUARD_LEEWAY``            clock skew in seconds for exp/nbf/iat
+    ``OIDC_GUARD_VERIFY_AUDIENCE``   ``False`` only if you really mean it
+    ``OIDC_GUARD_HTTP_TIMEOUT``      seconds per discovery/JWKS request
+    ``OIDC_GUARD_ALLOW_HTTP``        allow a plain-http issuer (loopback always allowed)
+    ``OIDC_GUARD_JWKS_COOLDOWN``     seconds between unknown-kid JWKS refetches
+    ``OIDC_GUARD_CACHE_SIZE``        verified-token cache entries (0 = off)
+    ``OIDC_GUARD_MAX_TOKEN_BYTES``   largest token accepted
+    ``OIDC_GUARD_JWKS_URI``          use this JWKS URL instead of the discovered one
+    ``OIDC_GUARD_REALM``             ``realm`` of the ``WWW-Authenticate`` challenge
+    ``OIDC_GUARD_REQUIRED``          ``True``: every request needs a valid token
+                                     (default ``False``: protect routes with the
+                                     decorators)
+    ``OIDC_GUARD_ACCEPT_FORM``       also accept ``access_token`` in a form body
+                                     (RFC 6750 2.2)
+    ``OIDC_GUARD_ACCEPT_QUERY``      also accept ``access_token`` in the query
+                                     (RFC 6750 2.3)
+    ``OIDC_GUARD_MAX_FORM_BYTES``    largest form body searched for a token
+    ``OIDC_GUARD_CHECK_ON_START``    ``True``: ``init_app`` runs the validator's start-up
+                                     :meth:`~oidc_guard.TokenValidator.check` (fetches
+                                     discovery and the JWKS) and raises when the
+                                     provider or the issuer is wrong.  Default
+                                     ``False``: the app starts while the provider is
+                                     down, and keys are fetched on first use
+                                     (protected routes answer 503 meanwhile)
+    ===============================  ===============================================
 
     ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or any
-    object with ``validate_access_token``) instead; the validator settings
-    above are then not used.  Settings not given keep the
-    :class:`~oidc_guard.TokenValidator` defaults.
+    object with ``validate_access_token``) instead; the validator settings above are then not used.  Settings not
+    given keep the :class:`~oidc_guard.TokenValidator` defaults.
     """
 
     def __init__(self, app: Optional[Flask] = None, **overrides: Any) -> None:
-        known = set(_VALIDATOR_SETTINGS) | set(_MIDDLEWARE_SETTINGS) | set(_GUARD_SETTINGS) | {"validator"}
+        known = set(config.BY_KEYWORD) | {"validator"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"OIDCGuard() got unexpected keyword argument(s): {', '.join(unknown)}")
@@ -183,22 +162,20 @@ class OIDCGuard:
         if app is not None:
             self.init_app(app)
 
-    def _setting(self, app: Flask, name: str) -> Any:
-        if name in self._overrides:
-            return self._overrides[name]
-        return app.config.get(CONFIG_PREFIX + name.upper())
-
-    def _settings(self, app: Flask, names: Any) -> Dict[str, Any]:
-        """Settings that were given (keyword or config); absent ones are left
-        out so the library defaults apply."""
+    def _settings(self, app: Flask, names: Sequence[str]) -> Dict[str, Any]:
+        """Settings that were given (keyword, else config), parsed by their
+        row of :data:`oidc_guard.config.SETTINGS`; absent ones are left out
+        so the library defaults apply."""
         out: Dict[str, Any] = {}
         for name in names:
-            value = self._setting(app, name)
+            setting = config.BY_KEYWORD[name]
+            if name in self._overrides:
+                value, source = self._overrides[name], f"the keyword argument {name}="
+            else:
+                value, source = app.config.get(setting.key), f"app.config[{setting.key!r}]"
             if value is None:
                 continue
-            if name in _BOOL_SETTINGS:
-                value = _as_bool(name, value)
-            out[name] = value
+            out[name] = config.parse_setting(setting, value, source=source)
         return out
 
     def init_app(self, app: Flask) -> OIDCGuardState:
@@ -211,6 +188,15 @@ class OIDCGuard:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 f"oidc_guard is already initialised on app {app.name!r}; call init_app once per application"
+            )
+        unknown = config.unknown_keys(app.config)
+        if unknown:
+            named = "; ".join(
+                f"{key} (did you mean {close}?)" if close else key for key, close in unknown
+            )
+            raise ConfigurationError(
+                f"unknown oidc_guard setting(s) in app.config: {named}; the settings are listed in "
+                "docs/configuration.md"
             )
         validator = self._overrides.get("validator")
         if validator is None:

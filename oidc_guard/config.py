@@ -1,0 +1,343 @@
+"""Settings by name: the one table of ``OIDC_GUARD_*`` keys and how each is read.
+
+Framework-free (no Flask here), so the Flask extension, a command line or any
+other host reads settings the same way.  Values may be real Python values
+(``30``, ``True``, ``["RS256", "ES256"]``) or the strings that environment
+variables, ``.env`` files (``flask --env-file``) and
+``app.config.from_prefixed_env()`` produce.  Strings are parsed strictly:
+
+=============  ===========================================================
+type           accepted
+=============  ===========================================================
+bool           ``True``/``False``, ``0``/``1``, or the strings ``true``,
+               ``false``, ``1``, ``0``, ``yes``, ``no``, ``on``, ``off``
+               (any case, surrounding spaces ignored); anything else is an
+               error (``bool("false")`` is True in Python; here it is False)
+int            an int, or a string of decimal digits with an optional sign
+               (``"30"``); never a bool (``True`` is not a number here),
+               never ``"30.5"``, ``"1_000"`` or ``"0x10"``
+number         an int or a float, or a decimal string (``"2.5"``,
+               ``"1e3"``); never a bool, NaN or infinity
+str            a string; an int is taken as its decimal digits (what
+               ``from_prefixed_env`` makes of ``REALM=2024``)
+secret         as str, and its value is never shown in an error
+list of str    a list or tuple of non-empty strings, or one string: a JSON
+               array (``'["a", "b"]'``), or items separated by commas
+               and/or whitespace (``"RS256,ES256"``, ``"a b"``,
+               ``"a, b"``).  An item that itself contains a comma or a
+               space needs the JSON array form.
+choice         one of the listed words (any case, surrounding spaces
+               ignored)
+=============  ===========================================================
+
+A value that does not fit is a :class:`~oidc_guard.ConfigurationError` that
+names the key and the value as given (a secret's value is never shown).
+
+To add a setting, add one row to :data:`SETTINGS` (and a row to the table in
+``docs/configuration.md``; ``tests/test_docs_config.py`` checks both).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "PREFIX",
+    "VALIDATOR",
+    "MIDDLEWARE",
+    "GUARD",
+    "Kind",
+    "Bool",
+    "Int",
+    "Number",
+    "Str",
+    "Secret",
+    "StrList",
+    "Choice",
+    "Setting",
+    "SETTINGS",
+    "BY_KEY",
+    "BY_KEYWORD",
+    "parse_setting",
+    "read_settings",
+    "unknown_keys",
+    "from_environ",
+]
+
+PREFIX = "OIDC_GUARD_"
+
+#: where a setting goes: a TokenValidator keyword, a BearerMiddleware keyword,
+#: or a setting of the host itself (the Flask extension)
+VALIDATOR = "validator"
+MIDDLEWARE = "middleware"
+GUARD = "guard"
+
+_TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
+_FALSE_WORDS = frozenset(("0", "false", "no", "off"))
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_LIST_SEPARATORS = re.compile(r"[,\s]+")
+_SHOWN_MAX = 80
+
+
+class _Invalid(Exception):
+    """A value does not fit its kind; the message completes "KEY must be ..."."""
+
+
+class Kind:
+    """How one setting's value is read.  Subclasses define :meth:`parse`."""
+
+    #: short type name for documentation and error messages
+    label = "value"
+    #: True: the value is never shown in an error (client secrets, URLs with passwords)
+    secret = False
+
+    def parse(self, value: Any) -> Any:  # pragma: no cover - every kind overrides it
+        raise NotImplementedError
+
+
+class Bool(Kind):
+    label = "bool"
+
+    def parse(self, value: Any) -> bool:
+        # A security switch must not turn on because a file said "false".
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in _TRUE_WORDS:
+                return True
+            if word in _FALSE_WORDS:
+                return False
+        raise _Invalid("a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+class _Bounded(Kind):
+    def __init__(self, minimum: Optional[float] = None, above: Optional[float] = None) -> None:
+        self.minimum = minimum  # value >= minimum
+        self.above = above  # value > above
+        words = [self._noun]
+        if minimum is not None:
+            words.append(f">= {minimum:g}")
+        if above is not None:
+            words.append(f"> {above:g}")
+        self.label = " ".join(words)
+
+    _noun = "number"
+
+    def _check_bounds(self, number: Any) -> Any:
+        if self.minimum is not None and number < self.minimum:
+            raise _Invalid(f"{self._article} {self.label}")
+        if self.above is not None and number <= self.above:
+            raise _Invalid(f"{self._article} {self.label}")
+        return number
+
+    _article = "a"
+
+
+class Int(_Bounded):
+    _noun = "int"
+    _article = "an"
+
+    def parse(self, value: Any) -> int:
+        if isinstance(value, bool):  # bool is an int subclass: True is not a size
+            raise _Invalid(f"an {self.label}, not a boolean")
+        if isinstance(value, int):
+            return int(self._check_bounds(value))
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            return int(self._check_bounds(int(value.strip())))
+        raise _Invalid(f"an {self.label} (whole number, e.g. \"30\")")
+
+
+class Number(_Bounded):
+    _noun = "number"
+
+    def parse(self, value: Any) -> float:
+        if isinstance(value, bool):
+            raise _Invalid(f"a {self.label}, not a boolean")
+        number: Optional[float] = None
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            number = float(value.strip())
+        if number is None or not math.isfinite(number):
+            raise _Invalid(f"a {self.label} (e.g. \"30\" or \"2.5\")")
+        return float(self._check_bounds(number))
+
+
+class Str(Kind):
+    label = "str"
+
+    def parse(self, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # from_prefixed_env turns REALM=2024 into the int 2024: json.loads
+            # only reads canonical integers, so str() gives the digits back.
+            value = str(value)
+        if not isinstance(value, str):
+            raise _Invalid("a string")
+        if not value.strip():
+            raise _Invalid("a non-empty string")
+        return value
+
+
+class Secret(Str):
+    label = "secret str"
+    secret = True
+
+
+class StrList(Kind):
+    label = "list of str"
+
+    def parse(self, value: Any) -> List[str]:
+        items: Any
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith(("[", "{")):  # JSON (what from_prefixed_env could not decode)
+                try:
+                    items = json.loads(text)
+                except (ValueError, RecursionError):
+                    raise _Invalid(f"a list: this starts with {text[0]!r} but is not a JSON array") from None
+                if not isinstance(items, list):
+                    raise _Invalid("a list (a JSON array, not an object)")
+            else:
+                items = [item for item in _LIST_SEPARATORS.split(text) if item]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise _Invalid("a list of strings (a list, or \"a,b\", \"a b\" or '[\"a\", \"b\"]')")
+        if not all(isinstance(item, str) and item.strip() for item in items):
+            raise _Invalid("a list of non-empty strings")
+        return list(items)
+
+
+class Choice(Kind):
+    def __init__(self, *choices: str) -> None:
+        self.choices: Tuple[str, ...] = choices
+        self.label = "one of " + ", ".join(choices)
+
+    def parse(self, value: Any) -> str:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in self.choices:
+                return word
+        raise _Invalid(self.label)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of :data:`SETTINGS`."""
+
+    key: str  #: the config key, ``OIDC_GUARD_...``
+    keyword: str  #: the keyword argument it becomes
+    target: str  #: VALIDATOR, MIDDLEWARE or GUARD
+    kind: Kind
+    doc: str
+
+    @property
+    def secret(self) -> bool:
+        return self.kind.secret
+
+
+# The table.  One row per setting; adding a setting is adding one line here
+# (plus its row in docs/configuration.md, which a test compares with this).
+# Constraints mirror what TokenValidator / BearerMiddleware check themselves,
+# so a bad string is reported with its key before it reaches them.
+SETTINGS: Tuple[Setting, ...] = (
+    # --- TokenValidator ---------------------------------------------------------
+    Setting("OIDC_GUARD_ISSUER", "issuer", VALIDATOR, Str(), "required: the issuer URL; discovery at <issuer>/.well-known/openid-configuration"),
+    Setting("OIDC_GUARD_AUDIENCE", "audience", VALIDATOR, StrList(), "required: this API's audience(s); a token's aud must contain one"),
+    Setting("OIDC_GUARD_ALGORITHMS", "algorithms", VALIDATOR, StrList(), "allowed asymmetric JWS algorithms (default: all supported)"),
+    Setting("OIDC_GUARD_LEEWAY", "leeway", VALIDATOR, Number(minimum=0), "seconds of clock skew for exp/nbf/iat (default 60)"),
+    Setting("OIDC_GUARD_VERIFY_AUDIENCE", "verify_audience", VALIDATOR, Bool(), "False turns the audience check off: only if you really mean it"),
+    Setting("OIDC_GUARD_HTTP_TIMEOUT", "http_timeout", VALIDATOR, Number(above=0), "seconds per discovery/JWKS request (default 5)"),
+    Setting("OIDC_GUARD_ALLOW_HTTP", "allow_http", VALIDATOR, Bool(), "allow a plain-http issuer/jwks_uri (loopback is always allowed)"),
+    Setting("OIDC_GUARD_JWKS_COOLDOWN", "jwks_cooldown", VALIDATOR, Number(minimum=0), "minimum seconds between unknown-kid JWKS refetches (default 30)"),
+    Setting("OIDC_GUARD_CACHE_SIZE", "cache_size", VALIDATOR, Int(minimum=0), "verified-token cache entries, 0 = off (default 10000)"),
+    Setting("OIDC_GUARD_MAX_TOKEN_BYTES", "max_token_bytes", VALIDATOR, Int(above=0), "largest token accepted (default 16384)"),
+    Setting("OIDC_GUARD_JWKS_URI", "jwks_uri", VALIDATOR, Str(), "use this JWKS URL instead of the discovered one"),
+    # --- BearerMiddleware -------------------------------------------------------
+    Setting("OIDC_GUARD_REALM", "realm", MIDDLEWARE, Str(), "realm of the WWW-Authenticate challenge"),
+    Setting("OIDC_GUARD_REQUIRED", "required", MIDDLEWARE, Bool(), "True: every request needs a valid token (default False: use the decorators)"),
+    Setting("OIDC_GUARD_ACCEPT_FORM", "accept_form", MIDDLEWARE, Bool(), "also accept access_token in a form body (RFC 6750 2.2)"),
+    Setting("OIDC_GUARD_ACCEPT_QUERY", "accept_query", MIDDLEWARE, Bool(), "also accept access_token in the query string (RFC 6750 2.3)"),
+    Setting("OIDC_GUARD_MAX_FORM_BYTES", "max_form_bytes", MIDDLEWARE, Int(minimum=0), "largest form body searched for a token (default 1 MiB)"),
+    # --- the host (Flask extension) itself ---------------------------------------
+    Setting("OIDC_GUARD_CHECK_ON_START", "check_on_start", GUARD, Bool(), "True: init_app runs validator.check() and stops the app on a wrong issuer/provider (default False)"),
+)
+
+BY_KEY: Dict[str, Setting] = {s.key: s for s in SETTINGS}
+BY_KEYWORD: Dict[str, Setting] = {s.keyword: s for s in SETTINGS}
+assert len(BY_KEY) == len(SETTINGS) and len(BY_KEYWORD) == len(SETTINGS), "duplicate row in SETTINGS"
+assert all(s.key.startswith(PREFIX) for s in SETTINGS)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) > _SHOWN_MAX:
+        text = text[: _SHOWN_MAX - 3] + "..."
+    return text
+
+
+def parse_setting(setting: Setting, value: Any, *, source: Optional[str] = None) -> Any:
+    """Read ``value`` as ``setting`` says; :class:`ConfigurationError` naming
+    the key (and ``source``, e.g. "the keyword argument leeway=") when it does
+    not fit.  A secret's value is never part of the message."""
+    try:
+        return setting.kind.parse(value)
+    except _Invalid as exc:
+        shown = "(a secret: value not shown)" if setting.secret else _show(value)
+        where = f" (from {source})" if source else ""
+        raise ConfigurationError(f"{setting.key} must be {exc}, got {shown}{where}") from None
+
+
+def read_settings(
+    config: Mapping[str, Any], targets: Iterable[str] = (VALIDATOR, MIDDLEWARE, GUARD)
+) -> Dict[str, Any]:
+    """The settings of ``targets`` found in ``config`` (a mapping keyed by
+    ``OIDC_GUARD_*``: ``app.config``, ``os.environ``, ...), parsed, keyed by
+    keyword.  Absent keys and ``None`` values are left out, so the library
+    defaults apply."""
+    wanted = set(targets)
+    out: Dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.target not in wanted:
+            continue
+        value = config.get(setting.key)
+        if value is None:
+            continue
+        out[setting.keyword] = parse_setting(setting, value)
+    return out
+
+
+def unknown_keys(keys: Iterable[str]) -> List[Tuple[str, Optional[str]]]:
+    """``OIDC_GUARD_*`` names among ``keys`` that are no setting, each with
+    the closest known key (a likely typo) or None."""
+    import difflib
+
+    known: Sequence[str] = list(BY_KEY)
+    out: List[Tuple[str, Optional[str]]] = []
+    for key in sorted(k for k in keys if isinstance(k, str) and k.startswith(PREFIX)):
+        if key in BY_KEY:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        out.append((key, close[0] if close else None))
+    return out
+
+
+def from_environ(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The ``OIDC_GUARD_*`` settings of the environment (default
+    ``os.environ``, where ``flask --env-file`` and ``.env`` files put them),
+    as strings, ready for ``app.config.update(...)``.  Other variables,
+    including unknown ``OIDC_GUARD_*`` names, are left out; the values are
+    parsed (and refused when they make no sense) where they are used."""
+    env = os.environ if environ is None else environ
+    return {key: env[key] for key in BY_KEY if key in env}
