@@ -18,7 +18,8 @@ Exit code 0 only if both answers were the expected ones.
 
 Settings (argument, else environment, else the development provider's
 defaults): --issuer / WTE_ISSUER, --api / WTE_API_URL, --client-id /
-WTE_CLIENT_ID, --client-secret / WTE_CLIENT_SECRET, --resource / WTE_RESOURCE.
+WTE_CLIENT_ID, --client-secret / WTE_CLIENT_SECRET, --scope / WTE_SCOPE,
+--resource / WTE_RESOURCE.
 ``--resource`` sends an RFC 8707 resource indicator, which providers such as
 npm ``oidc-provider`` need to issue a JWT access token for the API.
 
