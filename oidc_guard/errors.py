@@ -4,14 +4,14 @@ Every error the library raises is an :class:`OIDCGuardError`.  Each class
 carries a stable ``error`` code (RFC 6750 section 3.1) and the HTTP status it
 maps to, so the WSGI layer never has to guess:
 
-=====================  =====================  ======
-class                  ``error``              status
-=====================  =====================  ======
-InvalidRequest         invalid_request        400
-InvalidToken           invalid_token          401
-InsufficientScope      insufficient_scope     403
-ProviderError          temporarily_unavailable 503
-=====================  =====================  ======
+=====================  =======================  ======
+class                  ``error``                status
+=====================  =======================  ======
+InvalidRequest         invalid_request          400
+InvalidToken           invalid_token            401
+InsufficientScope      insufficient_scope       403
+ProviderError          temporarily_unavailable  503
+=====================  =======================  ======
 
 ``description`` is written for a developer reading a log or a response body.
 It never contains the token itself (RFC 6750 section 5.1: tokens are

@@ -5,7 +5,7 @@
 #   bash scripts/test.sh -m "not browser"   # extra arguments go to pytest
 #
 # Installs, idempotently:
-#   * a virtualenv in .venv with the project and its test extras (PyPI);
+#   * a virtualenv in .venv with the project and its test, browser and docs extras (PyPI);
 #   * the pinned npm oidc-provider for the integration suite (npm ci);
 #   * Debian's chromium for the browser suite (apt-get; needs root);
 #   * Debian's redis-server for the shared-cache tests (apt-get; needs root).
@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test,browser]"
+.venv/bin/python -m pip install --quiet -e ".[test,browser,docs]"
 
 # The real third-party OpenID Provider (panva's oidc-provider, pinned).
 .venv/bin/python scripts/provider.py install
