@@ -89,7 +89,7 @@ class Claims(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Claims(sub={self.subject!r}, client_id={self.client_id!r}, scopes={sorted(self.scopes)!r})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """A shallow copy of the payload as a plain dict (e.g. for JSON)."""
         return dict(self._payload)
 

@@ -169,4 +169,5 @@ class ProviderMetadata:
             return fresh
 
     def jwks_uri(self) -> str:
-        return self.document()["jwks_uri"]
+        uri: str = self.document()["jwks_uri"]
+        return uri

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, TypeVar, cast, overload
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.views import View
@@ -45,6 +45,7 @@ from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
+from .protocols import AccessTokenValidator
 from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
     ENVIRON_CLAIMS,
@@ -81,7 +82,7 @@ class OIDCGuardState:
 
     __slots__ = ("guard", "validator", "middleware")
 
-    def __init__(self, guard: "OIDCGuard", validator: Any, middleware: BearerMiddleware) -> None:
+    def __init__(self, guard: "OIDCGuard", validator: AccessTokenValidator, middleware: BearerMiddleware) -> None:
         self.guard = guard
         #: the application's TokenValidator (also usable for id_tokens)
         self.validator = validator
@@ -141,23 +142,31 @@ class OIDCGuard:
                                      (protected routes answer 503 meanwhile)
     ===============================  ===============================================
 
-    ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or any
-    object with ``validate_access_token``) instead; the validator settings above are then not used.  Settings not
-    given keep the :class:`~oidc_guard.TokenValidator` defaults.
+    ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or
+    any :class:`~oidc_guard.AccessTokenValidator`, such as a
+    :class:`~oidc_guard.MultiIssuerValidator`) instead; the validator
+    settings above are then not used.  Settings not given keep the
+    :class:`~oidc_guard.TokenValidator` defaults.
     """
 
-    def __init__(self, app: Optional[Flask] = None, **overrides: Any) -> None:
-        known = set(config.BY_KEYWORD) | {"validator"}
-        unknown = sorted(set(overrides) - known)
+    def __init__(
+        self,
+        app: Optional[Flask] = None,
+        *,
+        validator: Optional[AccessTokenValidator] = None,
+        **overrides: Any,
+    ) -> None:
+        unknown = sorted(set(overrides) - set(config.BY_KEYWORD))
         if unknown:
             raise TypeError(f"OIDCGuard() got unexpected keyword argument(s): {', '.join(unknown)}")
-        if overrides.get("validator") is not None:
+        if validator is not None:
             clash = sorted(name for name in _VALIDATOR_SETTINGS if name in overrides)
             if clash:
                 raise TypeError(
                     f"OIDCGuard(): pass either validator= or validator settings ({', '.join(clash)}), not both"
                 )
         self._overrides: Dict[str, Any] = dict(overrides)
+        self._validator = validator
         self._app = app
         if app is not None:
             self.init_app(app)
@@ -198,7 +207,7 @@ class OIDCGuard:
                 f"unknown oidc_guard setting(s) in app.config: {named}; the settings are listed in "
                 "docs/configuration.md"
             )
-        validator = self._overrides.get("validator")
+        validator = self._validator
         if validator is None:
             validator = self._build_validator(app)
         if self._settings(app, _GUARD_SETTINGS).get("check_on_start", False):
@@ -214,7 +223,7 @@ class OIDCGuard:
         app.extensions[EXTENSION_KEY] = state
         return state
 
-    def _build_validator(self, app: Flask) -> Any:
+    def _build_validator(self, app: Flask) -> TokenValidator:
         settings = self._settings(app, _VALIDATOR_SETTINGS)
         required = ["issuer"]
         if settings.get("verify_audience", True):
@@ -233,16 +242,17 @@ class OIDCGuard:
     def state(self, app: Optional[Flask] = None) -> OIDCGuardState:
         """The :class:`OIDCGuardState` of ``app`` (default: the current app)."""
         if app is None:
-            app = current_app._get_current_object() if has_app_context() else self._app
+            # current_app is a proxy; the extensions dict is the app's own
+            app = current_app._get_current_object() if has_app_context() else self._app  # type: ignore[attr-defined]
         if app is None:
             raise RuntimeError("no application: pass app, or call inside an application context")
         state = app.extensions.get(EXTENSION_KEY)
-        if state is None:
+        if not isinstance(state, OIDCGuardState):
             raise RuntimeError(f"oidc_guard is not initialised on app {app.name!r}")
         return state
 
     @property
-    def validator(self) -> Any:
+    def validator(self) -> AccessTokenValidator:
         """The validator of the current application (or of the application
         given to the constructor)."""
         return self.state().validator
@@ -263,7 +273,9 @@ def get_claims() -> Optional[Claims]:
 #: The current request's :class:`~oidc_guard.Claims`, or a proxy to ``None``
 #: when anonymous.  Being a proxy it is never ``is None``: test it with
 #: ``if current_claims:`` or use :func:`get_claims`.
-current_claims: Any = LocalProxy(get_claims)
+#: Typed as :class:`~oidc_guard.Claims` (the proxy forwards every attribute),
+#: so a type checker catches ``current_claims.subjcet``.
+current_claims: Claims = cast(Claims, LocalProxy(get_claims))
 
 
 # --- decorators --------------------------------------------------------------
@@ -282,8 +294,12 @@ def _denial(requirement: Optional[_Requirement]) -> Any:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+#: a view function; the decorators give it back with the same signature
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[_View], _View]:
+    def decorate(view: _View) -> _View:
         if isinstance(view, type) and issubclass(view, View):
             raise TypeError(
                 "decorate the methods of a class-based view, or list the decorator in its "
@@ -302,7 +318,7 @@ def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[Callable[
                     return denied
                 return await view(*args, **kwargs)
 
-            return guarded_async
+            return cast(_View, guarded_async)
 
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -311,12 +327,18 @@ def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[Callable[
                 return denied
             return view(*args, **kwargs)
 
-        return guarded
+        return cast(_View, guarded)
 
     return decorate
 
 
-def require_token(view: Optional[Callable[..., Any]] = None) -> Any:
+@overload
+def require_token(view: _View) -> _View: ...
+@overload
+def require_token(view: None = None) -> Callable[[_View], _View]: ...
+
+
+def require_token(view: Optional[_View] = None) -> Any:
     """View decorator: any valid token (401 otherwise, 503 while the identity
     provider is unusable).  ``@require_token()``; ``@require_token`` works too."""
     decorate = _flask_decorator(None)
@@ -325,13 +347,13 @@ def require_token(view: Optional[Callable[..., Any]] = None) -> Any:
     return decorate
 
 
-def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def require_scope(*scopes: str) -> Callable[[_View], _View]:
     """View decorator: a valid token with *every* one of ``scopes`` (403
     ``insufficient_scope`` otherwise)."""
     return _flask_decorator(_scope_requirement(scopes, "all", "require_scope"))
 
 
-def require_any_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def require_any_scope(*scopes: str) -> Callable[[_View], _View]:
     """View decorator: a valid token with *at least one* of ``scopes`` (403
     ``insufficient_scope`` otherwise)."""
     return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope"))

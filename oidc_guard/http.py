@@ -84,16 +84,19 @@ class Response:
 
 def _connection(url: str, timeout: float, ssl_context: Optional[ssl.SSLContext]) -> Tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(url)
+    host = parts.hostname
+    if not host:  # check_url refused such URLs already
+        raise ProviderError(f"URL has no host: {url[:200]!r}")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     if parts.scheme == "https":
         ctx = ssl_context or ssl.create_default_context()
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ctx
+            host, parts.port, timeout=timeout, context=ctx
         )
     else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
     return conn, path
 
 

@@ -25,12 +25,15 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+# the public key objects a JWK becomes (RFC 7518 6.3.1, 6.2.1; RFC 8037 2)
+_PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
 from .errors import InvalidToken, ProviderError
 
@@ -234,6 +237,7 @@ def parse_jwk(jwk: Any) -> VerifyKey:
     if any(name in jwk for name in ("d", "p", "q", "dp", "dq", "qi", "k")):
         raise ValueError("JWK contains private or symmetric key material")
 
+    key: _PublicKey
     try:
         if kty == "RSA":  # RFC 7518 section 6.3.1
             n = _b64u_uint(jwk.get("n"), "n")
@@ -504,14 +508,15 @@ class KeySet:
         led by another caller (``must_succeed`` and ``joined`` false).
         """
         with self._lock:
-            flight = self._flight
-            leader = flight is None
-            if leader:
+            current = self._flight
+            leader = current is None
+            if current is None:
                 if must_succeed and not joined and now < self._retry_at and self._last_error is not None:
                     # Still inside the retry interval after a failure: don't
                     # hammer a provider that is down, answer from memory.
                     raise ProviderError(self._last_error.description, retry_after=self._retry_at - now)
-                flight = self._flight = _Flight()
+                current = self._flight = _Flight()
+            flight: _Flight = current
         if leader:
             self._lead(flight, reason)
         elif not must_succeed and not joined:

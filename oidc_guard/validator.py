@@ -297,7 +297,7 @@ class TokenValidator:
             on_change=self._keys_removed,
             name=issuer,
         )
-        self._cache: Optional[LRUCache] = LRUCache(maxsize=cache_size) if cache_size > 0 else None
+        self._cache: Optional[LRUCache[bytes, Claims]] = LRUCache(maxsize=cache_size) if cache_size > 0 else None
         self._cache_lock = threading.Lock()
         # token string -> cached Claims, for the most recent hits (see _FRONT_MAX)
         self._front: Dict[str, Claims] = {}
@@ -533,6 +533,7 @@ class TokenValidator:
             auth_time = payload.get("auth_time")
             if not _is_number(auth_time):
                 raise InvalidToken("ID Token has no auth_time, but max_age was requested")
+            assert auth_time is not None  # _is_number says it is a finite number
             if now > auth_time + max_age + self.leeway:
                 raise InvalidToken(
                     f"authentication at {_iso(auth_time)} is older than max_age {max_age:g} s"
@@ -556,7 +557,7 @@ class TokenValidator:
                                    f"{list(self.audiences)!r}")
         if share:  # the Claims goes into the cache: keep its memory small
             payload = self._share_strings(payload)
-        return Claims(payload, header), key, nbf, exp  # type: ignore[return-value]
+        return Claims(payload, header), key, nbf, exp
 
     def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str
                           ) -> Tuple[Mapping[str, Any], Dict[str, Any], VerifyKey, str]:

@@ -41,7 +41,7 @@ import functools
 import io
 import logging
 import re
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, cast, overload
 from urllib.parse import parse_qsl
 
 from .errors import (
@@ -52,6 +52,7 @@ from .errors import (
     ProviderError,
     error_response,
 )
+from .protocols import AccessTokenValidator
 
 __all__ = [
     "BearerMiddleware",
@@ -91,7 +92,7 @@ _FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _DEFAULT_MAX_FORM_BYTES = 1024 * 1024
 
 _StartResponse = Callable[..., Any]
-_WSGIApp = Callable[[dict, _StartResponse], Iterable[bytes]]
+_WSGIApp = Callable[[Dict[str, Any], _StartResponse], Iterable[bytes]]
 
 
 # --- token extraction (RFC 6750 section 2) ----------------------------------
@@ -159,18 +160,18 @@ def _token_from_pairs(pairs: List[Tuple[str, str]], where: str) -> Optional[str]
     return token
 
 
-def _is_form_request(environ: dict) -> bool:
+def _is_form_request(environ: Dict[str, Any]) -> bool:
     if environ.get("REQUEST_METHOD", "GET").upper() not in _FORM_METHODS:
         return False
     # RFC 6750 section 2.2: Content-Type "application/x-www-form-urlencoded";
     # media types compare case-insensitively and parameters (charset) are
     # ignored (RFC 7231 section 3.1.1.1).
-    content_type = environ.get("CONTENT_TYPE", "")
+    content_type = str(environ.get("CONTENT_TYPE", ""))
     media_type = content_type.split(";", 1)[0].strip(" \t").lower()
     return media_type == _FORM_MEDIA_TYPE
 
 
-def _read_form_body(environ: dict, limit: int) -> Optional[bytes]:
+def _read_form_body(environ: Dict[str, Any], limit: int) -> Optional[bytes]:
     """Read a form body of known length (at most ``limit`` bytes) and put it
     back into ``wsgi.input`` so the application can still read it.
 
@@ -206,7 +207,7 @@ def _read_form_body(environ: dict, limit: int) -> Optional[bytes]:
 
 
 def extract_token(
-    environ: dict,
+    environ: Dict[str, Any],
     *,
     accept_form: bool = False,
     accept_query: bool = False,
@@ -337,7 +338,7 @@ class BearerMiddleware:
     def __init__(
         self,
         app: _WSGIApp,
-        validator: Any,
+        validator: AccessTokenValidator,
         realm: Optional[str] = None,
         required: bool = False,
         accept_form: bool = False,
@@ -365,7 +366,7 @@ class BearerMiddleware:
             f"accept_form={self.accept_form}, accept_query={self.accept_query})"
         )
 
-    def __call__(self, environ: dict, start_response: _StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: Dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
         environ[ENVIRON_CLAIMS] = None
         environ[ENVIRON_ERROR] = None
         environ[ENVIRON_TOKEN_PRESENT] = False
@@ -398,12 +399,12 @@ class BearerMiddleware:
         return self.app(environ, start_response)
 
 
-def _where(environ: dict) -> str:
+def _where(environ: Dict[str, Any]) -> str:
     # repr() so that control characters in a path cannot forge log lines.
     return f"({environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')!r})"
 
 
-def _validate(validator: Any, token: str, environ: dict) -> Optional[OIDCGuardError]:
+def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]) -> Optional[OIDCGuardError]:
     """Validate ``token``; on success fill the environ and return ``None``,
     else return the error (never raises for a token problem)."""
     try:
@@ -467,7 +468,7 @@ def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str) -> _Requir
 
 
 def check_access(
-    environ: dict, requirement: Optional[_Requirement] = None
+    environ: Dict[str, Any], requirement: Optional[_Requirement] = None
 ) -> Optional[Tuple[str, List[Tuple[str, str]], bytes]]:
     """Decide whether the request may reach a resource with ``requirement``.
 
@@ -514,8 +515,12 @@ def check_access(
 _MISCONFIGURED_BODY = b"authentication is not configured for this route"
 
 
-def _wsgi_decorator(requirement: Optional[_Requirement]) -> Callable[[_WSGIApp], _WSGIApp]:
-    def decorate(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+#: a WSGI callable (function or method); the decorators keep its signature
+_App = TypeVar("_App", bound=Callable[..., Iterable[bytes]])
+
+
+def _wsgi_decorator(requirement: Optional[_Requirement]) -> Callable[[_App], _App]:
+    def decorate(app: _App) -> _App:
         if not callable(app):
             raise TypeError("oidc_guard decorators wrap a WSGI callable")
 
@@ -539,12 +544,18 @@ def _wsgi_decorator(requirement: Optional[_Requirement]) -> Callable[[_WSGIApp],
                 return app(*args)
             return _send(start_response, denied)
 
-        return guarded
+        return cast(_App, guarded)
 
     return decorate
 
 
-def require_token(app: Optional[_WSGIApp] = None) -> Any:
+@overload
+def require_token(app: _App) -> _App: ...
+@overload
+def require_token(app: None = None) -> Callable[[_App], _App]: ...
+
+
+def require_token(app: Optional[_App] = None) -> Any:
     """Decorate a WSGI callable so it runs only for a request with a valid
     token (401 otherwise, 503 while the identity provider is unusable).
 
@@ -556,14 +567,14 @@ def require_token(app: Optional[_WSGIApp] = None) -> Any:
     return decorate
 
 
-def require_scope(*scopes: str) -> Callable[[_WSGIApp], _WSGIApp]:
+def require_scope(*scopes: str) -> Callable[[_App], _App]:
     """Decorate a WSGI callable so it runs only for a valid token that has
     *every* one of ``scopes``; otherwise 403 ``insufficient_scope`` with
     ``scope="..."`` naming the required scopes (RFC 6750 section 3.1)."""
     return _wsgi_decorator(_scope_requirement(scopes, "all", "require_scope"))
 
 
-def require_any_scope(*scopes: str) -> Callable[[_WSGIApp], _WSGIApp]:
+def require_any_scope(*scopes: str) -> Callable[[_App], _App]:
     """Decorate a WSGI callable so it runs only for a valid token that has
     *at least one* of ``scopes``; otherwise 403 ``insufficient_scope``."""
     return _wsgi_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
