@@ -92,7 +92,8 @@ class _Invalid(Exception):
 
 
 class Kind:
-    """How one setting's value is read.  Subclasses define :meth:`parse`."""
+    """How one setting's value is read.  Subclasses define ``parse(value)``,
+    which returns the value to use or raises for one that does not fit."""
 
     #: short type name for documentation and error messages
     label = "value"
@@ -251,6 +252,7 @@ class Setting:
 # (plus its row in docs/configuration.md, which a test compares with this).
 # Constraints mirror what TokenValidator / BearerMiddleware check themselves,
 # so a bad string is reported with its key before it reaches them.
+#: Every ``OIDC_GUARD_*`` setting, one :class:`Setting` per row.
 SETTINGS: Tuple[Setting, ...] = (
     # --- TokenValidator ---------------------------------------------------------
     Setting("OIDC_GUARD_ISSUER", "issuer", VALIDATOR, Str(), "required: the issuer URL; discovery at <issuer>/.well-known/openid-configuration"),
