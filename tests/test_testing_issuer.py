@@ -246,6 +246,23 @@ def test_unknown_path_and_wrong_method(issuer):
     assert http("POST", issuer.jwks_uri, form={})[0] == 405
 
 
+def test_routing_table_methods_counters_and_head(issuer):
+    """The ENDPOINTS table: discovery/JWKS refuse POST with 405 + Allow and
+    do not count it; other endpoints answer a method they do not serve with
+    404; HEAD is GET without a body and is recorded as GET."""
+    issuer.reset_counts()
+    status, headers, _ = http("POST", issuer.discovery_url, form={})
+    assert (status, headers["Allow"]) == (405, "GET")
+    assert http("GET", issuer.token_endpoint)[0] == 404
+    assert issuer.fetch_counts == {"discovery": 0, "jwks": 0}
+    status, headers, body = http("HEAD", issuer.jwks_uri)
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    assert issuer.fetch_counts["jwks"] == 1
+    assert list(issuer.requests)[-1] == ("GET", "/jwks")
+    assert http("POST", issuer.userinfo_endpoint, form={})[0] == 401
+    assert issuer.fetch_counts["userinfo"] == 1
+
+
 # ------------------------------------------------------ fault injection
 
 

@@ -1,0 +1,64 @@
+"""JOSE encoding primitives shared by the test issuer: base64url (RFC 7515
+section 2), compact JSON, and the :data:`OMIT` sentinel used to remove a
+member when headers, claims, JWKs or discovery documents are built.
+
+Test and development tool only; never use it in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Dict, Mapping, Optional
+
+__all__ = ["OMIT", "b64url_encode", "b64url_decode"]
+
+
+class _Omit:
+    """Sentinel: a header/claim/discovery value equal to OMIT is removed."""
+
+    _instance: Optional["_Omit"] = None
+
+    def __new__(cls) -> "_Omit":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+#: Use as a value in ``claims=``, ``header=``, ``discovery_overrides`` or
+#: ``jwk_overrides`` to remove that member instead of setting it.
+OMIT = _Omit()
+
+def b64url_encode(data: bytes) -> str:
+    """base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Inverse of :func:`b64url_encode` (adds the padding back)."""
+    raw = text.encode("ascii")
+    return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode("utf-8")
+
+
+def _apply(base: Dict[str, Any], changes: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Merge ``changes`` into a copy of ``base``; values that are OMIT delete."""
+    out = dict(base)
+    for name, value in (changes or {}).items():
+        if value is OMIT:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+def _int_bytes(value: int, length: Optional[int] = None) -> bytes:
+    if length is None:
+        length = max(1, (value.bit_length() + 7) // 8)
+    return value.to_bytes(length, "big")

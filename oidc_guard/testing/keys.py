@@ -1,0 +1,131 @@
+"""Signing keys for the test issuer: the supported JWS algorithms, key
+generation (with a process-wide pool, because RSA generation is slow), the
+public JWK of a key, and JWS signatures made with ``cryptography``.
+
+Test and development tool only; never use it in production.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Tuple
+
+from .jose import b64url_encode, _int_bytes
+
+__all__ = ["SUPPORTED_ALGS", "sign_raw"]
+
+# Private keys are typed ``Any``: they are ``cryptography`` RSA, EC or
+# Ed25519 private key objects, and the code below picks the right calls from
+# the alg, not from the key's class.
+
+
+# alg -> (key family, hash name). Hash per RFC 7518 3.3-3.5 and RFC 8037;
+# the "hash name" is also the at_hash/c_hash hash (OIDC Core 3.1.3.6), which
+# for EdDSA with Ed25519 is SHA-512 (OpenID Connect Core errata / RFC 8037).
+_ALGS: Dict[str, Tuple[str, str]] = {
+    "RS256": ("RSA", "sha256"),
+    "RS384": ("RSA", "sha384"),
+    "RS512": ("RSA", "sha512"),
+    "PS256": ("RSA", "sha256"),
+    "PS384": ("RSA", "sha384"),
+    "PS512": ("RSA", "sha512"),
+    "ES256": ("P-256", "sha256"),
+    "ES384": ("P-384", "sha384"),
+    "ES512": ("P-521", "sha512"),
+    "EdDSA": ("Ed25519", "sha512"),
+}
+
+#: The JWS algorithms LocalIssuer can sign with.
+SUPPORTED_ALGS: Tuple[str, ...] = tuple(_ALGS)
+
+def _generate(family: str) -> Any:
+    # Imported here so that importing this module stays cheap.
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if family == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if family == "P-256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if family == "P-384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if family == "P-521":
+        return ec.generate_private_key(ec.SECP521R1())
+    if family == "Ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key family {family!r}")
+
+
+# Module-level pool of generated private keys, per key family. Issuer number
+# N's i-th key of a family is pool[family][i]: keys are shared *between*
+# issuers in one process (this is a test helper), never within one issuer.
+_POOL_LOCK = threading.Lock()
+_KEY_POOL: Dict[str, List[Any]] = {}
+
+
+def _pooled_key(family: str, index: int) -> Any:
+    with _POOL_LOCK:
+        keys = _KEY_POOL.setdefault(family, [])
+        while len(keys) <= index:
+            keys.append(_generate(family))
+        return keys[index]
+
+
+def _public_jwk(private_key: Any, alg: str, kid: str) -> Dict[str, Any]:
+    """The public JWK (RFC 7517 / RFC 7518 section 6 / RFC 8037) for a key."""
+    family = _ALGS[alg][0]
+    public: Any = private_key.public_key()
+    jwk: Dict[str, Any]
+    if family == "RSA":
+        numbers = public.public_numbers()
+        jwk = {"kty": "RSA", "n": b64url_encode(_int_bytes(numbers.n)), "e": b64url_encode(_int_bytes(numbers.e))}
+    elif family in ("P-256", "P-384", "P-521"):
+        numbers = public.public_numbers()
+        size = (public.curve.key_size + 7) // 8  # RFC 7518 6.2.1.2: full field size
+        jwk = {
+            "kty": "EC",
+            "crv": family,
+            "x": b64url_encode(_int_bytes(numbers.x, size)),
+            "y": b64url_encode(_int_bytes(numbers.y, size)),
+        }
+    else:
+        from cryptography.hazmat.primitives import serialization
+
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
+    return jwk
+
+
+def sign_raw(private_key: Any, alg: str, header: bytes, payload: bytes) -> str:
+    """A JWS over exactly these header and payload bytes, for tests of JSON
+    an issuer would never write (duplicate members, arrays, non-JSON)."""
+    signing_input = (b64url_encode(header) + "." + b64url_encode(payload)).encode("ascii")
+    return signing_input.decode("ascii") + "." + b64url_encode(_sign(private_key, alg, signing_input))
+
+
+def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
+    """JWS signature per RFC 7518 section 3 (and RFC 8037 for EdDSA)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    hash_algorithm: hashes.HashAlgorithm = {
+        "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
+    }[_ALGS[alg][1]]
+    signature: bytes
+    if alg.startswith("RS"):  # RSASSA-PKCS1-v1_5, RFC 7518 3.3
+        signature = private_key.sign(signing_input, padding.PKCS1v15(), hash_algorithm)
+        return signature
+    if alg.startswith("PS"):  # RSASSA-PSS, MGF1 with the same hash, salt = hash size, RFC 7518 3.5
+        pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
+        signature = private_key.sign(signing_input, pss, hash_algorithm)
+        return signature
+    if alg.startswith("ES"):  # ECDSA, R || S fixed width, RFC 7518 3.4
+        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hash_algorithm)))
+        size = (private_key.curve.key_size + 7) // 8
+        return _int_bytes(r, size) + _int_bytes(s, size)
+    if alg == "EdDSA":  # RFC 8037 3.1
+        signature = private_key.sign(signing_input)
+        return signature
+    raise ValueError(f"unsupported alg {alg!r}")
+
