@@ -115,14 +115,5 @@ def _resolve_reexport(app, env, node, contnode):
     return None
 
 
-# oidc_guard.testing.token_hash says "SHA-256 for *256" (reST reads a
-# stray "*" as emphasis).  testing.py is being split into a package by
-# another change; until its docstring escapes the star, do it here.
-def _escape_stars(app, what, name, obj, options, lines):
-    if name == "oidc_guard.testing.token_hash":
-        lines[:] = [line.replace(" *", " \\*") for line in lines]
-
-
 def setup(app):
     app.connect("missing-reference", _resolve_reexport)
-    app.connect("autodoc-process-docstring", _escape_stars)

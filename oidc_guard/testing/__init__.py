@@ -37,15 +37,16 @@ pytest is imported. The package is also a pytest plugin (entry point
 
 Modules (everything public is re-exported here):
 
-* :mod:`.jose` - base64url, compact JSON, :data:`OMIT`;
-* :mod:`.keys` - supported algs, key generation and pool, JWKs, signing
-  (:func:`sign_raw`);
-* :mod:`.tokens` - :func:`token_hash`, :func:`forge_token`,
-  :func:`hmac_token` for attack tests;
-* :mod:`.server` - the loopback HTTP server;
-* :mod:`.provider` - the HTTP endpoints (routing table ``ENDPOINTS``);
-* :mod:`.issuer` - :class:`LocalIssuer`;
-* :mod:`.plugin` - the pytest plugin.
+* ``oidc_guard.testing.jose`` - base64url, compact JSON, ``OMIT``;
+* ``oidc_guard.testing.keys`` - supported algs, key generation and pool,
+  JWKs, signing (``sign_raw``);
+* ``oidc_guard.testing.tokens`` - ``token_hash``, ``forge_token``,
+  ``hmac_token`` for attack tests;
+* ``oidc_guard.testing.server`` - the loopback HTTP server;
+* ``oidc_guard.testing.provider`` - the HTTP endpoints (routing table
+  ``ENDPOINTS``);
+* ``oidc_guard.testing.issuer`` - ``LocalIssuer``;
+* ``oidc_guard.testing.plugin`` - the pytest plugin.
 
 Example::
 

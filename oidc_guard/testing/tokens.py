@@ -22,8 +22,8 @@ def token_hash(value: str, alg: str) -> str:
 
     OIDC Core 3.1.3.6 and 3.3.2.11: hash the ASCII octets of the value with
     the hash used by the JWS alg, keep the left-most half, base64url-encode.
-    SHA-256 for *256, SHA-384 for *384, SHA-512 for *512 and for EdDSA with
-    Ed25519.
+    SHA-256 for ``*256``, SHA-384 for ``*384``, SHA-512 for ``*512`` and
+    for EdDSA with Ed25519.
     """
     if alg not in _ALGS:
         raise ValueError(f"no at_hash/c_hash hash is defined here for alg {alg!r}")
