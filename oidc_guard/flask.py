@@ -221,6 +221,10 @@ class OIDCGuard:
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = OIDCGuardState(self, validator, middleware)
         app.extensions[EXTENSION_KEY] = state
+        # `flask oidc-guard check` / `validate` with this app's settings
+        from .flask_cli import oidc_guard_cli
+
+        app.cli.add_command(oidc_guard_cli)
         return state
 
     def _build_validator(self, app: Flask) -> TokenValidator:

@@ -1,0 +1,418 @@
+"""The ``oidc-guard`` command line, run as users run it: the installed
+console script in a subprocess, against a LocalIssuer on loopback.  Every
+exit code of every command (0, 1, 2, 3 as CONTRACT.md "Command line"
+fixes them), ``--json`` and ``-`` for standard input; the Flask commands
+through the real ``flask --app`` script.  No output may contain a whole
+token (nor its signature) or a secret."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from oidc_guard import TokenValidator
+from oidc_guard.cli import describe_time, relative
+
+BIN = Path(sys.executable).parent
+SCRIPT = BIN / "oidc-guard"
+FLASK = BIN / "flask"
+
+
+def run(*args: str, stdin: str = "", env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
+        command: Optional[List[str]] = None) -> subprocess.CompletedProcess:
+    if not SCRIPT.exists():
+        pytest.fail(f"{SCRIPT} is missing: reinstall the project (pip install -e .) to get the console script")
+    full_env = dict(os.environ)
+    for name in ("OIDC_GUARD_INTROSPECTION_CLIENT_ID", "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    return subprocess.run(command or [str(SCRIPT), *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, env=full_env, cwd=cwd)
+
+
+def no_token_in(result: subprocess.CompletedProcess, token: str) -> None:
+    text = result.stdout + result.stderr
+    assert token not in text
+    assert token.split(".")[-1] not in text  # not even the signature
+
+
+def b64(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+# --- discover ---------------------------------------------------------------------------
+
+
+def test_discover_prints_metadata_and_keys(make_issuer):
+    iss = make_issuer(algs=("RS256", "ES256"))
+    result = run("discover", iss.issuer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for kid in iss.kids:
+        assert kid in result.stdout
+    assert "RSA" in result.stdout and "2048" in result.stdout and "EC" in result.stdout
+    assert iss.jwks_uri in result.stdout
+    assert "start-up check: ok" in result.stdout
+    assert "max-age=3600" in result.stdout
+
+
+def test_discover_json_is_one_object(issuer):
+    result = run("discover", issuer.issuer, "--json")
+    assert result.returncode == 0
+    doc = json.loads(result.stdout)
+    assert doc["usable"] is True and doc["library_check"] == {"checked": True, "ok": True}
+    assert [(k["kid"], k["kty"], k["size"]) for k in doc["keys"]] == [(issuer.kids[0], "RSA", 2048)]
+    assert doc["metadata"]["jwks_uri"] == issuer.jwks_uri
+    assert doc["jwks_cache_control"] == "max-age=3600"
+
+
+def test_discover_flags_what_a_reviewer_would(issuer):
+    good = issuer.public_jwk(issuer.kids[0])
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key().public_numbers()
+    issuer.extra_jwks = [
+        {"kty": "RSA", "kid": "weak-1024", "alg": "RS256", "use": "sig", "n": b64(weak.n), "e": b64(weak.e)},
+        {k: v for k, v in good.items() if k != "kid"},
+        dict(good, kid="encryption-key", use="enc"),
+    ]
+    issuer.jwks_max_age = None  # no Cache-Control
+    issuer.discovery_overrides = {"userinfo_endpoint": "http://idp.example.com/userinfo"}
+    result = run("discover", issuer.issuer, "--json")
+    assert result.returncode == 0, result.stdout  # warnings only: the good key still works
+    doc = json.loads(result.stdout)
+    text = "\n".join(f["message"] for f in doc["flags"])
+    assert "RSA 1024 bits, under 2048" in text
+    assert "key 2 (kid None) has no kid" in text
+    assert "use: enc" in text and "encryption-key" in text
+    assert "no Cache-Control" in text
+    assert "userinfo_endpoint is plain http" in text
+    assert "no introspection_endpoint" in text
+    sizes = {k["kid"]: k["size"] for k in doc["keys"]}
+    assert sizes["weak-1024"] == 1024
+    assert {k["kid"]: k["usable"] for k in doc["keys"]}["encryption-key"] is False
+    # the same flags in the text output
+    plain = run("discover", issuer.issuer)
+    assert "WARNING: key 1 (kid 'weak-1024') is RSA 1024 bits" in plain.stdout
+
+
+def test_discover_published_private_key_is_unusable_exit_3(issuer):
+    issuer.extra_jwks = [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]
+    result = run("discover", issuer.issuer)
+    assert result.returncode == 3
+    assert "symmetric (oct) key published" in result.stdout
+    assert "c2VjcmV0" not in result.stdout  # the leaked secret is not repeated
+
+
+def test_discover_issuer_mismatch_exit_3(issuer):
+    issuer.discovery_overrides = {"issuer": issuer.issuer + "/"}
+    result = run("discover", issuer.issuer)
+    assert result.returncode == 3
+    assert f"names issuer '{issuer.issuer}/'" in result.stdout and "UNUSABLE" in result.stdout
+
+
+def test_discover_provider_down_exit_3(issuer):
+    url = issuer.issuer
+    issuer.stop()
+    result = run("discover", url, "--json")
+    assert result.returncode == 3
+    doc = json.loads(result.stdout)
+    assert doc["usable"] is False and "discovery unusable" in doc["flags"][0]["message"]
+
+
+def test_discover_jwks_failing_exit_3(issuer):
+    issuer.set_fault("jwks", status=500)
+    result = run("discover", issuer.issuer)
+    assert result.returncode == 3 and "JWKS unusable" in result.stdout and "HTTP 500" in result.stdout
+
+
+def test_discover_plain_http_jwks_uri_is_not_fetched_exit_3(issuer):
+    issuer.discovery_overrides = {"jwks_uri": "http://idp.example.com/jwks"}
+    result = run("discover", issuer.issuer)
+    assert result.returncode == 3
+    assert "jwks_uri is plain http" in result.stdout
+    assert issuer.fetch_counts.get("jwks", 0) == 0
+
+
+def test_discover_missing_introspection_endpoint_when_needed_exit_3(issuer):
+    assert run("discover", issuer.issuer).returncode == 0
+    result = run("discover", issuer.issuer, "--introspection")
+    assert result.returncode == 3 and "no introspection_endpoint" in result.stdout
+    with_env = run("discover", issuer.issuer, env={"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api"})
+    assert with_env.returncode == 3
+
+
+@pytest.mark.parametrize("args", [("discover",), ("discover", "idp.example.com"),
+                                  ("discover", "ftp://idp.example.com"), ("frobnicate",), ()])
+def test_discover_usage_errors_exit_2(args):
+    result = run(*args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+
+
+# --- validate ---------------------------------------------------------------------------
+
+
+def validate(iss, token: str, *extra: str, stdin: str = "", env=None) -> subprocess.CompletedProcess:
+    result = run("validate", token, "--issuer", iss.issuer, "--audience", "api://contacts", *extra,
+                 stdin=stdin, env=env)
+    if token != "-":
+        no_token_in(result, token)
+    return result
+
+
+def test_validate_valid_token_exit_0(issuer):
+    token = issuer.mint(subject="bob", scope="contacts wte")
+    result = validate(issuer, token, "--scope", "contacts", "--scope", "wte")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("VALID")
+    assert "subject:    bob" in result.stdout and "contacts wte" in result.stdout
+    assert "expires in 60 min" in result.stdout
+
+
+def test_validate_reads_standard_input_and_json(issuer):
+    token = issuer.mint(scope="contacts")
+    result = validate(issuer, "-", "--json", stdin="Bearer " + token + "\n")
+    assert result.returncode == 0
+    no_token_in(result, token)
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is True and doc["subject"] == "alice" and doc["scopes"] == ["contacts"]
+    assert doc["claims"]["iss"] == issuer.issuer and doc["missing_scopes"] == []
+
+
+def test_validate_missing_scope_exit_1(issuer):
+    token = issuer.mint(scope="contacts")
+    result = validate(issuer, token, "--scope", "admin", "--json")
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is False and doc["missing_scopes"] == ["admin"] and doc["signature_verified"] is True
+    assert "INSUFFICIENT SCOPE" in validate(issuer, token, "--scope", "admin").stdout
+
+
+@pytest.mark.parametrize("case, words", [
+    ("expired", "expired"),
+    ("audience", "audience"),
+    ("signature", "signature"),
+    ("issuer", "issuer"),
+    ("garbage", "segment"),
+])
+def test_validate_invalid_token_exit_1(issuer, make_issuer, case, words):
+    if case == "expired":
+        token = issuer.mint(expires_in=-3600)
+    elif case == "audience":
+        token = issuer.mint(audience="api://other")
+    elif case == "signature":
+        token = issuer.mint()[:-6] + "AAAAAA"
+    elif case == "issuer":
+        token = make_issuer().mint()
+    else:
+        token = "not-a-token"
+    result = validate(issuer, token)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("INVALID (invalid_token)") and words in result.stdout.lower()
+
+
+def test_validate_id_token(issuer):
+    id_token = issuer.mint_id_token("spa", nonce="n-1")
+    ok = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+             "--nonce", "n-1", "--no-verify-audience")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+              "--nonce", "other", "--no-verify-audience")
+    assert bad.returncode == 1 and "nonce" in bad.stdout
+
+
+def test_validate_library_options_are_applied(issuer):
+    token = issuer.mint(expires_in=-30)  # expired 30 s ago: inside the default 60 s leeway
+    assert validate(issuer, token).returncode == 0
+    assert validate(issuer, token, "--leeway", "0").returncode == 1
+    es = validate(issuer, issuer.mint(), "--algorithm", "ES256")
+    assert es.returncode == 1 and "RS256" in es.stdout
+
+
+def test_validate_provider_unusable_exit_3(issuer):
+    token = issuer.mint()
+    issuer.set_fault("jwks", status=503)
+    result = validate(issuer, token, "--json")
+    assert result.returncode == 3
+    doc = json.loads(result.stdout)
+    assert doc["error"] == "temporarily_unavailable" and doc["valid"] is False
+    issuer.clear_faults()
+    issuer.stop()
+    down = validate(issuer, token)
+    assert down.returncode == 3 and down.stdout.startswith("PROVIDER UNUSABLE (not a verdict on the token)")
+    assert down.stderr == ""  # the library's warning is not repeated without -v
+
+
+@pytest.mark.parametrize("extra", [
+    ("--algorithm", "HS256"),  # never allowed: ConfigurationError
+    ("--leeway", "soon"),
+])
+def test_validate_usage_errors_exit_2(issuer, extra):
+    result = validate(issuer, issuer.mint(), *extra)
+    assert result.returncode == 2 and "error" in result.stderr
+
+
+def test_validate_needs_issuer_audience_and_a_token(issuer):
+    token = issuer.mint()
+    assert run("validate", token, "--audience", "api://contacts").returncode == 2
+    no_aud = run("validate", token, "--issuer", issuer.issuer)
+    assert no_aud.returncode == 2 and "--audience is required" in no_aud.stderr
+    empty = run("validate", "-", "--issuer", issuer.issuer, "--audience", "a", stdin="")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+    assert run("validate", "--issuer", issuer.issuer, "--audience", "a").returncode == 2
+
+
+def test_validate_help_says_credentials_come_from_the_environment_only():
+    result = run("validate", "--help")
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    assert "OIDC_GUARD_INTROSPECTION_CLIENT_ID" in help_text and "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET" in help_text
+    assert "never from the command line" in help_text
+    assert "example:" in help_text
+    assert "--client-secret" not in help_text and "--secret" not in help_text
+
+
+def test_introspection_credentials_from_the_environment(issuer):
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": "s3cr3t-value"}
+    result = validate(issuer, issuer.mint(), env=env)
+    assert "s3cr3t-value" not in result.stdout + result.stderr
+    if "introspection_client_id" in TokenValidator.__init__.__code__.co_varnames:
+        assert result.returncode == 0  # a JWT is still validated locally in mode "both"
+    else:  # this build cannot introspect: said plainly, as a usage error
+        assert result.returncode == 2 and "cannot introspect" in result.stderr
+    half = validate(issuer, issuer.mint(), env={"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api"})
+    assert half.returncode == 2
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("discover", "validate", "inspect"):
+        result = run(command, "--help")
+        assert result.returncode == 0 and "example:" in result.stdout and "exit:" in result.stdout
+    top = run("--help")
+    assert top.returncode == 0 and "examples:" in top.stdout and "exit codes" in top.stdout
+
+
+def test_python_dash_m(issuer):
+    result = run(command=[sys.executable, "-m", "oidc_guard", "discover", issuer.issuer, "--json"])
+    assert result.returncode == 0 and json.loads(result.stdout)["usable"] is True
+
+
+# --- inspect ------------------------------------------------------------------------------
+
+
+def test_inspect_labels_everything_unverified(issuer):
+    token = issuer.mint(expires_in=-3 * 3600 - 300, header={"kid": "k-1"}, kid=issuer.kids[0])
+    result = run("inspect", token)
+    assert result.returncode == 0
+    no_token_in(result, token)
+    out = result.stdout
+    assert out.startswith("UNVERIFIED")
+    assert "UNVERIFIED header" in out and "UNVERIFIED payload" in out and "UNVERIFIED times" in out
+    assert "(expired 3 h ago)" in out
+    assert f"the JWKS of issuer {issuer.issuer}" in out and "kid 'k-1'" in out
+    assert "valid" not in out.lower().replace("validate", "").replace("validity", "").replace("valid since", "")
+
+
+def test_inspect_json_and_stdin(issuer):
+    token = issuer.mint(expires_in=1800)
+    result = run("inspect", "-", "--json", stdin=token)
+    assert result.returncode == 0
+    doc = json.loads(result.stdout)
+    assert doc["verified"] is False and doc["jws"] is True and "UNVERIFIED" in doc["warning"]
+    assert doc["payload"]["sub"] == "alice" and doc["header"]["alg"] == "RS256"
+    exp = [t for t in doc["times"] if t["claim"] == "exp"][0]
+    assert exp["relative"] == "expires in 30 min" and exp["iso"].endswith("Z")
+    assert doc["keys_needed"]["issuer"] == issuer.issuer
+    no_token_in(result, token)
+
+
+@pytest.mark.parametrize("token, words", [
+    ("2YotnFZFEjr1zCsicMWpAA", "opaque (reference) token"),
+    ("a.b.c.d.e", "encrypted JWT (JWE)"),
+    ("e30.%%%.sig", "not base64url"),
+    ("bm90IGpzb24.e30.c2ln", "header is not JSON"),
+])
+def test_inspect_not_a_jws_exit_1(token, words):
+    result = run("inspect", token)
+    assert result.returncode == 1 and words in result.stdout
+    as_json = json.loads(run("inspect", token, "--json").stdout)
+    assert as_json["jws"] is False and as_json["verified"] is False
+
+
+def test_inspect_usage_errors_exit_2():
+    assert run("inspect").returncode == 2
+    empty = run("inspect", "-", stdin="   \n")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+    assert run("inspect", "-", stdin="a.b.c d.e.f").returncode == 2
+
+
+def test_relative_times():
+    assert relative(-3 * 3600 - 600) == "3 h ago"
+    assert relative(720) == "in 12 min"
+    assert relative(-30) == "30 s ago"
+    assert relative(5 * 86400) == "in 5 d"
+    described = describe_time("exp", 0, 3 * 86400)
+    assert described == {"claim": "exp", "value": 0, "iso": "1970-01-01T00:00:00Z", "relative": "expired 3 d ago"}
+    assert describe_time("exp", "soon", 0) is None and describe_time("exp", True, 0) is None
+
+
+# --- flask oidc-guard ...  ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flask_app_dir(tmp_path):
+    (tmp_path / "guarded.py").write_text(textwrap.dedent("""
+        import os
+        from flask import Flask
+        from oidc_guard.flask import OIDCGuard
+
+        app = Flask(__name__)
+        app.config["OIDC_GUARD_ISSUER"] = os.environ["TEST_ISSUER"]
+        app.config["OIDC_GUARD_AUDIENCE"] = "api://contacts"
+        if os.environ.get("TEST_ALGORITHMS"):
+            app.config["OIDC_GUARD_ALGORITHMS"] = os.environ["TEST_ALGORITHMS"]
+        OIDCGuard(app)
+    """), encoding="utf-8")
+    return str(tmp_path)
+
+
+def flask_cli(directory: str, iss_url: str, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
+    return run(command=[str(FLASK), "--app", "guarded", "oidc-guard", *args], cwd=directory, stdin=stdin,
+               env={"TEST_ISSUER": iss_url, **env})
+
+
+def test_flask_check(flask_app_dir, issuer):
+    ok = flask_cli(flask_app_dir, issuer.issuer, "check")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith(f"ok: {issuer.issuer}") and "1 usable keys" in ok.stdout
+    config = flask_cli(flask_app_dir, issuer.issuer, "check", "--json", TEST_ALGORITHMS="ES256")
+    assert config.returncode == 1
+    assert json.loads(config.stdout)["result"] == "configuration error"
+    issuer.stop()
+    down = flask_cli(flask_app_dir, issuer.issuer, "check")
+    assert down.returncode == 3 and down.stdout.startswith("PROVIDER UNUSABLE")
+
+
+def test_flask_validate(flask_app_dir, issuer):
+    token = issuer.mint(scope="contacts")
+    ok = flask_cli(flask_app_dir, issuer.issuer, "validate", token, "--scope", "contacts")
+    assert ok.returncode == 0 and ok.stdout.startswith("VALID")
+    no_token_in(ok, token)
+    missing = flask_cli(flask_app_dir, issuer.issuer, "validate", "-", "--scope", "admin", "--json", stdin=token)
+    assert missing.returncode == 1 and json.loads(missing.stdout)["missing_scopes"] == ["admin"]
+    expired = flask_cli(flask_app_dir, issuer.issuer, "validate", issuer.mint(expires_in=-3600))
+    assert expired.returncode == 1 and "expired" in expired.stdout
+    usage = flask_cli(flask_app_dir, issuer.issuer, "validate", "-", stdin="")
+    assert usage.returncode == 2
+    issuer.stop()
+    down = flask_cli(flask_app_dir, issuer.issuer, "validate", token)
+    assert down.returncode == 3
