@@ -107,5 +107,4 @@ def validate_command(token: str, scopes: Tuple[str, ...], client_id: Optional[st
             claims = validator.validate_access_token(text)
     except OIDCGuardError as exc:
         error = exc
-    out = click.get_text_stream("stdout")
-    sys.exit(write_validation(out, as_json=as_json, token=text, claims=claims, error=error, wanted=scopes))
+    sys.exit(write_validation(sys.stdout, as_json=as_json, token=text, claims=claims, error=error, wanted=scopes))
