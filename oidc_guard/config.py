@@ -61,6 +61,7 @@ __all__ = [
     "Secret",
     "StrList",
     "Choice",
+    "Issuers",
     "Setting",
     "SETTINGS",
     "BY_KEY",
@@ -220,6 +221,31 @@ class StrList(Kind):
         return list(items)
 
 
+class Issuers(Kind):
+    """``OIDC_GUARD_ISSUERS``: a ready validator (anything with
+    ``validate_access_token``), or a non-empty list of issuer entries (each a
+    dict or an ``[issuer, audience]`` pair; the Flask extension checks the
+    entries), or that list as a JSON string."""
+
+    label = "issuer list"
+
+    def parse(self, value: Any) -> Any:
+        if callable(getattr(value, "validate_access_token", None)):
+            return value
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise _Invalid(f"a JSON array of issuers (this is not valid JSON: {exc.msg} at "
+                               f"character {exc.pos})") from None
+            except RecursionError:
+                raise _Invalid("a JSON array of issuers (this is nested too deeply)") from None
+        if not isinstance(value, (list, tuple)) or not value:
+            raise _Invalid('a non-empty list of {"issuer": ..., "audience": ...} objects or [issuer, audience] '
+                           "pairs, that list as a JSON string, or a ready validator")
+        return list(value)
+
+
 class Choice(Kind):
     def __init__(self, *choices: str) -> None:
         self.choices: Tuple[str, ...] = choices
@@ -273,6 +299,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("OIDC_GUARD_ACCEPT_QUERY", "accept_query", MIDDLEWARE, Bool(), "also accept access_token in the query string (RFC 6750 2.3)"),
     Setting("OIDC_GUARD_MAX_FORM_BYTES", "max_form_bytes", MIDDLEWARE, Int(minimum=0), "largest form body searched for a token (default 1 MiB)"),
     # --- the host (Flask extension) itself ---------------------------------------
+    Setting("OIDC_GUARD_ISSUERS", "issuers", GUARD, Issuers(), "several issuers instead of OIDC_GUARD_ISSUER: a list of {issuer, audience, ...} dicts or (issuer, audience) pairs, as a JSON string too, or a ready validator; other validator settings are shared defaults"),
     Setting("OIDC_GUARD_CHECK_ON_START", "check_on_start", GUARD, Bool(), "True: init_app runs validator.check() and stops the app on a wrong issuer/provider (default False)"),
 )
 

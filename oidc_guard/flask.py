@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, Optional, Sequence, TypeVar, cast, overload
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, cast, overload
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.views import View
@@ -45,12 +45,13 @@ from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
+from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
+from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
 from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
     ENVIRON_CLAIMS,
     BearerMiddleware,
-    _Requirement,
     _scope_requirement,
     check_access,
 )
@@ -62,6 +63,11 @@ __all__ = [
     "require_token",
     "require_scope",
     "require_any_scope",
+    "require_scope_groups",
+    "require_claims",
+    "require_issuer",
+    "includes",
+    "InsufficientClaims",
     "current_claims",
     "get_claims",
 ]
@@ -92,6 +98,13 @@ class OIDCGuardState:
     @property
     def realm(self) -> Optional[str]:
         return self.middleware.realm
+
+    @property
+    def validators(self) -> Tuple[AccessTokenValidator, ...]:
+        """The member validators: those of a
+        :class:`~oidc_guard.MultiIssuerValidator` (``OIDC_GUARD_ISSUERS``),
+        else the one validator."""
+        return tuple(_members_of(self.validator))
 
     def __repr__(self) -> str:
         return f"OIDCGuardState(validator={self.validator!r}, middleware={self.middleware!r})"
@@ -133,6 +146,16 @@ class OIDCGuard:
     ``OIDC_GUARD_ACCEPT_QUERY``      also accept ``access_token`` in the query
                                      (RFC 6750 2.3)
     ``OIDC_GUARD_MAX_FORM_BYTES``    largest form body searched for a token
+    ``OIDC_GUARD_ISSUERS``           several issuers instead of ``ISSUER`` (a
+                                     migration, or one issuer per tenant): a
+                                     list of ``{"issuer": ..., "audience":
+                                     ...}`` dicts (other validator keywords
+                                     allowed per issuer) or ``(issuer,
+                                     audience)`` pairs, that list as a JSON
+                                     string, or a ready validator such as a
+                                     :class:`~oidc_guard.MultiIssuerValidator`;
+                                     the other validator settings are shared
+                                     defaults, ``AUDIENCE`` the default audience
     ``OIDC_GUARD_CHECK_ON_START``    ``True``: ``init_app`` runs the validator's start-up
                                      :meth:`~oidc_guard.TokenValidator.check` (fetches
                                      discovery and the JWKS) and raises when the
@@ -160,7 +183,7 @@ class OIDCGuard:
         if unknown:
             raise TypeError(f"OIDCGuard() got unexpected keyword argument(s): {', '.join(unknown)}")
         if validator is not None:
-            clash = sorted(name for name in _VALIDATOR_SETTINGS if name in overrides)
+            clash = sorted(name for name in (*_VALIDATOR_SETTINGS, "issuers") if name in overrides)
             if clash:
                 raise TypeError(
                     f"OIDCGuard(): pass either validator= or validator settings ({', '.join(clash)}), not both"
@@ -227,8 +250,11 @@ class OIDCGuard:
         app.cli.add_command(oidc_guard_cli)
         return state
 
-    def _build_validator(self, app: Flask) -> TokenValidator:
+    def _build_validator(self, app: Flask) -> AccessTokenValidator:
         settings = self._settings(app, _VALIDATOR_SETTINGS)
+        issuers = self._settings(app, ("issuers",)).get("issuers")
+        if issuers is not None:
+            return _build_issuers(issuers, settings)
         required = ["issuer"]
         if settings.get("verify_audience", True):
             required.append("audience")
@@ -262,6 +288,54 @@ class OIDCGuard:
         return self.state().validator
 
 
+def _build_issuers(value: Any, settings: Dict[str, Any]) -> AccessTokenValidator:
+    """``OIDC_GUARD_ISSUERS`` (already read by :class:`oidc_guard.config.Issuers`)
+    -> a MultiIssuerValidator, or the ready validator given."""
+    name = CONFIG_PREFIX + "ISSUERS"
+    if not isinstance(value, list):
+        return cast(AccessTokenValidator, value)
+    if "issuer" in settings:
+        raise ConfigurationError(f"set either {CONFIG_PREFIX}ISSUER or {name}, not both")
+    if "jwks_uri" in settings:
+        raise ConfigurationError(f"{CONFIG_PREFIX}JWKS_URI cannot be shared by several issuers; "
+                                 f"give jwks_uri per issuer in {name}")
+    # Shared defaults; introspection credentials belong to one issuer only.
+    shared = {k: v for k, v in settings.items()
+              if k not in ("issuer", "audience", "jwks_uri") and not k.startswith("introspection_")}
+    default_audience = settings.get("audience")
+    members = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        own: Dict[str, Any] = {}
+        if isinstance(entry, dict):
+            unknown = sorted(str(k) for k in set(entry) - set(_VALIDATOR_SETTINGS))
+            if unknown:
+                raise ConfigurationError(f"{where} has unknown key(s) {', '.join(unknown)}; "
+                                         f"known: {', '.join(_VALIDATOR_SETTINGS)}")
+            for keyword, raw in entry.items():
+                if raw is not None:
+                    # each value is read as its OIDC_GUARD_* row says
+                    own[keyword] = config.parse_setting(config.BY_KEYWORD[keyword], raw, source=where)
+        elif isinstance(entry, (list, tuple)) and len(entry) in (1, 2):
+            own["issuer"] = config.parse_setting(config.BY_KEYWORD["issuer"], entry[0], source=where)
+            if len(entry) == 2:
+                own["audience"] = config.parse_setting(config.BY_KEYWORD["audience"], entry[1], source=where)
+        else:
+            raise ConfigurationError(f"{where} must be an {{issuer, audience}} object or an [issuer, audience] pair")
+        kwargs = dict(shared)
+        kwargs.update(own)
+        if not kwargs.get("issuer"):
+            raise ConfigurationError(f"{where} has no issuer")
+        kwargs.setdefault("audience", default_audience)
+        if kwargs["audience"] is None and kwargs.get("verify_audience", True):
+            raise ConfigurationError(f"{where} has no audience (and {CONFIG_PREFIX}AUDIENCE is not set)")
+        try:
+            members.append(TokenValidator(**kwargs))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}: {exc.description}") from None
+    return MultiIssuerValidator(members)
+
+
 # --- current_claims ----------------------------------------------------------
 
 
@@ -285,7 +359,7 @@ current_claims: Claims = cast(Claims, LocalProxy(get_claims))
 # --- decorators --------------------------------------------------------------
 
 
-def _denial(requirement: Optional[_Requirement]) -> Any:
+def _denial(requirement: Optional[Rule]) -> Any:
     """``None`` to let the view run, else the Flask response to return.
 
     A missing middleware raises RuntimeError (a 500 logged by Flask): a
@@ -302,7 +376,7 @@ def _denial(requirement: Optional[_Requirement]) -> Any:
 _View = TypeVar("_View", bound=Callable[..., Any])
 
 
-def _flask_decorator(requirement: Optional[_Requirement]) -> Callable[[_View], _View]:
+def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
     def decorate(view: _View) -> _View:
         if isinstance(view, type) and issubclass(view, View):
             raise TypeError(
@@ -361,3 +435,23 @@ def require_any_scope(*scopes: str) -> Callable[[_View], _View]:
     """View decorator: a valid token with *at least one* of ``scopes`` (403
     ``insufficient_scope`` otherwise)."""
     return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
+
+
+def require_scope_groups(*groups: Any) -> Callable[[_View], _View]:
+    """View decorator: a valid token with every scope of at least one group
+    (``@require_scope_groups("contacts wte", "coordinate")``); 403
+    ``insufficient_scope`` otherwise (see :mod:`oidc_guard.rules`)."""
+    return _flask_decorator(ScopeGroups.parse(groups))
+
+
+def require_claims(_claims: Optional[Any] = None, /, **rules: Any) -> Callable[[_View], _View]:
+    """View decorator: a valid token whose claims satisfy every rule
+    (``tenant="acme"``, ``roles=includes("admin")``, ``amr=lambda v: ...``);
+    403 ``insufficient_claims`` otherwise, naming the claim, never values."""
+    return _flask_decorator(ClaimRules.parse(_claims, rules))
+
+
+def require_issuer(*issuers: str) -> Callable[[_View], _View]:
+    """View decorator: a valid token from one of ``issuers`` (exact match);
+    403 ``insufficient_claims`` otherwise."""
+    return _flask_decorator(IssuerRule(issuers))

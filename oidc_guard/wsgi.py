@@ -53,12 +53,18 @@ from .errors import (
     error_response,
 )
 from .protocols import AccessTokenValidator
+from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
 
 __all__ = [
     "BearerMiddleware",
     "require_token",
     "require_scope",
     "require_any_scope",
+    "require_scope_groups",
+    "require_claims",
+    "require_issuer",
+    "includes",
+    "InsufficientClaims",
     "check_access",
     "extract_token",
     "ENVIRON_CLAIMS",
@@ -438,7 +444,7 @@ def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, An
 # --- decorators --------------------------------------------------------------
 
 
-class _Requirement:
+class _Requirement(Rule):
     """What a decorated resource needs: a valid token, and all (``mode ==
     "all"``) or any (``mode == "any"``) of ``scopes``."""
 
@@ -447,6 +453,21 @@ class _Requirement:
     def __init__(self, scopes: Tuple[str, ...], mode: str) -> None:
         self.scopes = scopes
         self.mode = mode
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        granted = claims.scopes
+        if self.mode == "all":
+            missing = [scope for scope in self.scopes if scope not in granted]
+            if not missing:
+                return None
+            plural = "s" if len(missing) > 1 else ""
+            description = f"the token lacks the required scope{plural} " + " ".join(missing)
+        else:
+            if any(scope in granted for scope in self.scopes):
+                return None
+            description = "the token has none of the accepted scopes " + " ".join(self.scopes)
+        # RFC 6750 section 3: scope="..." lists the scopes the resource needs.
+        return InsufficientScope(description, self.scopes)
 
 
 def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str) -> _Requirement:
@@ -468,7 +489,7 @@ def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str) -> _Requir
 
 
 def check_access(
-    environ: Dict[str, Any], requirement: Optional[_Requirement] = None
+    environ: Dict[str, Any], requirement: Optional[Rule] = None
 ) -> Optional[Tuple[str, List[Tuple[str, str]], bytes]]:
     """Decide whether the request may reach a resource with ``requirement``.
 
@@ -477,7 +498,9 @@ def check_access(
     :func:`oidc_guard.errors.error_response` with the middleware's realm:
     401 with a bare challenge when no token was sent, 401 ``invalid_token``
     for a bad token, 503 with ``Retry-After`` while the identity provider is
-    unusable, 403 ``insufficient_scope`` for a missing scope.
+    unusable, 403 ``insufficient_scope`` for a missing scope, 403
+    ``insufficient_claims`` for a failed claim or issuer rule (see
+    :mod:`oidc_guard.rules`).
 
     Raises :class:`RuntimeError` when no :class:`BearerMiddleware` saw this
     request: a deployment mistake that must fail closed, not look like an
@@ -496,20 +519,14 @@ def check_access(
         return error_response(environ.get(ENVIRON_ERROR), realm)
     if requirement is None:
         return None
-    granted = claims.scopes
-    if requirement.mode == "all":
-        missing = [scope for scope in requirement.scopes if scope not in granted]
-        if not missing:
-            return None
-        plural = "s" if len(missing) > 1 else ""
-        description = f"the token lacks the required scope{plural} " + " ".join(missing)
+    denied = requirement.deny(claims)
+    if denied is None:
+        return None
+    if isinstance(denied, InsufficientScope):
+        logger.info("insufficient scope %s: %s", _where(environ), denied.description)
     else:
-        if any(scope in granted for scope in requirement.scopes):
-            return None
-        description = "the token has none of the accepted scopes " + " ".join(requirement.scopes)
-    logger.info("insufficient scope %s: %s", _where(environ), description)
-    # RFC 6750 section 3: scope="..." lists the scopes the resource needs.
-    return error_response(InsufficientScope(description, requirement.scopes), realm)
+        logger.info("access denied %s: %s", _where(environ), denied.description)
+    return error_response(denied, realm)
 
 
 _MISCONFIGURED_BODY = b"authentication is not configured for this route"
@@ -519,7 +536,7 @@ _MISCONFIGURED_BODY = b"authentication is not configured for this route"
 _App = TypeVar("_App", bound=Callable[..., Iterable[bytes]])
 
 
-def _wsgi_decorator(requirement: Optional[_Requirement]) -> Callable[[_App], _App]:
+def _wsgi_decorator(requirement: Optional[Rule]) -> Callable[[_App], _App]:
     def decorate(app: _App) -> _App:
         if not callable(app):
             raise TypeError("oidc_guard decorators wrap a WSGI callable")
@@ -578,3 +595,30 @@ def require_any_scope(*scopes: str) -> Callable[[_App], _App]:
     """Decorate a WSGI callable so it runs only for a valid token that has
     *at least one* of ``scopes``; otherwise 403 ``insufficient_scope``."""
     return _wsgi_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
+
+
+def require_scope_groups(*groups: Any) -> Callable[[_App], _App]:
+    """Decorate a WSGI callable so it runs only for a valid token that has
+    every scope of *at least one* group; each group is a space-delimited
+    str or a list: ``@require_scope_groups("contacts wte", "coordinate")``.
+    Otherwise 403 ``insufficient_scope``; ``scope="..."`` names the group
+    the token is closest to (see :mod:`oidc_guard.rules`)."""
+    return _wsgi_decorator(ScopeGroups.parse(groups))
+
+
+def require_claims(_claims: Optional[Any] = None, /, **rules: Any) -> Callable[[_App], _App]:
+    """Decorate a WSGI callable so it runs only for a valid token whose
+    claims satisfy every rule: a value to compare (``tenant="acme"``),
+    ``includes(...)`` (``roles=includes("admin")``) or a predicate
+    (``amr=lambda v: "mfa" in v``).  A mapping as the first argument gives
+    claim names that are not Python identifiers.  Otherwise 403
+    ``insufficient_claims`` naming the claim, never its values."""
+    return _wsgi_decorator(ClaimRules.parse(_claims, rules))
+
+
+def require_issuer(*issuers: str) -> Callable[[_App], _App]:
+    """Decorate a WSGI callable so it runs only for a valid token from one of
+    ``issuers`` (exact match with the verified ``iss``): routes only one
+    tenant may call behind a :class:`~oidc_guard.MultiIssuerValidator`.
+    Otherwise 403 ``insufficient_claims``."""
+    return _wsgi_decorator(IssuerRule(issuers))

@@ -1,0 +1,254 @@
+"""Route rules beyond "every scope" / "any scope": scope groups, claim checks
+and the issuer a route accepts.  Framework-free; the decorators of
+:mod:`oidc_guard.wsgi` and :mod:`oidc_guard.flask` use them.
+
+A rule looks only at the :class:`~oidc_guard.Claims` of a token the
+validator already verified, and answers ``None`` (allowed) or the error to
+send.  The answers, and why:
+
+* scope groups -- :class:`~oidc_guard.InsufficientScope`, 403
+  ``insufficient_scope`` (RFC 6750 section 3.1): more scope *would* help.
+  The ``scope`` attribute lists *one* group that would be enough: the group
+  the token is closest to (fewest scopes missing; the first listed on a
+  tie).  RFC 6750 section 3 gives the attribute a single scope list "required
+  ... for accessing the requested resource"; the union of all groups would
+  ask for more than is needed (RFC 6749 section 3.3, least privilege), and a
+  client that requests the group named gets in.  ``error_description``
+  spells out every alternative.
+* claim checks and the issuer rule -- :class:`InsufficientClaims`, 403 with
+  ``error="insufficient_claims"``.  The token is valid (so not 401
+  ``invalid_token``, which tells clients to throw the token away), and more
+  scope would not help (so not ``insufficient_scope``, which tells clients
+  to ask for more).  RFC 9470's ``insufficient_user_authentication`` is a 401
+  for step-up authentication (acr, auth_time) and says to re-authenticate,
+  which cannot change a tenant or a role.  RFC 6750 section 3 lets a resource
+  server use other error codes; ``insufficient_claims`` is the name
+  Microsoft's identity platform uses for claims challenges.  The description
+  names the claim, never the values the rule expects (other tenants' names,
+  role names) nor the values in the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import InsufficientScope, OIDCGuardError
+
+__all__ = [
+    "InsufficientClaims",
+    "Rule",
+    "ScopeGroups",
+    "ClaimRules",
+    "IssuerRule",
+    "includes",
+]
+
+logger = logging.getLogger("oidc_guard.rules")
+
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+
+class InsufficientClaims(OIDCGuardError):
+    """The token is valid but its claims do not satisfy the resource's rules
+    (a claim check or the issuer rule): HTTP 403 ``insufficient_claims``.
+    See the module doc for why this code and status."""
+
+    error = "insufficient_claims"
+    status = 403
+
+
+class Rule:
+    """What a decorated resource needs of a verified token."""
+
+    __slots__ = ()
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        """``None`` to allow, else the error to answer with."""
+        raise NotImplementedError
+
+
+def _check_scope_names(scopes: Sequence[Any], name: str) -> None:
+    for scope in scopes:
+        if not isinstance(scope, str):
+            raise TypeError(f"{name}() takes scopes as str, got {type(scope).__name__}")
+        if _SCOPE_TOKEN.fullmatch(scope) is None:
+            raise ValueError(f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3)")
+
+
+class ScopeGroups(Rule):
+    """Any one of several all-of groups: ``ScopeGroups(("contacts", "wte"),
+    ("coordinate",))`` allows a token with both contacts and wte, or with
+    coordinate.  (Authlib's ``require_oauth(["contacts wte", "coordinate"])``.)"""
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: Sequence[Tuple[str, ...]]) -> None:
+        self.groups: Tuple[Tuple[str, ...], ...] = tuple(groups)
+
+    @classmethod
+    def parse(cls, groups: Sequence[Any], name: str = "require_scope_groups") -> "ScopeGroups":
+        """Each group a space-delimited str (``"contacts wte"``) or a
+        sequence of scope names; checked once, at decoration time."""
+        if not groups:
+            raise TypeError(f"{name}() needs at least one scope group")
+        parsed: List[Tuple[str, ...]] = []
+        for group in groups:
+            if isinstance(group, str):
+                names = group.split()
+            elif isinstance(group, (list, tuple)):
+                names = list(group)
+            else:
+                raise TypeError(f"{name}() takes each group as a str \"a b\" or a list of scopes, "
+                                f"got {type(group).__name__}")
+            if not names:
+                raise ValueError(f"{name}(): an empty scope group would allow every token; use require_token()")
+            _check_scope_names(names, name)
+            parsed.append(tuple(dict.fromkeys(names)))
+        return cls(tuple(dict.fromkeys(parsed)))
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        granted: FrozenSet[str] = claims.scopes
+        best: Optional[Tuple[str, ...]] = None
+        best_missing = 0
+        for group in self.groups:
+            missing = sum(1 for scope in group if scope not in granted)
+            if missing == 0:
+                return None
+            if best is None or missing < best_missing:
+                best, best_missing = group, missing
+        assert best is not None
+        alternatives = " or ".join('"' + " ".join(group) + '"' for group in self.groups)
+        return InsufficientScope(f"the token has none of the accepted scope groups {alternatives}", best)
+
+
+class _Includes:
+    """Matcher: the claim is an array containing every one of ``values``, or
+    a single string equal to the only value (IdentityServer v3 sends a claim
+    with one value, such as ``amr`` or ``role``, as a plain string)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Tuple[Any, ...]) -> None:
+        self.values = values
+
+    def __call__(self, claim: Any) -> bool:
+        if isinstance(claim, list):
+            return all(any(_same(item, value) for item in claim) for value in self.values)
+        return len(self.values) == 1 and _same(claim, self.values[0])
+
+    def __repr__(self) -> str:
+        return "includes(" + ", ".join(repr(v) for v in self.values) + ")"
+
+
+def includes(*values: Union[str, int, bool]) -> Callable[[Any], bool]:
+    """A claim rule for :func:`~oidc_guard.wsgi.require_claims`: the claim
+    (an array, or a single string) contains every one of ``values``, e.g.
+    ``roles=includes("admin")``."""
+    if not values:
+        raise TypeError("includes() needs at least one value")
+    for value in values:
+        if not isinstance(value, (str, int, bool)):
+            raise TypeError(f"includes() takes str, int or bool values, got {type(value).__name__}")
+    return _Includes(tuple(values))
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """JSON equality without Python's coercions: ``True`` is not ``1``, and
+    ``"1"`` is not ``1``."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, (int, float)):
+        return isinstance(actual, (int, float)) and actual == expected
+    return type(actual) is type(expected) and bool(actual == expected)
+
+
+_Matcher = Union[str, int, float, bool, Callable[[Any], bool]]
+
+
+class ClaimRules(Rule):
+    """Every named claim must satisfy its rule: a value (equal, as JSON), or
+    a predicate called with the claim's value (``includes(...)`` or your own
+    function returning ``True``/``False``).  A missing claim fails without
+    calling the predicate; a predicate that raises or returns anything but a
+    bool fails too (logged at ERROR: a bug in a rule must deny, not allow)."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: Mapping[str, _Matcher]) -> None:
+        self.rules: Dict[str, _Matcher] = dict(rules)
+
+    @classmethod
+    def parse(cls, mapping: Optional[Mapping[str, Any]], named: Mapping[str, Any],
+              name: str = "require_claims") -> "ClaimRules":
+        rules: Dict[str, Any] = {}
+        if mapping is not None:
+            if not isinstance(mapping, Mapping):
+                raise TypeError(f"{name}() takes a mapping of claim names (for names that are not Python "
+                                f"identifiers) and keyword arguments, got {type(mapping).__name__}")
+            rules.update(mapping)
+        clash = sorted(set(rules) & set(named))
+        if clash:
+            raise TypeError(f"{name}(): claim(s) {', '.join(clash)} given twice")
+        rules.update(named)
+        if not rules:
+            raise TypeError(f"{name}() needs at least one claim rule")
+        for claim, rule in rules.items():
+            if not isinstance(claim, str) or not claim:
+                raise TypeError(f"{name}(): claim names are non-empty str")
+            if rule is None or not (callable(rule) or isinstance(rule, (str, int, float, bool))):
+                raise TypeError(
+                    f"{name}(): the rule for {claim!r} must be a str, number or bool to compare, or a "
+                    f"predicate (includes(...) or a function), got {type(rule).__name__}")
+        return cls(rules)
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        failed = [claim for claim, rule in self.rules.items() if not self._holds(claims, claim, rule)]
+        if not failed:
+            return None
+        plural = "s" if len(failed) > 1 else ""
+        # Claim names only: never the expected values (they may name other
+        # tenants) nor the token's values.
+        return InsufficientClaims(
+            f"the token's {', '.join(repr(c)[:80] for c in failed)} claim{plural} "
+            f"{'do' if plural else 'does'} not satisfy the rules of this resource")
+
+    @staticmethod
+    def _holds(claims: Any, claim: str, rule: _Matcher) -> bool:
+        if claim not in claims:
+            return False
+        value = claims[claim]
+        if not callable(rule):
+            return _same(value, rule)
+        try:
+            result = rule(value)
+        except Exception:
+            logger.exception("the claim rule for %r raised; the request is denied", claim)
+            return False
+        if type(result) is not bool:
+            logger.error("the claim rule for %r returned %s, not a bool; the request is denied",
+                         claim, type(result).__name__)
+            return False
+        return result
+
+
+class IssuerRule(Rule):
+    """Only tokens from one of ``issuers`` (exact string equality with the
+    verified ``iss``), for routes only one tenant may call."""
+
+    __slots__ = ("issuers",)
+
+    def __init__(self, issuers: Sequence[str]) -> None:
+        if not issuers:
+            raise TypeError("require_issuer() needs at least one issuer")
+        for issuer in issuers:
+            if not isinstance(issuer, str) or not issuer:
+                raise TypeError("require_issuer() takes issuers as non-empty str")
+        self.issuers: FrozenSet[str] = frozenset(issuers)
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        if claims.issuer in self.issuers:
+            return None
+        return InsufficientClaims("this resource does not accept tokens from this token's issuer")
