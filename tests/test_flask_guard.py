@@ -243,8 +243,8 @@ def test_ready_validator_keyword(issuer):
 
 
 def test_bad_keywords_are_type_errors(issuer):
-    with pytest.raises(TypeError, match="issuers"):
-        OIDCGuard(issuers="x")
+    with pytest.raises(TypeError, match="isuer"):
+        OIDCGuard(isuer="x")
     validator = TokenValidator(issuer=issuer.issuer, audience=AUDIENCE)
     with pytest.raises(TypeError, match="either validator= or"):
         OIDCGuard(validator=validator, audience=AUDIENCE)
