@@ -1,0 +1,163 @@
+"""Section "tokens": token validation, us per call, for RS256, ES256 and
+EdDSA on the same IdentityServer-style token: bare ``cryptography`` verify
+(the floor), PyJWT ``jwt.decode`` with a pre-loaded key, PyJWT +
+``PyJWKClient``, Authlib ``authlib.jose``, oidc_guard cold
+(``cache_size=0``), cache miss and cached."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Dict
+
+from benchkit import ALGS, AUDIENCE
+from benchkit.issuer import b64url_decode, kid_for, mint
+from benchkit.timing import interleaved, med, paired_ratio, spread
+from sections import Context, Section, register
+
+
+def section_tokens(issuer: Any, rounds: int, target: float) -> Dict[str, Any]:
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from oidc_guard import TokenValidator
+
+    # authlib.jose announces its move to joserfc (forcing its warning filter
+    # to "always"); record the warning instead of printing it.
+    with warnings.catch_warnings(record=True):
+        from authlib.jose import JsonWebKey, JsonWebToken
+
+    now = int(time.time())
+    cold = TokenValidator(issuer.issuer, audience=AUDIENCE, cache_size=0)
+    cached = TokenValidator(issuer.issuer, audience=AUDIENCE)
+    results: Dict[str, Any] = {}
+    lengths: Dict[str, int] = {}
+    for alg in ALGS:
+        token = mint(issuer, alg, now)
+        lengths[alg] = len(token)
+        kid = kid_for(issuer, alg)
+        pub = issuer.public_key(kid)
+        h, p, s = token.split(".")
+        data = f"{h}.{p}".encode("ascii")
+        sig = b64url_decode(s)
+
+        if alg == "RS256":
+            pad, sha = padding.PKCS1v15(), hashes.SHA256()
+
+            def bare(pub=pub, sig=sig, data=data, pad=pad, sha=sha):
+                pub.verify(sig, data, pad, sha)
+        elif alg == "ES256":
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            algo = ec.ECDSA(hashes.SHA256())
+
+            def bare(pub=pub, der=der, data=data, algo=algo):
+                pub.verify(der, data, algo)
+        else:
+            def bare(pub=pub, sig=sig, data=data):
+                pub.verify(sig, data)
+
+        def pyjwt_key(token=token, pub=pub, alg=alg):
+            return pyjwt.decode(token, pub, algorithms=[alg], audience=AUDIENCE, issuer=issuer.issuer)
+
+        # What tutorials do: a PyJWKClient per app, the key looked up per request.
+        jwk_client = pyjwt.PyJWKClient(issuer.jwks_uri)
+
+        def pyjwt_jwks(token=token, alg=alg, client=jwk_client):
+            key = client.get_signing_key_from_jwt(token)
+            return pyjwt.decode(token, key.key, algorithms=[alg], audience=AUDIENCE, issuer=issuer.issuer)
+
+        jwk_dict = next(k for k in issuer.jwks()["keys"] if k.get("kid") == kid)
+        a_key = JsonWebKey.import_key(jwk_dict)
+        a_jwt = JsonWebToken([alg])
+        a_opts = {"iss": {"essential": True, "value": issuer.issuer},
+                  "aud": {"essential": True, "value": AUDIENCE},
+                  "exp": {"essential": True}}
+
+        def authlib_decode(token=token, key=a_key, jwt_=a_jwt, opts=a_opts):
+            claims = jwt_.decode(token, key, claims_options=opts)
+            claims.validate(leeway=60)
+            return claims
+
+        def og_cold(token=token):
+            return cold.validate_access_token(token)
+
+        # A server hands the validator a new str per request (sliced out of
+        # the Authorization header), so str hashes are never cached: same here.
+        padded = "." + token
+
+        def og_cached(padded=padded):
+            return cached.validate_access_token(padded[1:])
+
+        # A cache miss with the cache on: two tokens alternating through a
+        # one-entry cache, so every call verifies, stores and evicts.
+        miss_tokens = [token, mint(issuer, alg, now, n=1)]
+        miss_validator = TokenValidator(issuer.issuer, audience=AUDIENCE, cache_size=1)
+        miss_state = [0]
+
+        def og_miss(tokens=miss_tokens, validator=miss_validator, state=miss_state):
+            state[0] ^= 1
+            return validator.validate_access_token(tokens[state[0]])
+
+        cases = {"bare": bare, "pyjwt": pyjwt_key, "pyjwk": pyjwt_jwks, "authlib": authlib_decode,
+                 "cold": og_cold, "miss": og_miss, "cached": og_cached}
+        # Every contender must accept the token before it is timed.
+        for name, fn in cases.items():
+            fn()
+        expected = og_cold()
+        if dict(og_cached()) != dict(expected) or pyjwt_key() != dict(expected):
+            raise SystemExit(f"{alg}: contenders disagree on the claims")
+        results[alg] = interleaved(cases, rounds, target)
+    results["_lengths"] = lengths
+    return results
+
+
+ROWS = (
+    ("bare", "bare cryptography verify (floor)"),
+    ("pyjwt", "PyJWT jwt.decode, key object"),
+    ("pyjwk", "PyJWT + PyJWKClient"),
+    ("authlib", "Authlib jose jwt.decode+validate"),
+    ("cold", "oidc_guard cold (cache_size=0)"),
+    ("miss", "oidc_guard cache miss (verify+store)"),
+    ("cached", "oidc_guard cached"),
+)
+
+
+def print_tokens(res: Dict[str, Any]) -> None:
+    lengths = res["_lengths"]
+    print("Token validation, us/op (median; spread = (max-min)/median of the samples)")
+    print("token lengths: " + ", ".join(f"{a} {lengths[a]} chars" for a in ALGS))
+    head = f"{'':36}" + "".join(f"{a:>10} {'spread':>6}" for a in ALGS)
+    print(head)
+    for key, label in ROWS:
+        line = f"{label:36}"
+        for alg in ALGS:
+            xs = res[alg][key]
+            line += f"{med(xs) * 1e6:10.2f} {spread(xs):>6}"
+        print(line)
+    print()
+    print("Ratios                               " + "".join(f"{a:>10}" for a in ALGS) + "   target")
+    ratio_rows = (  # label, numerator, denominator, format, target
+        ("cold / bare (medians)", "cold", "bare", "10.2f", "   RS256 <= 1.8, ES256/EdDSA <= 1.3"),
+        ("PyJWT / oidc_guard cold", "pyjwt", "cold", "10.2f", ""),
+        ("Authlib / oidc_guard cold", "authlib", "cold", "10.2f", ""),
+        ("cold / cached (same alg)", "cold", "cached", "10.1f", ""),
+    )
+    for label, num, den, fmt, target in ratio_rows:
+        cells = "".join(format(med(res[alg][num]) / med(res[alg][den]), fmt) for alg in ALGS)
+        print(f"{label:36} {cells}{target}")
+        if num == "cold" and den == "bare":
+            paired = "".join(f"{paired_ratio(res[alg]['cold'], res[alg]['bare']):10.2f}" for alg in ALGS)
+            print(f"{'cold / bare (median per round)':36} {paired}")
+    rs_ratio = med(res["RS256"]["cold"]) / med(res["RS256"]["cached"])
+    print(f"{'cold RS256 / cached RS256':36} {rs_ratio:10.1f}   target >= 20")
+    print()
+
+
+def run(ctx: Context) -> None:
+    rounds, target = (5, 0.02) if ctx.quick else (15, 0.06)
+    print_tokens(section_tokens(ctx.issuer, rounds, target))
+
+
+register(Section("tokens", run))
