@@ -613,12 +613,35 @@ class TokenValidator:
                 self._header_memo.clear()
             self._header_memo[memo_key] = (header, alg, kid)
 
+        # The payload is parsed before the key lookup (it is parsed once in
+        # any case) for one reason only: a token naming another issuer is
+        # refused here, in plain words, with no JWKS refetch and no network
+        # request at all (its kid is of course not in our JWKS; looking it up
+        # would cost an unknown-kid refetch per token).  CONTRACT.md
+        # "Several issuers", last point.  This unverified iss can only cause
+        # a rejection, never an acceptance: the signature is still verified
+        # below with our issuer's key, and the verified iss is checked again
+        # (_check_issuer).  A missing iss goes the normal path.
+        payload = _parse_json_object(payload_raw, "payload")
+        iss = payload.get("iss")
+        if iss is not None and iss != self.issuer:  # exact string, RFC 7519 4.1.1
+            raise InvalidToken(self._foreign_issuer(iss, what))
         key = self.keys.get(kid, alg)
         signing_input = raw[: len(h_seg) + 1 + len(p_seg)]
         if not key.verify(alg, signing_input, signature):
             raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})")
-        payload = _parse_json_object(payload_raw, "payload")
         return header, payload, key, alg
+
+    def _foreign_issuer(self, iss: Any, what: str) -> str:
+        """Why a token whose (unverified) iss is not ours is refused.  The
+        value is attacker-controlled: repr-quoted and bounded by _show; the
+        token itself is never echoed."""
+        reason = f"{what} issued by {_show(iss, 120)}, not by the trusted issuer {self.issuer!r}"
+        if isinstance(iss, str) and iss.rstrip("/") == self.issuer.rstrip("/"):
+            # The usual misconfiguration: say so (TokenValidator.check()
+            # explains it at start-up).
+            reason += " (they differ only in a trailing slash: is the configured issuer exact?)"
+        return reason
 
     def _check_header(self, header: Dict[str, Any], allowed_typ: FrozenSet[str], what: str
                       ) -> Tuple[str, Optional[str]]:

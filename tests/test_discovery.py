@@ -99,10 +99,17 @@ def test_issuer_mismatch_fails_validation_as_provider_error_and_no_keys_are_fetc
 def test_trailing_slash_difference_is_a_mismatch(issuer, make_validator):
     # Configured with a slash, document without: not identical, so refused.
     validator = TokenValidator(issuer.issuer + "/", audience=issuer.audience)
+    # A token carrying the configured spelling reaches discovery, which
+    # names the other spelling: refused, with the hint.
     with pytest.raises(ProviderError) as info:
-        validator.validate_access_token(issuer.mint())
+        validator.validate_access_token(issuer.mint(issuer=issuer.issuer + "/"))
     assert "but the configured issuer is" in info.value.description
     assert info.value.description.endswith("remove the trailing slash")
+    # The provider's own tokens name the document's spelling: refused as not
+    # ours (no network request for that), saying what differs.
+    with pytest.raises(InvalidToken) as info:
+        validator.validate_access_token(issuer.mint())
+    assert "they differ only in a trailing slash" in info.value.description
 
 
 def test_issuer_missing_from_document(issuer):

@@ -626,12 +626,12 @@ def clocked(issuer, make_validator):
 
 
 @pytest.mark.parametrize("iss_value, words", [
-    ("{issuer}/", "is not the expected"),  # trailing slash differs: rejected
-    ("{issuer}/other", "is not the expected"),
-    ("HTTP://127.0.0.1", "is not the expected"),
-    ("https://evil.example.com", "'https://evil.example.com' is not the expected"),
-    (5, "is not the expected"),
-    (["{issuer}"], "is not the expected"),
+    ("{issuer}/", "not by the trusted issuer"),  # trailing slash differs: rejected
+    ("{issuer}/other", "not by the trusted issuer"),
+    ("HTTP://127.0.0.1", "not by the trusted issuer"),
+    ("https://evil.example.com", "issued by 'https://evil.example.com', not by the trusted issuer"),
+    (5, "not by the trusted issuer"),
+    (["{issuer}"], "not by the trusted issuer"),
     (OMIT, "token has no iss claim"),
 ])
 def test_issuer_must_match_exactly(issuer, validator, iss_value, words):
@@ -643,8 +643,8 @@ def test_issuer_must_match_exactly(issuer, validator, iss_value, words):
 
 
 def test_issuer_case_and_slash_are_significant(issuer, validator):
-    rejected(validator, issuer.mint(issuer=issuer.issuer.upper()), "is not the expected")
-    rejected(validator, issuer.mint(issuer=issuer.issuer + "/"), "is not the expected")
+    rejected(validator, issuer.mint(issuer=issuer.issuer.upper()), "not by the trusted issuer")
+    rejected(validator, issuer.mint(issuer=issuer.issuer + "/"), "not by the trusted issuer")
 
 
 @pytest.mark.parametrize("token_aud, configured", [
@@ -683,7 +683,7 @@ def test_verify_audience_false_accepts_any_audience(issuer):
     assert validator.validate_access_token(issuer.mint(audience="another-api")).audiences == ("another-api",)
     validator.validate_access_token(issuer.mint(audience=None))
     # ...but everything else is still checked.
-    rejected(validator, issuer.mint(issuer="https://evil.example.com"), "is not the expected")
+    rejected(validator, issuer.mint(issuer="https://evil.example.com"), "not by the trusted issuer")
 
 
 def test_exp_is_required(issuer, validator):
@@ -845,7 +845,7 @@ def test_id_token_descriptions_never_contain_the_tokens(issuer, validator):
     (lambda iss: iss.mint(now=int(time.time()) - 7200, expires_in=60), ["token expired at ", "Z"]),
     (lambda iss: iss.mint(audience="api://x"), ["audience 'api://x' not accepted; expected one of ['api://contacts']"]),
     (lambda iss: iss.mint(header={"kid": "nope"}), ["kid 'nope' not in the issuer's JWKS after refresh"]),
-    (lambda iss: iss.mint(issuer="https://evil"), ["issuer 'https://evil' is not the expected", "http://127.0.0.1:"]),
+    (lambda iss: iss.mint(issuer="https://evil"), ["issued by 'https://evil', not by the trusted issuer 'http://127.0.0.1:"]),
     (lambda iss: iss.mint(expires_in=None), ["token has no exp claim"]),
     (lambda iss: forge_token({"alg": "none"}, {"sub": "a"}, signature=b"x"), ["unsigned", "never accepted"]),
 ])
@@ -945,7 +945,7 @@ def test_id_token_exp_required_and_checked(issuer, validator):
 
 
 def test_id_token_issuer_checked(issuer, validator):
-    rejected_id(validator, issuer.mint_id_token("spa", extra={"iss": issuer.issuer + "/"}), "is not the expected")
+    rejected_id(validator, issuer.mint_id_token("spa", extra={"iss": issuer.issuer + "/"}), "not by the trusted issuer")
 
 
 def test_id_token_nonce(issuer, validator):
@@ -1361,3 +1361,63 @@ def test_non_canonical_spelling_of_a_valid_token_is_refused(issuer, validator, w
     validator.validate_access_token(token)  # the canonical spelling is fine
     parts[which] = _flip_pad_bit(parts[which])
     rejected(validator, ".".join(parts), "not valid base64url")
+
+
+# --- a token from another issuer: refused before any key lookup (issue 9) -------------
+
+
+def test_foreign_issuer_refused_without_any_network_request(issuer, make_validator):
+    """CONTRACT.md "Several issuers", last point: no JWKS refetch, and for a
+    fresh validator not even the first discovery/JWKS fetch."""
+    with LocalIssuer() as other:
+        foreign = other.mint(audience=issuer.audience)  # other key, other kid, other iss
+    validator = make_validator(issuer)
+    issuer.reset_counts()
+    for _ in range(5):
+        rejected(validator, foreign, f"access token issued by {other.issuer!r}, not by the trusted issuer "
+                                     f"{issuer.issuer!r}")
+    assert issuer.fetch_counts == {"discovery": 0, "jwks": 0}
+    validator.validate_access_token(issuer.mint())  # warm
+    issuer.reset_counts()
+    for _ in range(5):
+        rejected(validator, foreign, "not by the trusted issuer")
+    assert issuer.fetch_counts == {"discovery": 0, "jwks": 0}  # no unknown-kid refetch
+
+
+def test_foreign_issuer_value_is_quoted_and_bounded(issuer, validator):
+    hostile = 'https://x/\r\nX-Evil: 1"' + "a" * 5000
+    token = issuer.mint(issuer=hostile)
+    with pytest.raises(InvalidToken) as info:
+        validator.validate_access_token(token)
+    desc = info.value.description
+    assert len(desc) < 300 and "\r" not in desc and "\n" not in desc
+    assert token not in desc and token.split(".")[1] not in desc
+    rejected(validator, issuer.mint(issuer=5), "issued by 5, not by the trusted issuer")
+
+
+def test_unverified_iss_never_accepts(issuer, validator):
+    """The right iss does not help a token that is not signed by our key:
+    the signature is verified as before."""
+    good = issuer.mint()
+    h, p, s = good.split(".")
+    tampered = ".".join([h, p, s[:-4] + ("AAAA" if s[-4:] != "AAAA" else "BBBB")])
+    rejected(validator, tampered, "signature is invalid")
+    with LocalIssuer() as other:
+        # another key claiming our iss, with a kid our JWKS does not have
+        rejected(validator, other.mint(issuer=issuer.issuer), "not in the issuer's JWKS")
+
+
+def test_missing_iss_goes_the_normal_path(issuer, validator):
+    # signature first (it is valid here), then the iss rule: no iss claim
+    rejected(validator, issuer.mint(omit=("iss",)), "token has no iss claim")
+    with LocalIssuer() as other:
+        # not our key and no iss: the key lookup decides, as before
+        rejected(validator, other.mint(omit=("iss",)), "not in the issuer's JWKS")
+
+
+def test_foreign_issuer_id_token(issuer, validator):
+    with LocalIssuer() as other:
+        token = other.mint_id_token("spa")
+    issuer.reset_counts()
+    rejected_id(validator, token, f"ID Token issued by {other.issuer!r}, not by the trusted issuer")
+    assert issuer.fetch_counts["jwks"] == 0

@@ -600,7 +600,7 @@ def test_provider_down_with_required_is_503():
     # nothing listens on port 1: connection refused, a real network failure
     validator = TokenValidator(issuer="http://127.0.0.1:1", audience=AUDIENCE, http_timeout=2)
     with LocalIssuer() as iss:
-        token = iss.mint()
+        token = iss.mint(issuer="http://127.0.0.1:1")
     api = webtest.TestApp(BearerMiddleware(make_app(), validator, realm=REALM, required=True))
     assert_unavailable(api.get("/public", headers=bearer(token), status=503))
 
