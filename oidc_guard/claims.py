@@ -6,18 +6,22 @@ normalise them once:
 * scopes: RFC 9068 section 2.2.3 / RFC 8693 section 4.2 send ``scope`` as a
   space-delimited string; IdentityServer v3 sends a JSON array; Azure AD and
   others send ``scp`` (string or array).  ``Claims.scopes`` is a frozenset of
-  all of them.
+  all of them, read by RFC 6749 section 3.3 exactly (SP the only separator;
+  a value outside scope-token refuses the token: see ``parse_scopes``).
 * client: RFC 9068 / RFC 8693 ``client_id``, else OIDC Core ``azp``.
 * audiences: RFC 7519 section 4.1.3 allows a string or an array.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Dict, FrozenSet, Iterator, Mapping, Optional, Tuple
 
-__all__ = ["Claims"]
+from .errors import InvalidToken
+
+__all__ = ["Claims", "parse_scopes"]
 
 
 # The tokens of one API carry a handful of distinct scope sets, and the
@@ -38,16 +42,85 @@ def _shared_scope_set(found: FrozenSet[str]) -> FrozenSet[str]:
     return found
 
 
-def _scopes_from(value: Any) -> FrozenSet[str]:
-    if isinstance(value, str):
-        return frozenset(value.split())
-    if isinstance(value, (list, tuple)):
-        out = set()
-        for item in value:
-            if isinstance(item, str):
-                out.update(item.split())
-        return frozenset(out)
-    return frozenset()
+# --- RFC 6749 section 3.3: the scope syntax ----------------------------------
+#
+#   scope       = scope-token *( SP scope-token )
+#   scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+#
+# The only separator is SP (U+0020).  str.split() would also split on tab,
+# CR, LF, VT, FF, U+001C-001F, U+0085, U+00A0, U+1680, U+2000-200A, U+2028,
+# U+2029, U+202F, U+205F, U+3000: a token with scope "wte\x1fcontacts" (one
+# scope-token-less value for a provider that reads it as one name) would then
+# grant "contacts" here.  The provider and this API must never read one scope
+# value differently, so:
+#
+# * a value with any character outside scope-token (other than the SP
+#   separators of a string) makes the token INVALID (InvalidToken), not just
+#   that entry: an ignored entry would still mean "the API read something
+#   else than the provider wrote", and refusing can never grant anything;
+# * the same for ``scp``, and for each item of a JSON array (IdentityServer
+#   v3, RFC 8693 style): an item is one scope-token, so an item containing a
+#   space (or any other character outside scope-token) is refused too;
+# * a ``scope`` / ``scp`` that is neither a string nor an array of strings
+#   is refused as well;
+# * empty entries (leading, trailing or doubled SP; an empty array item) are
+#   ignored: with SP the only separator there is exactly one reading of
+#   "a  b", and an empty name grants nothing.
+#
+# Claims checks this when it is built (the validator's JWTs and the
+# introspection responses both build a Claims), so a token whose scopes
+# cannot be read exactly is never returned to the application.
+
+_NOT_SCOPE_TOKEN = re.compile(r"[^\x21\x23-\x5b\x5d-\x7e]")
+_NOT_SCOPE_STRING = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+# Memo of parsed scope values: the same scope string (or array) recurs in
+# every token of a client, and the check + split + set above costs about
+# 1 us; the memo makes it one dict look-up.  Only values that passed are
+# kept; bounded (cleared when full).  Keys are immutable (str, or a tuple
+# of the array's items), so an entry can never change.
+_SCOPE_MEMO: Dict[Any, FrozenSet[str]] = {}
+_SCOPE_MEMO_MAX = 2048
+_SCOPE_MEMO_MAX_LEN = 2048
+
+
+def _invalid(claim: str, why: str) -> InvalidToken:
+    return InvalidToken(f"the {claim} claim {why} (RFC 6749 section 3.3)")
+
+
+def parse_scopes(value: Any, claim: str = "scope") -> FrozenSet[str]:
+    """The scope names of a ``scope`` / ``scp`` claim value, by the rules
+    above; raises InvalidToken when the value cannot be read exactly.
+    ``None`` (absent) is the empty set."""
+    if value is None:
+        return frozenset()
+    if type(value) is str:
+        key: Any = value
+    elif type(value) is list or type(value) is tuple:
+        if not all(type(item) is str for item in value):
+            raise _invalid(claim, "is an array with an item that is not a string")
+        key = tuple(value)
+    else:
+        raise _invalid(claim, "is neither a string nor an array of strings")
+    found = _SCOPE_MEMO.get(key)
+    if found is not None:
+        return found
+    if type(key) is str:
+        if _NOT_SCOPE_STRING.search(key) is not None:
+            raise _invalid(claim, "contains a character outside RFC 6749 scope-token")
+        names = key.split(" ")
+    else:
+        for item in key:
+            if _NOT_SCOPE_TOKEN.search(item) is not None:
+                raise _invalid(claim, "has an array item that is not one RFC 6749 scope-token "
+                                      "(a space or a character outside scope-token)")
+        names = list(key)
+    found = _shared_scope_set(frozenset(name for name in names if name))
+    if len(key) <= _SCOPE_MEMO_MAX_LEN:
+        if len(_SCOPE_MEMO) >= _SCOPE_MEMO_MAX:
+            _SCOPE_MEMO.clear()
+        _SCOPE_MEMO[key] = found
+    return found
 
 
 class Claims(Mapping[str, Any]):
@@ -55,13 +128,22 @@ class Claims(Mapping[str, Any]):
 
     Only the library constructs it, after the signature and the registered
     claims were checked; treat every value as what the issuer asserted.
+    Building one checks the scope syntax (RFC 6749 section 3.3, see
+    :func:`parse_scopes`) and raises ``InvalidToken`` when ``scope`` or
+    ``scp`` cannot be read exactly.
     """
 
     __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint")
 
     def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None) -> None:
         self._payload = dict(payload)
-        self._scopes: Optional[FrozenSet[str]] = None
+        # Eager: a token whose scopes cannot be read exactly is refused when
+        # its Claims is built, before the application ever sees it.
+        scopes = parse_scopes(self._payload.get("scope"), "scope")
+        scp = self._payload.get("scp")
+        if scp is not None:
+            scopes = _shared_scope_set(scopes | parse_scopes(scp, "scp"))
+        self._scopes: FrozenSet[str] = scopes
         self._audiences: Optional[Tuple[str, ...]] = None
         #: the verified JOSE header (alg, kid, typ), for logging and auditing.
         #: A read-only mapping: the validator passes one MappingProxyType per
@@ -109,14 +191,9 @@ class Claims(Mapping[str, Any]):
 
     @property
     def scopes(self) -> FrozenSet[str]:
-        scopes = self._scopes
-        if scopes is None:
-            found = _scopes_from(self._payload.get("scope"))
-            scp = self._payload.get("scp")
-            if scp is not None:
-                found = found | _scopes_from(scp)
-            scopes = self._scopes = _shared_scope_set(found)
-        return scopes
+        """The scope names of ``scope`` and ``scp`` (RFC 6749 section 3.3:
+        SP-separated scope-tokens, or a JSON array of scope-tokens)."""
+        return self._scopes
 
     @property
     def issuer(self) -> Optional[str]:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from oidc_guard import Claims
+from oidc_guard import Claims, InvalidToken
 
 IDSRV3 = "https://idsrv3.com"
 
@@ -82,8 +82,41 @@ def test_scopes_from_rfc9068_space_delimited_string():
     assert Claims(RFC9068_CLIENT).scopes == frozenset({"wte", "contacts"})
 
 
-def test_scopes_string_with_irregular_whitespace():
-    assert Claims({"scope": "  a  b\tc "}).scopes == frozenset({"a", "b", "c"})
+def test_scopes_string_splits_on_space_only_and_ignores_empty_entries():
+    assert Claims({"scope": "  a  b c "}).scopes == frozenset({"a", "b", "c"})
+    assert Claims({"scope": ""}).scopes == frozenset()
+    assert Claims({"scope": ["a", "", "b"]}).scopes == frozenset({"a", "b"})
+
+
+# Every separator str.split() knows besides SP (the hostile-input run of issue 9
+# found each one granting a scope), plus the other characters outside
+# RFC 6749 scope-token (%x21 / %x23-5B / %x5D-7E): '"', '\\', DEL, NUL.
+OTHER_SEPARATORS = (["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680"]
+                    + [chr(c) for c in range(0x2000, 0x200B)]
+                    + ["\u2028", "\u2029", "\u202f", "\u205f", "\u3000"])
+OUTSIDE_SCOPE_TOKEN = OTHER_SEPARATORS + ['"', "\\", "\x7f", "\x00", "\u00e9", "\ud800"]
+
+
+@pytest.mark.parametrize("sep", OUTSIDE_SCOPE_TOKEN, ids=[f"U+{ord(c):04X}" for c in OUTSIDE_SCOPE_TOKEN])
+@pytest.mark.parametrize("claim", ["scope", "scp"])
+def test_a_character_outside_scope_token_refuses_the_token(sep, claim):
+    for value in (f"wte{sep}contacts", f"contacts{sep}", f"a {sep}contacts", [f"wte{sep}contacts"],
+                  ["a", f"{sep}contacts"]):
+        with pytest.raises(InvalidToken) as info:
+            Claims({claim: value})
+        assert f"the {claim} claim" in info.value.description
+        assert "RFC 6749" in info.value.description
+
+
+def test_an_array_item_with_a_space_is_not_one_scope_token():
+    with pytest.raises(InvalidToken, match="array item that is not one RFC 6749 scope-token"):
+        Claims({"scope": ["a", "c d"]})
+
+
+def test_every_scope_token_character_is_accepted():
+    allowed = "".join(chr(c) for c in range(0x21, 0x7F) if c not in (0x22, 0x5C))
+    assert Claims({"scope": allowed + " x"}).scopes == frozenset({allowed, "x"})
+    assert Claims({"scp": [allowed]}).scopes == frozenset({allowed})
 
 
 @pytest.mark.parametrize("scp, expected", [("a b", {"a", "b"}), (["a", "b"], {"a", "b"}), ([], set())])
@@ -95,13 +128,16 @@ def test_scope_and_scp_are_merged():
     assert Claims({"scope": "a", "scp": ["b"]}).scopes == frozenset({"a", "b"})
 
 
-@pytest.mark.parametrize("bad", [None, 5, True, {"a": 1}, 1.5])
-def test_scope_of_a_wrong_type_gives_no_scopes(bad):
-    assert Claims({"scope": bad}).scopes == frozenset()
+@pytest.mark.parametrize("bad", [5, True, {"a": 1}, 1.5])
+def test_scope_of_a_wrong_type_refuses_the_token(bad):
+    with pytest.raises(InvalidToken, match="neither a string nor an array of strings"):
+        Claims({"scope": bad})
 
 
-def test_non_string_items_of_a_scope_array_are_ignored():
-    assert Claims({"scope": ["a", 1, None, ["b"], "c d"]}).scopes == frozenset({"a", "c", "d"})
+@pytest.mark.parametrize("item", [1, None, ["b"], {"b": 1}, True])
+def test_non_string_items_of_a_scope_array_refuse_the_token(item):
+    with pytest.raises(InvalidToken, match="item that is not a string"):
+        Claims({"scope": ["a", item]})
 
 
 def test_scopes_is_a_frozenset_and_empty_when_absent():

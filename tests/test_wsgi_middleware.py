@@ -675,3 +675,20 @@ def test_environ_is_reset_for_each_request(validator, issuer):
     api = webtest.TestApp(outer)
     assert api.get("/public", headers=bearer(issuer.mint())).json["sub"] == "alice"
     assert api.get("/public").json["sub"] is None
+
+
+# --- RFC 6749 section 3.3: scope separators (issue 9, hostile-input run) ----------
+
+
+_SEPARATORS = (["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680"]
+               + [chr(c) for c in range(0x2000, 0x200B)] + ["\u2028", "\u2029", "\u202f", "\u205f", "\u3000"])
+
+
+@pytest.mark.parametrize("sep", _SEPARATORS, ids=[f"U+{ord(c):04X}" for c in _SEPARATORS])
+def test_a_signed_scope_with_another_separator_never_grants(issuer, api, sep):
+    for scope in (f"wte{sep}contacts", [f"wte{sep}contacts"], f"contacts{sep}"):
+        response = api.get("/contacts", headers=bearer(issuer.mint(scope=scope)), status=401)
+        description = assert_error(response, 401, "invalid_token")
+        assert "RFC 6749 scope-token" in description
+    # the same token with a real SP works
+    api.get("/contacts", headers=bearer(issuer.mint(scope="wte contacts")), status=200)
