@@ -129,7 +129,7 @@ class Claims(Mapping[str, Any]):
     Only the library constructs it, after the signature and the registered
     claims were checked; treat every value as what the issuer asserted.
     Building one checks the scope syntax (RFC 6749 section 3.3, see
-    :func:`parse_scopes`) and raises ``InvalidToken`` when ``scope`` or
+    ``parse_scopes``) and raises ``InvalidToken`` when ``scope`` or
     ``scp`` cannot be read exactly.
     """
 
