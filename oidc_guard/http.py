@@ -33,7 +33,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .errors import ProviderError
 
-__all__ = ["fetch_json", "is_loopback_host", "check_url", "Response"]
+__all__ = ["fetch_json", "fetch", "is_loopback_host", "check_url", "Response", "RawResponse"]
 
 _MAX_REDIRECTS = 3
 _CHUNK = 65536
@@ -59,15 +59,41 @@ def check_url(url: str, allow_http: bool, what: str) -> None:
     if parts.scheme == "https":
         if not parts.hostname:
             raise ProviderError(f"{what} {url!r} has no host")
+        _no_userinfo(parts, what)
         return
     if parts.scheme == "http":
         if allow_http or is_loopback_host(parts.hostname):
+            _no_userinfo(parts, what)
             return
         raise ProviderError(
             f"{what} {url!r} is plain http; use https, or pass allow_http=True "
             "(only for a provider on a network you trust)"
         )
     raise ProviderError(f"{what} {url!r} must be an https URL")
+
+
+def _no_userinfo(parts: Any, what: str) -> None:
+    # user:password@ in a URL would put a credential in every error message
+    # that names the URL; credentials go in their own settings.
+    if parts.username is not None or parts.password is not None:
+        raise ProviderError(f"{what} URL must not carry user name or password (host {parts.hostname!r})")
+
+
+class RawResponse:
+    """What :func:`fetch` returns: status, lower-cased headers and the body
+    (empty for statuses other than 200)."""
+
+    __slots__ = ("url", "status", "headers", "body")
+
+    def __init__(self, url: str, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 class Response:
@@ -115,13 +141,66 @@ def fetch_json(
     ssl_context: Optional[ssl.SSLContext] = None,
 ) -> Response:
     """GET ``url`` and return its JSON object, or raise ``ProviderError``."""
+    raw = fetch(url, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, what=what,
+                ssl_context=ssl_context)
+    current, status, headers = raw.url, raw.status, raw.headers
+    if status != 200:
+        raise ProviderError(f"{what} {current}: HTTP {status}")
+    return Response(current, status, headers, decode_json_object(raw, what))
+
+
+def decode_json_object(raw: RawResponse, what: str) -> Dict[str, Any]:
+    """The body of a 200 ``raw`` as a JSON object (content type
+    ``application/json`` or ``+json``), or ``ProviderError``."""
+    current, body = raw.url, raw.body
+    ctype = raw.content_type
+    if not (ctype == "application/json" or ctype.endswith("+json")):
+        raise ProviderError(f"{what} {current}: expected JSON, got content type {ctype or 'none'!r}")
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProviderError(f"{what} {current}: body is not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise ProviderError(f"{what} {current}: JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise ProviderError(f"{what} {current}: JSON is not an object")
+    return doc
+
+
+def fetch(
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    allow_http: bool = False,
+    what: str = "document",
+    method: str = "GET",
+    body: Optional[bytes] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    accept: str = "application/json",
+    ssl_context: Optional[ssl.SSLContext] = None,
+) -> RawResponse:
+    """One HTTP exchange under the module's rules; any status is returned
+    (the caller decides what 401 or 503 means), transport failures raise
+    ``ProviderError``.
+
+    Redirects: for GET, same-origin ones are followed (at most 3).  A POST
+    (introspection) carries a credential and a token, so only 307/308 -- which
+    keep method and body (RFC 9110 15.4.8/15.4.9) -- to the same origin are
+    followed; any other redirect of a POST is an error.
+    """
     check_url(url, allow_http, what)
     deadline = time.monotonic() + timeout
     current = url
     for _ in range(_MAX_REDIRECTS + 1):
-        status, headers, body = _get_once(current, deadline, timeout, max_bytes, what, ssl_context)
+        status, resp_headers, resp_body = _get_once(
+            current, deadline, timeout, max_bytes, what, ssl_context,
+            method=method, body=body, headers=headers, accept=accept,
+        )
         if status in (301, 302, 303, 307, 308):
-            location = headers.get("location")
+            if method != "GET" and status not in (307, 308):
+                raise ProviderError(f"{what} {current}: HTTP {status} redirect of a {method} refused")
+            location = resp_headers.get("location")
             if not location:
                 raise ProviderError(f"{what} {current}: redirect without Location")
             target = urljoin(current, location)
@@ -134,19 +213,7 @@ def fetch_json(
         break
     else:
         raise ProviderError(f"{what} {url}: too many redirects")
-
-    if status != 200:
-        raise ProviderError(f"{what} {current}: HTTP {status}")
-    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not (ctype == "application/json" or ctype.endswith("+json")):
-        raise ProviderError(f"{what} {current}: expected JSON, got content type {ctype or 'none'!r}")
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProviderError(f"{what} {current}: body is not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(doc, dict):
-        raise ProviderError(f"{what} {current}: JSON is not an object")
-    return Response(current, status, headers, doc)
+    return RawResponse(current, status, resp_headers, resp_body)
 
 
 def _get_once(
@@ -156,6 +223,11 @@ def _get_once(
     max_bytes: int,
     what: str,
     ssl_context: Optional[ssl.SSLContext],
+    *,
+    method: str = "GET",
+    body: Optional[bytes] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    accept: str = "application/json",
 ) -> Tuple[int, Dict[str, str], bytes]:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -170,19 +242,18 @@ def _get_once(
     watchdog.start()
     try:
         try:
-            conn.request(
-                "GET",
-                path,
-                headers={"Accept": "application/json", "User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
-            )
+            request_headers = {"Accept": accept, "User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+            if headers:
+                request_headers.update(headers)
+            conn.request(method, path, body=body, headers=request_headers)
             if conn.sock is not None:
                 conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
             resp = conn.getresponse()
-            headers = {k.lower(): v for k, v in resp.getheaders()}
+            resp_headers = {k.lower(): v for k, v in resp.getheaders()}
             status = resp.status
             if status in (301, 302, 303, 307, 308) or status != 200:
-                return status, headers, b""
-            declared = headers.get("content-length")
+                return status, resp_headers, b""
+            declared = resp_headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise ProviderError(f"{what} {url}: body of {declared} bytes exceeds the {max_bytes}-byte limit")
             chunks = []
@@ -202,7 +273,7 @@ def _get_once(
                 chunks.append(chunk)
             if time.monotonic() >= deadline:  # EOF caused by the watchdog: a cut body
                 raise ProviderError(f"{what} {url}: timed out after {timeout:g} s")
-            return status, headers, b"".join(chunks)
+            return status, resp_headers, b"".join(chunks)
         except ProviderError:
             raise
         except (OSError, http.client.HTTPException) as exc:
