@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, cast, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.views import View
@@ -70,6 +70,7 @@ __all__ = [
     "InsufficientClaims",
     "current_claims",
     "get_claims",
+    "current_userinfo",
 ]
 
 EXTENSION_KEY = "oidc_guard"
@@ -124,46 +125,56 @@ class OIDCGuard:
     ``OIDC_GUARD_*`` key, is a :class:`~oidc_guard.ConfigurationError` at
     ``init_app``:
 
-    ===============================  ===============================================
-    ``OIDC_GUARD_ISSUER``            required: the issuer URL (discovery at
-                                     ``<issuer>/.well-known/openid-configuration``)
-    ``OIDC_GUARD_AUDIENCE``          required: this API's audience(s), a list
-    ``OIDC_GUARD_ALGORITHMS``        allowed asymmetric JWS algorithms, a list
-    ``OIDC_GUARD_LEEWAY``            clock skew in seconds for exp/nbf/iat
-    ``OIDC_GUARD_VERIFY_AUDIENCE``   ``False`` only if you really mean it
-    ``OIDC_GUARD_HTTP_TIMEOUT``      seconds per discovery/JWKS request
-    ``OIDC_GUARD_ALLOW_HTTP``        allow a plain-http issuer (loopback always allowed)
-    ``OIDC_GUARD_JWKS_COOLDOWN``     seconds between unknown-kid JWKS refetches
-    ``OIDC_GUARD_CACHE_SIZE``        verified-token cache entries (0 = off)
-    ``OIDC_GUARD_MAX_TOKEN_BYTES``   largest token accepted
-    ``OIDC_GUARD_JWKS_URI``          use this JWKS URL instead of the discovered one
-    ``OIDC_GUARD_REALM``             ``realm`` of the ``WWW-Authenticate`` challenge
-    ``OIDC_GUARD_REQUIRED``          ``True``: every request needs a valid token
-                                     (default ``False``: protect routes with the
-                                     decorators)
-    ``OIDC_GUARD_ACCEPT_FORM``       also accept ``access_token`` in a form body
-                                     (RFC 6750 2.2)
-    ``OIDC_GUARD_ACCEPT_QUERY``      also accept ``access_token`` in the query
-                                     (RFC 6750 2.3)
-    ``OIDC_GUARD_MAX_FORM_BYTES``    largest form body searched for a token
-    ``OIDC_GUARD_ISSUERS``           several issuers instead of ``ISSUER`` (a
-                                     migration, or one issuer per tenant): a
-                                     list of ``{"issuer": ..., "audience":
-                                     ...}`` dicts (other validator keywords
-                                     allowed per issuer) or ``(issuer,
-                                     audience)`` pairs, that list as a JSON
-                                     string, or a ready validator such as a
-                                     :class:`~oidc_guard.MultiIssuerValidator`;
-                                     the other validator settings are shared
-                                     defaults, ``AUDIENCE`` the default audience
-    ``OIDC_GUARD_CHECK_ON_START``    ``True``: ``init_app`` runs the validator's start-up
-                                     :meth:`~oidc_guard.TokenValidator.check` (fetches
-                                     discovery and the JWKS) and raises when the
-                                     provider or the issuer is wrong.  Default
-                                     ``False``: the app starts while the provider is
-                                     down, and keys are fetched on first use
-                                     (protected routes answer 503 meanwhile)
-    ===============================  ===============================================
+    ============================================  ===============================================
+    ``OIDC_GUARD_ISSUER``                         required: the issuer URL (discovery at
+                                                  ``<issuer>/.well-known/openid-configuration``)
+    ``OIDC_GUARD_AUDIENCE``                       required: this API's audience(s), a list
+    ``OIDC_GUARD_ALGORITHMS``                     allowed asymmetric JWS algorithms, a list
+    ``OIDC_GUARD_LEEWAY``                         clock skew in seconds for exp/nbf/iat
+    ``OIDC_GUARD_VERIFY_AUDIENCE``                ``False`` only if you really mean it
+    ``OIDC_GUARD_HTTP_TIMEOUT``                   seconds per discovery/JWKS request
+    ``OIDC_GUARD_ALLOW_HTTP``                     allow a plain-http issuer (loopback always allowed)
+    ``OIDC_GUARD_JWKS_COOLDOWN``                  seconds between unknown-kid JWKS refetches
+    ``OIDC_GUARD_CACHE_SIZE``                     verified-token cache entries (0 = off)
+    ``OIDC_GUARD_MAX_TOKEN_BYTES``                largest token accepted
+    ``OIDC_GUARD_JWKS_URI``                       use this JWKS URL instead of the discovered one
+    ``OIDC_GUARD_INTROSPECTION_CLIENT_ID``        this API's client id at the RFC 7662
+                                                  introspection endpoint (reference tokens)
+    ``OIDC_GUARD_INTROSPECTION_CLIENT_SECRET``    its client secret (never shown)
+    ``OIDC_GUARD_INTROSPECTION_ENDPOINT``         default: from discovery
+    ``OIDC_GUARD_INTROSPECTION_AUTH_METHOD``      ``client_secret_basic`` or ``client_secret_post``
+    ``OIDC_GUARD_VALIDATION_MODE``                ``local``, ``both`` or ``introspection``
+    ``OIDC_GUARD_INTROSPECTION_CACHE_TTL``        seconds a result is reused (0 = off)
+    ``OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT``    introspection calls at once
+    ``OIDC_GUARD_INTROSPECTION_QUEUE_TIMEOUT``    seconds to wait for a free slot
+    ``OIDC_GUARD_SHARED_CACHE``                   ``redis://host:port/db`` shared by every worker
+    ``OIDC_GUARD_REALM``                          ``realm`` of the ``WWW-Authenticate`` challenge
+    ``OIDC_GUARD_REQUIRED``                       ``True``: every request needs a valid token
+                                                  (default ``False``: protect routes with the
+                                                  decorators)
+    ``OIDC_GUARD_ACCEPT_FORM``                    also accept ``access_token`` in a form body
+                                                  (RFC 6750 2.2)
+    ``OIDC_GUARD_ACCEPT_QUERY``                   also accept ``access_token`` in the query
+                                                  (RFC 6750 2.3)
+    ``OIDC_GUARD_MAX_FORM_BYTES``                 largest form body searched for a token
+    ``OIDC_GUARD_ISSUERS``                        several issuers instead of ``ISSUER`` (a
+                                                  migration, or one issuer per tenant): a
+                                                  list of ``{"issuer": ..., "audience":
+                                                  ...}`` dicts (other validator keywords
+                                                  allowed per issuer) or ``(issuer,
+                                                  audience)`` pairs, that list as a JSON
+                                                  string, or a ready validator such as a
+                                                  :class:`~oidc_guard.MultiIssuerValidator`;
+                                                  the other validator settings are shared
+                                                  defaults, ``AUDIENCE`` the default audience
+    ``OIDC_GUARD_CHECK_ON_START``                 ``True``: ``init_app`` runs the validator's start-up
+                                                  :meth:`~oidc_guard.TokenValidator.check` (fetches
+                                                  discovery and the JWKS) and raises when the
+                                                  provider or the issuer is wrong.  Default
+                                                  ``False``: the app starts while the provider is
+                                                  down, and keys are fetched on first use
+                                                  (protected routes answer 503 meanwhile)
+    ============================================  ===============================================
 
     ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or
     any :class:`~oidc_guard.AccessTokenValidator`, such as a
@@ -354,6 +365,53 @@ def get_claims() -> Optional[Claims]:
 #: Typed as :class:`~oidc_guard.Claims` (the proxy forwards every attribute),
 #: so a type checker catches ``current_claims.subjcet``.
 current_claims: Claims = cast(Claims, LocalProxy(get_claims))
+
+
+# --- current_userinfo ----------------------------------------------------------
+
+_ENVIRON_USERINFO = "oidc_guard.userinfo"
+
+
+def current_userinfo() -> Optional[Mapping[str, Any]]:
+    """The UserInfo profile (OpenID Connect Core 5.3) of the current
+    request's user, from the provider's UserInfo endpoint through
+    :meth:`TokenValidator.userinfo <oidc_guard.TokenValidator.userinfo>`
+    (cached per token), or ``None`` when the request is anonymous.
+
+    A function, not a proxy: it may do network I/O.  When the provider
+    refuses the token or is unusable, the request is answered at once with
+    the same RFC 6750 response the middleware gives (401, 403, or 503 with
+    ``Retry-After``), never a 500.  Remembered for the rest of the request.
+    """
+    from flask import Response, abort
+
+    from .errors import OIDCGuardError, error_response
+    from .wsgi import extract_token
+
+    claims = get_claims()
+    if claims is None:
+        return None
+    environ = request.environ
+    if _ENVIRON_USERINFO in environ:
+        return cast(Mapping[str, Any], environ[_ENVIRON_USERINFO])
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, OIDCGuardState):
+        raise RuntimeError("oidc_guard is not initialised on this app")
+    userinfo = getattr(state.validator, "userinfo", None)
+    if userinfo is None:
+        raise ConfigurationError(f"the validator {type(state.validator).__name__} has no userinfo()")
+    middleware = state.middleware
+    try:
+        token = extract_token(environ, accept_form=middleware.accept_form, accept_query=middleware.accept_query,
+                              max_form_bytes=middleware.max_form_bytes)
+        if token is None:
+            return None
+        profile = cast(Mapping[str, Any], userinfo(token, claims))
+    except OIDCGuardError as exc:
+        status, headers, body = error_response(exc, state.realm)
+        abort(Response(body, status=int(status.split(" ", 1)[0]), headers=headers))
+    environ[_ENVIRON_USERINFO] = profile
+    return profile
 
 
 # --- decorators --------------------------------------------------------------

@@ -211,6 +211,35 @@ class TokenValidator:
         16 KiB).
     jwks_uri
         Use this JWKS URL instead of discovery (same scheme rules).
+    introspection_client_id, introspection_client_secret
+        This API's credentials at the provider's RFC 7662 introspection
+        endpoint, for reference (opaque) access tokens.  The secret is never
+        shown in a repr, a log line or an error.
+    introspection_endpoint
+        Default: the discovery document's ``introspection_endpoint``.
+    introspection_auth_method
+        ``"client_secret_basic"`` (default) or ``"client_secret_post"``.
+    validation_mode
+        ``"local"``: JWTs only (the default without introspection
+        credentials); ``"both"``: a token containing ``"."`` is a JWT
+        validated locally, any other is introspected (the default with
+        credentials; IdentityServer3.AccessTokenValidation's
+        ``ValidationMode.Both``); ``"introspection"``: every token is
+        introspected.
+    introspection_cache_ttl
+        Seconds an introspection result is reused (default 60; 0 = off).
+        An active result never outlives the token's ``exp``; an inactive one
+        is kept ``min(ttl, 10)`` seconds.  A token revoked at the provider
+        is therefore still accepted for up to this many seconds.
+    shared_cache
+        ``None`` (in-process memory) or a Redis URL ``redis://host:port/db``
+        or a ``redis.Redis`` client: introspection results (and DPoP replay
+        records) shared by every worker and host.  Redis down: validation
+        goes on against the endpoint (logged once).
+    introspection_max_in_flight
+        At most this many introspection calls at once (default 4); callers
+        over the bound wait up to ``introspection_queue_timeout`` seconds
+        (default 1) and then get ``ProviderError`` (503, Retry-After 1).
     clock
         Returns the current Unix time; for tests.
     """
@@ -230,6 +259,15 @@ class TokenValidator:
         max_token_bytes: int = 16384,
         jwks_uri: Optional[str] = None,
         clock: Callable[[], float] = time.time,
+        introspection_client_id: Optional[str] = None,
+        introspection_client_secret: Optional[str] = None,
+        introspection_endpoint: Optional[str] = None,
+        introspection_auth_method: str = "client_secret_basic",
+        validation_mode: Optional[str] = None,
+        introspection_cache_ttl: float = 60,
+        shared_cache: Any = None,
+        introspection_max_in_flight: int = 4,
+        introspection_queue_timeout: float = 1.0,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string")
@@ -306,6 +344,61 @@ class TokenValidator:
         # (header segment, allowed typ, algorithms) -> (read-only header, alg, kid)
         self._header_memo: Dict[Tuple[bytes, FrozenSet[str], FrozenSet[str]],
                                 Tuple[Mapping[str, Any], str, Optional[str]]] = {}
+        self._setup_introspection(
+            introspection_client_id, introspection_client_secret, introspection_endpoint,
+            introspection_auth_method, validation_mode, introspection_cache_ttl, shared_cache,
+            introspection_max_in_flight, introspection_queue_timeout,
+        )
+
+    def _setup_introspection(self, client_id: Optional[str], client_secret: Optional[str],
+                             endpoint: Optional[str], auth_method: str, mode: Optional[str],
+                             cache_ttl: float, shared_cache: Any, max_in_flight: int,
+                             queue_timeout: float) -> None:
+        """Reference tokens (RFC 7662, oidc_guard.introspection) and the
+        shared cache.  ``introspection_client_id`` and ``validation_mode``
+        are public attributes (MultiIssuerValidator reads them)."""
+        from .cache import RedisCache, open_cache
+        from .introspection import VALIDATION_MODES, Introspector
+
+        if (client_id is None) != (client_secret is None):
+            raise ConfigurationError(
+                "introspection needs both introspection_client_id and introspection_client_secret"
+            )
+        if mode is None:
+            mode = "both" if client_id is not None else "local"
+        if mode not in VALIDATION_MODES:
+            raise ConfigurationError(f"validation_mode must be one of {list(VALIDATION_MODES)}, not {mode!r}")
+        if mode != "local" and client_id is None:
+            raise ConfigurationError(
+                f"validation_mode {mode!r} needs introspection_client_id and introspection_client_secret"
+            )
+        self.validation_mode = mode
+        self.introspection_client_id = client_id
+        #: the shared cache (a RedisCache) or None; DPoP keeps its replay
+        #: records there under its own prefix.
+        self.shared_cache: Optional[RedisCache] = None
+        if shared_cache is not None:
+            opened = open_cache(shared_cache, prefix="")
+            if not isinstance(opened, RedisCache):
+                raise ConfigurationError("shared_cache must be a redis://host:port/db URL or a redis.Redis client")
+            self.shared_cache = opened
+        self.introspector: Optional[Introspector] = None
+        if client_id is not None and client_secret is not None:
+            self.introspector = Introspector(
+                issuer=self.issuer, audiences=self.audiences, verify_audience=self.verify_audience,
+                leeway=self.leeway, client_id=client_id, client_secret=client_secret,
+                metadata=self.metadata, endpoint=endpoint, auth_method=auth_method,
+                http_timeout=self.http_timeout, allow_http=self.allow_http, cache_ttl=cache_ttl,
+                shared_cache=self.shared_cache, max_in_flight=max_in_flight,
+                queue_timeout=queue_timeout, max_token_bytes=self.max_token_bytes, clock=self._clock,
+            )
+        from .userinfo import UserInfoClient
+
+        self._userinfo = UserInfoClient(self, ttl=cache_ttl if cache_ttl > 0 else 0)
+        # Which tokens go to the introspection endpoint: none ("local"),
+        # those without a dot ("both"), all ("introspection").
+        self._introspect_all = mode == "introspection"
+        self._introspect_opaque = mode == "both"
 
     def __repr__(self) -> str:
         return f"TokenValidator(issuer={self.issuer!r}, audience={list(self.audiences)!r})"
@@ -385,13 +478,27 @@ class TokenValidator:
         """True when :meth:`check` must fetch discovery even with an
         explicit ``jwks_uri`` (for example, to find an introspection
         endpoint).  A hook for the features built on the validator."""
-        return False
+        intro = self.introspector
+        return intro is not None and self.validation_mode != "local" and intro._endpoint is None
 
     def _check_extra(self, document: Optional[Dict[str, Any]]) -> None:
         """More start-up checks on the discovery ``document`` (None when it
         was not fetched), run last by :meth:`check`; raise
         ConfigurationError or ProviderError.  For example: the introspection
         endpoint is named when introspection is configured."""
+        intro = self.introspector
+        if intro is not None and self.validation_mode != "local" and intro._endpoint is None:
+            url = (document or {}).get("introspection_endpoint")
+            if not isinstance(url, str) or not url:
+                raise ConfigurationError(
+                    f"introspection is configured (validation_mode {self.validation_mode!r}) but the "
+                    f"discovery document at {self.metadata.url} names no introspection_endpoint; "
+                    "pass introspection_endpoint="
+                )
+            try:
+                check_url(url, self.allow_http, "introspection_endpoint")
+            except ProviderError as exc:
+                raise ConfigurationError(exc.description) from None
 
     # --- public API ---------------------------------------------------------------
     def validate_access_token(self, token: Any) -> Claims:
@@ -399,7 +506,14 @@ class TokenValidator:
 
         Raises ``InvalidToken`` (the token's fault) or ``ProviderError``
         (the provider's discovery/JWKS cannot be used).
+
+        Reference tokens (validation_mode "both" without a dot, or
+        "introspection") go to the RFC 7662 endpoint; in "local" a token
+        that is not a JWS is refused here and nothing is sent anywhere.
         """
+        if self._introspect_all or (self._introspect_opaque and type(token) is str and "." not in token):
+            assert self.introspector is not None
+            return self.introspector.introspect(token)
         cache = self._cache
         if cache is None or type(token) is not str:
             return self._validate_access(token)[0]
@@ -445,6 +559,18 @@ class TokenValidator:
         with self._cache_lock:
             cache[digest or _sha256(token.encode("utf-8", "surrogatepass")).digest()] = claims
         return claims
+
+    def userinfo(self, access_token: Any, claims: Optional[Claims] = None) -> Mapping[str, Any]:
+        """The user's profile from the provider's UserInfo endpoint (OpenID
+        Connect Core 5.3), as a read-only mapping; see oidc_guard.userinfo.
+
+        The token is validated first (``claims``: its result, when the
+        caller already has it).  ``InvalidToken`` when the endpoint answers
+        401 or the profile's ``sub`` is missing or not the token's;
+        ``ProviderError`` when it is unreachable or answers 5xx.  Cached per
+        token (SHA-256) within the token's lifetime.
+        """
+        return self._userinfo.get(access_token, claims)
 
     def _share_strings(self, payload: Dict[str, Any]) -> Dict[str, Any]:
         """A copy of ``payload`` whose claim names and str values (also

@@ -435,3 +435,31 @@ def test_worker_fails_when_contacts_is_not_refused(dev_stack, capsys):
     out = capsys.readouterr().out
     assert "PASS  POST /wte/jobs" in out
     assert "FAIL  GET /contacts ->" in out and "expected 403 insufficient_scope" in out
+
+
+# --- GET /me: the profile from UserInfo ---------------------------------------------
+
+
+def test_me_returns_the_userinfo_profile(api, issuer):
+    token = issuer.mint(subject=issuer.users["alice"]["sub"], scope="openid profile email contacts")
+    response = api.get("/me", headers=bearer(token))
+    assert response.status_code == 200, response.get_json()
+    profile = response.get_json()["profile"]
+    assert profile["sub"] == issuer.users["alice"]["sub"]
+    assert profile.get("name") == issuer.users["alice"].get("name")
+    api.get("/me", headers=bearer(token))
+    assert issuer.fetch_counts["userinfo"] == 1  # cached per token
+
+
+def test_me_answers_503_when_userinfo_is_down(api, issuer):
+    token = issuer.mint(subject="alice", scope="openid")
+    issuer.discovery_overrides["userinfo_endpoint"] = "http://127.0.0.1:9/userinfo"
+    response = api.get("/me", headers=bearer(token))
+    assert response.status_code == 503 and response.headers.get("Retry-After")
+    assert response.get_json()["error"] == "temporarily_unavailable"
+
+
+def test_me_refuses_client_tokens_and_anonymous(api, issuer):
+    assert api.get("/me").status_code == 401
+    token = issuer.mint(subject=None, claims={"client_id": "wte"}, scope="wte")
+    assert api.get("/me", headers=bearer(token)).status_code == 403

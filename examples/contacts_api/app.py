@@ -11,6 +11,8 @@ GET  /contacts         scope contacts  the caller's own contacts, nobody else's
 POST /wte/jobs         scope wte       record a back-end job; client-credentials tokens
                                        (no ``sub``, or ``sub`` == client id) are welcome
 GET  /coordinate       scope coordinate  the "coordinate" app's entry point
+GET  /me               a user token    the caller's profile from the provider's UserInfo
+                                       endpoint (OIDC Core 5.3), cached per token
 POST /session/handoff  any valid token  the SPA posts its id_token + nonce; the API checks
                                        it (OIDC Core 3.2.2.11, at_hash against this
                                        request's access token) and says who the user is
@@ -45,7 +47,7 @@ from werkzeug.exceptions import HTTPException
 
 from oidc_guard import InvalidToken, OIDCGuardError, ProviderError, TokenValidator
 from oidc_guard.errors import PROVIDER_UNAVAILABLE
-from oidc_guard.flask import OIDCGuard, current_claims, require_scope, require_token
+from oidc_guard.flask import OIDCGuard, current_claims, current_userinfo, require_scope, require_token
 
 from .db import ContactLimitExceeded, Store
 
@@ -284,6 +286,16 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     @app.get("/health")
     def health():
         return jsonify(status="ok")
+
+    @app.get("/me")
+    @require_token
+    def me():
+        # The profile comes from the provider (UserInfo), not from the token:
+        # current_userinfo() answers 401/503 itself when the provider
+        # refuses the token or is down.
+        if current_claims.is_client_token:
+            return _needs_user("a profile")
+        return jsonify(profile=dict(current_userinfo() or {}))
 
     @app.post("/contacts/import")
     @require_scope("contacts")
