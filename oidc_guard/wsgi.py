@@ -32,7 +32,9 @@ line per refused request: a rejected token (the reason, never the token), a
 malformed request, a missing scope, a 503 because the identity provider is
 unusable.  The provider trouble itself is logged at WARNING by
 ``oidc_guard.jwks`` once per outage (and once on recovery), not per request.
-A validator bug is logged at ERROR with its traceback.
+A validator bug is logged at ERROR with its traceback.  The first refusal
+while those INFO lines are shown nowhere also logs a one-line WARNING that
+says how to see them (``oidc_guard.loghint``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from .errors import (
     ProviderError,
     error_response,
 )
+from .loghint import note_refusal
 from .protocols import AccessTokenValidator
 from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
 
@@ -387,11 +390,13 @@ class BearerMiddleware:
             )
         except InvalidRequest as exc:
             logger.info("malformed bearer request %s: %s", _where(environ), exc.description)
+            note_refusal(logger)
             return _send(start_response, error_response(exc, self.realm))
 
         if token is None:
             if self.required:
                 logger.info("no bearer token %s; a token is required", _where(environ))
+                note_refusal(logger)
                 return _send(start_response, error_response(None, self.realm))
             return self.app(environ, start_response)
 
@@ -420,14 +425,17 @@ def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, An
         # WARNING once when an outage starts and once when it ends; a line
         # per request at WARNING would flood the logs during an outage.
         logger.info("identity provider unusable %s: %s", _where(environ), exc.description)
+        note_refusal(logger)
         return exc
     except InvalidToken as exc:
         logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
+        note_refusal(logger)
         return exc
     except OIDCGuardError as exc:
         # Another library error from the validator (none is expected): still
         # a token problem, answered like an invalid token.
         logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
+        note_refusal(logger)
         return InvalidToken(exc.description)
     except Exception:
         # A bug in the validator.  It must be visible (traceback at ERROR)
@@ -526,6 +534,7 @@ def check_access(
         logger.info("insufficient scope %s: %s", _where(environ), denied.description)
     else:
         logger.info("access denied %s: %s", _where(environ), denied.description)
+    note_refusal(logger)
     return error_response(denied, realm)
 
 
