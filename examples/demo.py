@@ -189,6 +189,7 @@ class Stack:
         authorization_endpoint: Optional[str] = None,
         spa_scope: str = SPA_SCOPE,
         api_config: Optional[Dict[str, Any]] = None,
+        legacy: bool = False,
     ) -> None:
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
         self.db_path = db_path
@@ -197,6 +198,10 @@ class Stack:
         self.authorization_endpoint = authorization_endpoint or ""
         self.spa_scope = spa_scope
         self.api_config = dict(api_config or {})
+        #: migration mode: a second development provider in IdentityServer
+        #: v3's token shape plays the old provider the API still trusts
+        self.legacy = legacy
+        self.legacy_issuer: Optional[LocalIssuer] = None
         self._servers: List[Tuple[Any, threading.Thread]] = []
         self.api_url = self.spa_url = ""
 
@@ -217,6 +222,10 @@ class Stack:
                 self.authorization_endpoint = issuer.authorization_endpoint
 
             config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": self.issuer_url, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
+            if self.legacy:
+                self.legacy_issuer = LocalIssuer(host=HOST, port=self.ports.get("legacy", 0),
+                                                 token_shape="identityserver3").start()
+                config["LEGACY_ISSUER"] = self.legacy_issuer.issuer  # audience: <issuer>/resources
             if self.db_path:
                 config["CONTACTS_DB_PATH"] = self.db_path
             config.update(self.api_config)
@@ -265,6 +274,9 @@ class Stack:
         if self.issuer is not None:
             self.issuer.stop()
             self.issuer = None
+        if self.legacy_issuer is not None:
+            self.legacy_issuer.stop()
+            self.legacy_issuer = None
 
     def __enter__(self) -> "Stack":
         return self.start()
@@ -463,6 +475,27 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
     say("      worker (client credentials):")
     worker_ok = wte_worker.run(issuer.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET, say=lambda line: say("        " + line))
     c.step("worker: wte job accepted, contacts refused with insufficient_scope", worker_ok)
+
+    # 7. Migration mode: the old provider's IdentityServer v3-shaped tokens
+    #    are accepted next to the new provider's, each by its own issuer.
+    legacy = stack.legacy_issuer
+    if legacy is not None:
+        say(f"      migration mode: old provider {legacy.issuer} (IdentityServer v3 token shape)")
+        say("        worker with the old provider (client credentials):")
+        old_ok = wte_worker.run(legacy.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET,
+                                say=lambda line: say("          " + line))
+        c.step("old provider's client token (scope array, aud <issuer>/resources, no sub): wte accepted, "
+               "contacts refused", old_ok)
+        # A user token as IdentityServer v3's implicit flow issues it.
+        old_user = legacy.mint({"auth_time": int(time.time()), "amr": ["pwd"], "idp": "idsrv"},
+                               subject=username, scope=["openid", "contacts"], client_id=SPA_CLIENT_ID)
+        status, _, body = _request("GET", api + "/contacts", headers={"Authorization": "Bearer " + old_user})
+        c.step("old provider's user token: GET /contacts", status == 200, f"HTTP {status}")
+        stranger = legacy.mint(issuer="https://retired-idp.example", subject=username)
+        status, headers, body = _request("GET", api + "/contacts", headers={"Authorization": "Bearer " + stranger})
+        description = (_json(body) or {}).get("error_description", "")
+        c.step("a token of an issuer trusted by neither: 401 invalid_token naming it",
+               status == 401 and "retired-idp.example" in description, f"HTTP {status} {description}")
     return c.ok
 
 
@@ -481,8 +514,11 @@ def check(timeout: float) -> int:
     timer.start()
     tmp = tempfile.mkdtemp(prefix="oidc_guard-demo-check-")
     try:
-        with Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=os.path.join(tmp, "contacts.sqlite3")) as stack:
-            print(f"demo --check: provider {stack.issuer.issuer}, API {stack.api_url}, SPA {stack.spa_url}")
+        with Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=os.path.join(tmp, "contacts.sqlite3"),
+                   legacy=True) as stack:
+            assert stack.issuer is not None and stack.legacy_issuer is not None
+            print(f"demo --check: provider {stack.issuer.issuer}, old provider {stack.legacy_issuer.issuer} "
+                  f"(migration mode), API {stack.api_url}, SPA {stack.spa_url}")
             try:
                 ok = run_check(stack)
             except wte_worker.WorkerError as exc:

@@ -463,3 +463,58 @@ def test_me_refuses_client_tokens_and_anonymous(api, issuer):
     assert api.get("/me").status_code == 401
     token = issuer.mint(subject=None, claims={"client_id": "wte"}, scope="wte")
     assert api.get("/me", headers=bearer(token)).status_code == 403
+
+# --- migration mode: two issuers at once --------------------------------------
+
+
+@pytest.fixture
+def old_idp():
+    with LocalIssuer(token_shape="identityserver3") as old:
+        yield old
+
+
+def test_migration_mode_accepts_both_token_shapes(make_api, issuer, old_idp):
+    api = make_api(LEGACY_ISSUER=old_idp.issuer)
+    # the new provider (RFC 9068: typ at+jwt, scope a string)
+    new_token = issuer.mint(scope="contacts wte", subject="alice")
+    assert import_emails(api, new_token, ["a@example.com"]).status_code == 200
+    # the old provider, IdentityServer v3 shaped: typ JWT, scope a JSON
+    # array, aud <issuer>/resources
+    old_token = old_idp.mint(subject="alice", scope=["contacts", "wte"])
+    assert old_idp.audience == old_idp.issuer + "/resources"
+    response = api.get("/contacts", headers=bearer(old_token))
+    assert response.status_code == 200
+    assert response.get_json()["contacts"] == []  # another issuer: another owner
+    assert api.get("/contacts", headers=bearer(new_token)).get_json()["contacts"][0]["email"] == "a@example.com"
+    # an old client token (no sub) is a client token for /wte/jobs
+    client = old_idp.mint(subject=None, scope=["wte"], client_id="wte-worker")
+    job = api.post("/wte/jobs", json={"kind": "sync"}, headers=bearer(client))
+    assert job.status_code == 202 and job.get_json()["client_token"] is True
+    # each issuer keeps its own audience
+    wrong = old_idp.mint(subject="alice", scope=["contacts"], audience="api://contacts")
+    assert api.get("/contacts", headers=bearer(wrong)).status_code == 401
+    # a third issuer is refused by name
+    stranger = old_idp.mint(issuer="https://retired.example", scope=["contacts"])
+    refused = api.get("/contacts", headers=bearer(stranger))
+    assert refused.status_code == 401 and "retired.example" in refused.get_json()["error_description"]
+
+
+def test_migration_mode_from_the_environment(monkeypatch, issuer, old_idp, db_path):
+    monkeypatch.setenv("CONTACTS_API_ISSUER", issuer.issuer)
+    monkeypatch.setenv("CONTACTS_API_LEGACY_ISSUER", old_idp.issuer)
+    monkeypatch.setenv("CONTACTS_API_LEGACY_AUDIENCE", "urn:old-contacts")
+    app = create_app({"CONTACTS_DB_PATH": db_path})
+    members = app.extensions["oidc_guard"].validators
+    assert [(v.issuer, v.audiences) for v in members] == [
+        (issuer.issuer, ("api://contacts",)), (old_idp.issuer, ("urn:old-contacts",))]
+    api = app.test_client()
+    token = old_idp.mint(audience="urn:old-contacts", scope=["contacts"])
+    assert api.get("/contacts", headers=bearer(token)).status_code == 200
+
+
+def test_migration_mode_handoff_checks_the_new_providers_id_token(make_api, issuer, old_idp):
+    api = make_api(LEGACY_ISSUER=old_idp.issuer)
+    access = issuer.mint(scope="openid contacts", subject="alice")
+    id_token = issuer.mint_id_token("spa", nonce="n-1", access_token=access, subject="alice")
+    response = handoff(api, access, id_token, "n-1")
+    assert response.status_code == 200 and response.get_json()["issuer"] == issuer.issuer

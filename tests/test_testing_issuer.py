@@ -860,3 +860,25 @@ def test_userinfo(issuer):
         assert status == 401, name
         assert headers["WWW-Authenticate"].startswith("Bearer "), name
         assert "sub" not in json.loads(body), name
+
+
+def test_identityserver3_token_shape():
+    import json as _json
+
+    from oidc_guard.testing import b64url_decode
+
+    with LocalIssuer(token_shape="identityserver3") as old:
+        token = old.mint(subject=None, scope=["wte"], client_id="wte-worker")
+        header, payload = (_json.loads(b64url_decode(part)) for part in token.split(".")[:2])
+        assert header["typ"] == "JWT"
+        assert payload["aud"] == old.issuer + "/resources" and payload["scope"] == ["wte"]
+        assert "sub" not in payload
+        # the dev provider's own tokens have the same shape
+        assert old.scope_format == "list" and old.client_token_sub is False
+        assert old.access_token_typ == "JWT"
+        old.audience = "urn:x"
+        assert _json.loads(b64url_decode(old.mint().split(".")[1]))["aud"] == "urn:x"
+    with LocalIssuer() as new:
+        assert new.audience == "api://contacts" and new.access_token_typ == "at+jwt"
+    with pytest.raises(ValueError):
+        LocalIssuer(token_shape="idsrv4")

@@ -33,7 +33,18 @@ OIDC_GUARD_REALM           CONTACTS_API_REALM          contacts-api
 SPA_CLIENT_ID              CONTACTS_API_SPA_CLIENT_ID  spa
 CONTACTS_DB_PATH           CONTACTS_API_DB             <this folder>/instance/contacts.sqlite3
 CORS_ALLOWED_ORIGINS       CONTACTS_API_CORS_ORIGINS   http://127.0.0.1:5002 http://localhost:5002
+LEGACY_ISSUER              CONTACTS_API_LEGACY_ISSUER  (none)
+LEGACY_AUDIENCE            CONTACTS_API_LEGACY_AUDIENCE  <legacy issuer>/resources
 =========================  ==========================  ==============================
+
+Migration mode: with ``LEGACY_ISSUER`` set (the old IdentityServer v3, say),
+the API accepts the tokens of both providers at once through a
+:class:`~oidc_guard.MultiIssuerValidator` (``OIDC_GUARD_ISSUERS``): the new
+provider's (``typ`` ``at+jwt``, ``scope`` a string, ``aud`` the API) and the
+old one's (``typ`` ``JWT``, ``scope`` a JSON array, ``aud``
+``<issuer>/resources``, no ``sub`` in client tokens).  Each token is checked
+against its own issuer's keys and audience; every route works the same for
+both.  Remove the variable when the last old token has expired.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from oidc_guard import InvalidToken, OIDCGuardError, ProviderError, TokenValidator
+from oidc_guard import InvalidToken, MultiIssuerValidator, OIDCGuardError, ProviderError, TokenValidator
 from oidc_guard.errors import PROVIDER_UNAVAILABLE
 from oidc_guard.flask import OIDCGuard, current_claims, current_userinfo, require_scope, require_token
 
@@ -63,6 +74,9 @@ DEFAULTS: Dict[str, Tuple[str, Any]] = {
     "SPA_CLIENT_ID": ("CONTACTS_API_SPA_CLIENT_ID", "spa"),
     "CONTACTS_DB_PATH": ("CONTACTS_API_DB", os.path.join(HERE, "instance", "contacts.sqlite3")),
     "CORS_ALLOWED_ORIGINS": ("CONTACTS_API_CORS_ORIGINS", "http://127.0.0.1:5002 http://localhost:5002"),
+    # migration mode (see the module doc): the old provider, trusted too
+    "LEGACY_ISSUER": ("CONTACTS_API_LEGACY_ISSUER", None),
+    "LEGACY_AUDIENCE": ("CONTACTS_API_LEGACY_AUDIENCE", None),
 }
 
 #: request bodies above this are refused with 413 before they are parsed
@@ -234,6 +248,19 @@ def _settings(config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     settings.setdefault("MAX_CONTENT_LENGTH", MAX_CONTENT_LENGTH)
     settings.setdefault("MAX_IMPORT_EMAILS", MAX_IMPORT_EMAILS)
     settings.setdefault("MAX_CONTACTS_PER_OWNER", MAX_CONTACTS_PER_OWNER)
+    legacy = settings.get("LEGACY_ISSUER")
+    if legacy:
+        # Migration mode: both issuers, each with its own audience.  The
+        # new provider stays the SPA's (its id_tokens are checked in the
+        # handoff); IdentityServer v3's resource audience is
+        # <issuer>/resources unless told otherwise.
+        settings["CONTACTS_ISSUER"] = settings["OIDC_GUARD_ISSUER"]
+        settings["OIDC_GUARD_ISSUERS"] = [
+            {"issuer": settings.pop("OIDC_GUARD_ISSUER"), "audience": settings.pop("OIDC_GUARD_AUDIENCE")},
+            {"issuer": legacy, "audience": settings.get("LEGACY_AUDIENCE") or legacy.rstrip("/") + "/resources"},
+        ]
+    else:
+        settings["CONTACTS_ISSUER"] = settings["OIDC_GUARD_ISSUER"]
     return settings
 
 
@@ -253,15 +280,17 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     guard = OIDCGuard(app)
     app.extensions["contacts_guard"] = guard
 
-    def id_token_validator() -> TokenValidator:
+    def id_token_validator() -> Any:
         # Reuse the guard's validator (same issuer, same cached discovery and
         # JWKS) when it exposes one; otherwise one of our own for the issuer.
+        # A MultiIssuerValidator (migration mode) routes the id_token to its
+        # issuer's member just as it does access tokens.
         validator = guard.state(app).validator
-        if isinstance(validator, TokenValidator):
+        if isinstance(validator, (TokenValidator, MultiIssuerValidator)):
             return validator
         own = app.extensions.get("contacts_id_token_validator")
         if own is None:
-            own = TokenValidator(issuer=app.config["OIDC_GUARD_ISSUER"], audience=app.config["SPA_CLIENT_ID"])
+            own = TokenValidator(issuer=app.config["CONTACTS_ISSUER"], audience=app.config["SPA_CLIENT_ID"])
             app.extensions["contacts_id_token_validator"] = own
         return own
 

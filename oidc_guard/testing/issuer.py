@@ -98,6 +98,13 @@ class LocalIssuer:
         JSON array) for the dev provider's access tokens.
     ``issuer_path``
         optional path after host:port in the issuer URL, e.g. ``"/tenant"``.
+    ``token_shape``
+        ``"rfc9068"`` (default: header ``typ`` ``at+jwt``, the settings
+        above) or ``"identityserver3"``: access tokens shaped as
+        IdentityServer v3 issues them -- header ``typ`` ``JWT``, ``scope`` a
+        JSON array, ``aud`` ``<issuer>/resources`` (unless ``audience`` is
+        given), no ``sub`` in client-credentials tokens, and ``idp`` in
+        user tokens.  For a migration test: one LocalIssuer of each shape.
     ``fresh_keys``
         True: generate new key material instead of using the shared pool.
 
@@ -122,7 +129,7 @@ class LocalIssuer:
         algs: Sequence[str] = ("RS256",),
         host: str = "127.0.0.1",
         port: int = 0,
-        audience: Union[str, Sequence[str]] = "api://contacts",
+        audience: Union[str, Sequence[str], None] = None,
         users: Optional[Mapping[str, Any]] = None,
         clients: Optional[Mapping[str, Mapping[str, Any]]] = None,
         token_lifetime: int = 3600,
@@ -131,6 +138,7 @@ class LocalIssuer:
         spa_redirect_uris: Sequence[str] = _DEFAULT_SPA_REDIRECT_URIS,
         issuer_path: str = "",
         fresh_keys: bool = False,
+        token_shape: str = "rfc9068",
     ) -> None:
         if not _loopback_host(host):
             raise ValueError(
@@ -138,11 +146,20 @@ class LocalIssuer:
             )
         if scope_format not in ("string", "list"):
             raise ValueError("scope_format must be 'string' or 'list'")
+        if token_shape not in ("rfc9068", "identityserver3"):
+            raise ValueError("token_shape must be 'rfc9068' or 'identityserver3'")
+        self.token_shape = token_shape
+        if token_shape == "identityserver3":
+            scope_format = "list"
+            client_token_sub = False
         if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
             raise ValueError("issuer_path must start with '/' and not end with '/'")
         self.host = host
         self._port = int(port)
-        self.audience = audience if isinstance(audience, str) else list(audience)
+        # None: the shape's default ("api://contacts", or <issuer>/resources
+        # for IdentityServer v3, which needs the port: see the property)
+        self._audience: Union[str, List[str], None] = (
+            None if audience is None else audience if isinstance(audience, str) else list(audience))
         self.token_lifetime = int(token_lifetime)
         self.client_token_sub = bool(client_token_sub)
         self.scope_format = scope_format
@@ -263,6 +280,24 @@ class LocalIssuer:
         if not self._port:
             raise RuntimeError("LocalIssuer has no port yet: call start() first")
         return self._port
+
+    @property
+    def audience(self) -> Union[str, List[str]]:
+        """``aud`` of minted access tokens and of the dev provider's tokens."""
+        if self._audience is not None:
+            return self._audience
+        if self.token_shape == "identityserver3":
+            return self.issuer + "/resources"
+        return "api://contacts"
+
+    @audience.setter
+    def audience(self, value: Union[str, Sequence[str]]) -> None:
+        self._audience = value if isinstance(value, str) else list(value)
+
+    @property
+    def access_token_typ(self) -> str:
+        """Header ``typ`` of the access tokens of this shape."""
+        return "JWT" if self.token_shape == "identityserver3" else "at+jwt"
 
     @property
     def issuer(self) -> str:
@@ -499,7 +534,7 @@ class LocalIssuer:
         scope: Union[str, Sequence[str], None] = "contacts",
         expires_in: Optional[int] = _DEFAULT,
         issuer: Optional[str] = None,
-        typ: Optional[str] = "at+jwt",
+        typ: Optional[str] = _DEFAULT,
         omit: Iterable[str] = (),
         client_id: Optional[str] = "spa",
         now: Optional[float] = None,
@@ -516,7 +551,8 @@ class LocalIssuer:
         Then ``claims`` overrides/extends them (OMIT removes one) and the
         names in ``omit`` are removed.
 
-        Header: ``alg``, ``kid``, ``typ`` (``"at+jwt"``; None leaves it out),
+        Header: ``alg``, ``kid``, ``typ`` (``"at+jwt"``, ``"JWT"`` for the
+        ``identityserver3`` token shape; None leaves it out),
         then ``header`` overrides/extends (OMIT removes; e.g.
         ``header={"kid": OMIT}`` for a kid-less token, ``header={"jwk":
         ...}`` for the embedded-key attack). ``kid=`` picks the signing key;
@@ -542,7 +578,8 @@ class LocalIssuer:
         body = _apply(body, claims)
         for name in omit:
             body.pop(name, None)
-        return self.sign(body, alg=alg, kid=kid, header=header, typ=typ)
+        return self.sign(body, alg=alg, kid=kid, header=header,
+                         typ=self.access_token_typ if typ is _DEFAULT else typ)
 
     def mint_id_token(
         self,
@@ -648,8 +685,11 @@ class LocalIssuer:
         result: Dict[str, str] = {}
         access_token = None
         if with_access_token:
+            extra_claims: Dict[str, Any] = {"auth_time": auth_time, "amr": ["pwd"]}
+            if self.token_shape == "identityserver3":
+                extra_claims["idp"] = "idsrv"  # IdentityServer v3's identity-provider claim
             access_token = self.mint(
-                {"auth_time": auth_time, "amr": ["pwd"]},
+                extra_claims,
                 subject=user["sub"], scope=self._format_scope(scopes), client_id=client_id,
             )
             result.update({
