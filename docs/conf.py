@@ -117,3 +117,7 @@ def _resolve_reexport(app, env, node, contnode):
 
 def setup(app):
     app.connect("missing-reference", _resolve_reexport)
+
+# A favicon of our own: without one, browsers ask for /favicon.ico and the
+# site's browser test would see a 404.
+html_favicon = "_static/favicon.svg"
