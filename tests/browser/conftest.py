@@ -17,7 +17,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
 import pytest
 
@@ -72,17 +72,27 @@ def chromium():
 
 
 class Shots:
-    """Numbered screenshots for one test: ``shots("signed-in")``."""
+    """Numbered screenshots for one test: ``shots("signed-in")``.
 
-    def __init__(self, page, directory: Path) -> None:
-        self.page = page
+    Of the test's ``page`` unless ``shots.use(other_page)`` said otherwise
+    (pages from ``page_factory``)."""
+
+    def __init__(self, request, directory: Path) -> None:
+        self._request = request
+        self.page = None
         self.directory = directory
         self.count = 0
         self.paths: List[Path] = []
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
 
+    def use(self, page) -> "Shots":
+        self.page = page
+        return self
+
     def __call__(self, name: str) -> Path:
+        if self.page is None:
+            self.page = self._request.getfixturevalue("page")
         self.count += 1
         path = self.directory / f"{self.count:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
@@ -90,14 +100,13 @@ class Shots:
         return path
 
 
-@pytest.fixture
-def page(chromium, request):
-    """A fresh browser context (no cookies, no storage) and page per test.
+def _watched_page(context):
+    """A page of ``context`` that records what tests look at afterwards.
 
     ``page.requests_seen`` lists every request URL the page made, so tests can
-    prove that no API call happened.
+    prove that no API call happened; ``page.console_seen`` the console lines
+    and uncaught page errors.
     """
-    context = chromium.new_context(viewport={"width": 1100, "height": 900})
     pg = context.new_page()
     pg.set_default_timeout(STEP_TIMEOUT_MS)
     seen: List[str] = []
@@ -107,16 +116,39 @@ def page(chromium, request):
     pg.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     pg.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
     pg.console_seen = console  # type: ignore[attr-defined]
-    try:
-        yield pg
-    finally:
-        context.close()
+    return pg
 
 
 @pytest.fixture
-def shots(page, request) -> Callable[[str], Path]:
+def page_factory(chromium):
+    """``page_factory(viewport=..., timezone_id=..., locale=...)``: a page in
+    a fresh browser context (no cookies, no storage) with those options;
+    every context is closed at the end of the test."""
+    contexts = []
+
+    def make(viewport=(1100, 900), **options):
+        context = chromium.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **options)
+        contexts.append(context)
+        return _watched_page(context)
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def page(page_factory):
+    """A fresh browser context (no cookies, no storage) and page per test,
+    1100 x 900 px."""
+    return page_factory()
+
+
+@pytest.fixture
+def shots(request) -> Shots:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    return Shots(page, SCREENSHOTS / name)
+    return Shots(request, SCREENSHOTS / name)
 
 
 @pytest.fixture

@@ -11,44 +11,20 @@ refused by the page before any API call.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 
 import pytest
 
 from .authz import rewrite_authorize_param
+from .flows import api_calls, grant_only, no_page_errors, scope_names, sign_in
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)").expect
 
 pytestmark = pytest.mark.browser
 
 
-def _api_calls(page, stack):
-    return [url for url in page.requests_seen if url.startswith(stack.api_url)]
-
-
-def _sign_in(page, shots, stack, username="alice", password="alice"):
-    """Open the SPA, click "Sign in", log in on the provider's page."""
-    page.goto(stack.spa_url)
-    page.wait_for_selector("body[data-phase='signed-out']")
-    assert page.locator("#signin").is_visible()
-    shots("signed-out")
-
-    page.click("#signin")
-    page.wait_for_url(re.compile("^" + re.escape(stack.authorization_endpoint) + r"\?"))
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
-    # The authentication request app.js built (OIDC Core 3.2.2.1).
-    assert query["response_type"] == ["id_token token"]
-    assert query["client_id"] == ["spa"]
-    assert query["redirect_uri"] == [stack.spa_url]
-    assert set(query["scope"][0].split()) == {"openid", "profile", "contacts", "wte", "coordinate"}
-    assert len(query["state"][0]) >= 43 and len(query["nonce"][0]) >= 43  # 256 random bits each
-    assert query["state"] != query["nonce"]
-    assert page.locator("#dev-warning").is_visible()  # "not for production" on the login page
-    page.fill("#username", username)
-    page.fill("#password", password)
-    shots("provider-login")
-    page.click("#sign-in")
+_api_calls = api_calls
+_sign_in = sign_in
 
 
 def test_sign_in_import_and_list_contacts(page, shots, dev_stack):
@@ -59,10 +35,12 @@ def test_sign_in_import_and_list_contacts(page, shots, dev_stack):
     shots("signed-in")
 
     # Back on the SPA, and the fragment with the tokens is gone from the
-    # address bar (history.replaceState), and nothing sits in web storage.
+    # address bar (history.replaceState); the session is in this tab's
+    # sessionStorage only, never in localStorage.
     assert page.url == stack.spa_url
     assert page.evaluate("location.hash") == ""
-    assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+    assert page.evaluate("Object.keys(sessionStorage)") == ["contacts-spa.session"]
+    assert page.evaluate("localStorage.length") == 0
     assert page.locator("#error-box").is_hidden()
 
     # Who the user is: from the API's handoff answer (verified id_token).
@@ -73,10 +51,8 @@ def test_sign_in_import_and_list_contacts(page, shots, dev_stack):
     assert '"sub": "alice"' in handoff and "at_hash matches the bearer token" in handoff
 
     # Granted scopes and expiry.
-    scopes = page.locator("#scopes li").all_text_contents()
-    assert {"contacts", "wte", "coordinate", "openid", "profile"} <= set(scopes)
-    expiry = page.text_content("#expiry")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in (59|60) min \d+ s\)", expiry), expiry
+    assert {"contacts", "wte", "coordinate", "openid", "profile"} <= set(scope_names(page))
+    assert page.text_content("#expiry-left") == "in 60 min"
     assert page.get_attribute("#expiry", "data-expired") == "false"
 
     # The API calls carried the access token as a bearer token.
@@ -107,12 +83,7 @@ def test_sign_in_import_and_list_contacts(page, shots, dev_stack):
     expect(page.locator("#coordinate-result")).to_contain_text("coordinate")
     assert '"sub": "alice"' in page.text_content("#coordinate-result")
 
-    # A reload keeps nothing (tokens were in memory only); the data stays in the API.
-    page.reload()
-    page.wait_for_selector("body[data-phase='signed-out']")
-    assert page.locator("#signin").is_visible()
-    shots("after-reload-signed-out")
-    assert not [line for line in page.console_seen if line.startswith("pageerror")], page.console_seen
+    assert no_page_errors(page), page.console_seen
 
 
 def test_contacts_are_per_user(page, shots, dev_stack):
@@ -187,16 +158,10 @@ def test_missing_scope_shows_the_403_and_its_challenge(page, shots, dev_stack):
     body and its WWW-Authenticate challenge (RFC 6750 3.1)."""
     stack = dev_stack
 
-    def fewer_scopes(route):
-        parts = urllib.parse.urlsplit(route.request.url)
-        params = dict(urllib.parse.parse_qsl(parts.query))
-        params["scope"] = "openid profile contacts"
-        route.continue_(url=urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params))))
-
-    page.route(re.compile("^" + re.escape(stack.authorization_endpoint) + r"\?"), fewer_scopes)
+    grant_only(page, stack, "openid profile contacts")
     _sign_in(page, shots, stack)
     page.wait_for_selector("body[data-phase='signed-in']")
-    assert sorted(page.locator("#scopes li").all_text_contents()) == ["contacts", "openid", "profile"]
+    assert sorted(scope_names(page)) == ["contacts", "openid", "profile"]
 
     page.click("#coordinate")
     page.wait_for_selector("#error-box:not([hidden])")
@@ -209,34 +174,3 @@ def test_missing_scope_shows_the_403_and_its_challenge(page, shots, dev_stack):
     assert "GET /coordinate \u2192 403" in log and 'WWW-Authenticate: Bearer realm="contacts-api"' in log
 
 
-def test_expired_token_shows_the_401_and_its_challenge(page, shots, tmp_path):
-    """Tokens that live 5 s, an API without clock-skew leeway: once the page
-    says the token expired, the API's 401 invalid_token (body and challenge)
-    is shown and the user is offered to sign in again."""
-    import demo
-
-    stack = demo.Stack(
-        ports={"provider": 0, "api": 0, "spa": 0},
-        db_path=str(tmp_path / "contacts.sqlite3"),
-        api_config={"OIDC_GUARD_LEEWAY": 0},
-    ).start()
-    try:
-        stack.issuer.token_lifetime = 5
-        _sign_in(page, shots, stack)
-        page.wait_for_selector("body[data-phase='signed-in']")
-        expect(page.locator("#expiry")).to_have_attribute("data-expired", "true", timeout=15_000)
-        assert page.text_content("#expiry").endswith("(expired: sign in again)")
-        page.wait_for_timeout(1000)  # past exp on the server's clock too, whatever the rounding
-
-        page.fill("#emails", "too-late@example.com")
-        page.click("#import")
-        page.wait_for_selector("#error-box:not([hidden])")
-        shots("expired-token-401")
-        assert page.text_content("#error").startswith("Import failed: ")
-        assert page.text_content("#error").endswith("sign in again.")
-        assert "expired" in page.text_content("#error")
-        detail = page.text_content("#error-detail")
-        assert '"status": 401' in detail and 'error=\\"invalid_token\\"' in detail
-        assert page.locator("#signin").is_visible()
-    finally:
-        stack.stop()

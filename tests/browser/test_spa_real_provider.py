@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from .authz import rewrite_authorize_param
+from .flows import scope_names
 
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)").expect
@@ -124,7 +125,8 @@ def test_sign_in_against_oidc_provider(page, shots, real_stack):
     shots("signed-in")
     assert page.url == stack.spa_url
     assert page.evaluate("location.hash") == ""
-    assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+    assert page.evaluate("Object.keys(sessionStorage)") == ["contacts-spa.session"]  # this tab only
+    assert page.evaluate("localStorage.length") == 0
 
     # The API verified oidc-provider's id_token (nonce, at_hash) and its
     # RFC 9068 JWT access token (aud api://contacts, scope string).
@@ -133,9 +135,10 @@ def test_sign_in_against_oidc_provider(page, shots, real_stack):
     handoff = json.loads(page.text_content("#handoff-result"))
     assert handoff["user"]["sub"] == "alice" and handoff["client_id"] == "spa"
     assert "at_hash matches the bearer token" in handoff["checked"]
-    scopes = set(page.locator("#scopes li").all_text_contents())
-    assert {"contacts", "coordinate"} <= scopes
-    assert re.fullmatch(r"\S+Z \(in \d+ min \d+ s\)", page.text_content("#expiry"))
+    scopes = set(scope_names(page))
+    assert {"contacts", "coordinate", "wte", "openid", "profile"} <= scopes  # profile: id_token scopes too
+    assert page.locator("#scopes-missing-block").is_hidden()
+    assert re.fullmatch(r"in \d+ (min|s)", page.text_content("#expiry-left"))
 
     page.fill("#emails", "ann@example.com, bob@example.org")
     page.click("#import")
