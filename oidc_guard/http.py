@@ -33,7 +33,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .errors import ProviderError
 
-__all__ = ["fetch_json", "fetch", "is_loopback_host", "check_url", "Response", "RawResponse"]
+__all__ = ["fetch_json", "fetch", "is_loopback_host", "check_url", "parse_json_body", "Response", "RawResponse"]
 
 _MAX_REDIRECTS = 3
 _CHUNK = 65536
@@ -55,7 +55,19 @@ def is_loopback_host(host: Optional[str]) -> bool:
 
 def check_url(url: str, allow_http: bool, what: str) -> None:
     """Refuse a URL the library must not fetch (scheme rules above)."""
-    parts = urlsplit(url)
+    if not isinstance(url, str) or not url:
+        raise ProviderError(f"{what} is not a non-empty string")
+    # RFC 3986 section 2: a URI is printable ASCII without spaces.  Anything
+    # else (a space, CR/LF, non-ASCII, a lone surrogate from a JSON escape)
+    # would make http.client fail in its own ways; say it here in words.
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise ProviderError(f"{what} {_bounded(url)} contains a character that is not allowed in a URL "
+                            "(RFC 3986: printable ASCII; internationalised hosts in their xn-- form)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # an unparsable port raises ValueError
+    except ValueError:
+        raise ProviderError(f"{what} {_bounded(url)} is not a valid URL") from None
     if parts.scheme == "https":
         if not parts.hostname:
             raise ProviderError(f"{what} {url!r} has no host")
@@ -94,6 +106,11 @@ class RawResponse:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _bounded(url: str) -> str:
+    text = repr(url)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class Response:
@@ -157,13 +174,11 @@ def decode_json_object(raw: RawResponse, what: str) -> Dict[str, Any]:
     if not (ctype == "application/json" or ctype.endswith("+json")):
         raise ProviderError(f"{what} {current}: expected JSON, got content type {ctype or 'none'!r}")
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProviderError(f"{what} {current}: body is not valid JSON ({exc.__class__.__name__})") from None
-    except RecursionError:
-        raise ProviderError(f"{what} {current}: JSON nested too deeply") from None
+        doc = parse_json_body(body)
+    except ValueError as exc:
+        raise ProviderError(f"the {what} response from {current} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise ProviderError(f"{what} {current}: JSON is not an object")
+        raise ProviderError(f"the {what} response from {current} is JSON but not an object")
     return doc
 
 
@@ -214,6 +229,44 @@ def fetch(
     else:
         raise ProviderError(f"{what} {url}: too many redirects")
     return RawResponse(current, status, resp_headers, resp_body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (RFC 8259 section 6)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # "1e999": not NaN/Infinity, but decodes to inf
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Decode a provider's JSON body (RFC 8259) strictly, or raise
+    ``ValueError`` with a plain reason.  Every way a body can be malformed
+    ends here, never as another exception: not UTF-8 (section 8.1), not
+    JSON, NaN / Infinity (Python's json accepts them, RFC 8259 does not),
+    an integer too long to convert (Python's int limit), or nesting so deep
+    that the decoder runs out of recursion (``"[" * 100000``)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    try:
+        return _json_decoder.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # NaN / Infinity / 1e999 (above), too many digits
+        message = str(exc)
+        if "Exceeds the limit" in message:
+            raise ValueError("a number with too many digits") from None
+        raise ValueError(message[:100]) from None
 
 
 def _get_once(

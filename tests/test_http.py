@@ -390,3 +390,59 @@ def test_https_url_on_plain_server_is_a_provider_error(loopback):
     with pytest.raises(ProviderError) as info:
         fetch(f"https://127.0.0.1:{loopback.port}/jwks")
     assert "TLS error" in info.value.description or "127.0.0.1" in info.value.description
+
+
+# --- every malformed body is a ProviderError with a plain reason (issue 9) -------------
+
+
+MALFORMED = [
+    ("[" * 100000, "nested too deeply"),
+    ('{"a":' * 100000, "nested too deeply"),
+    ('{"keys": NaN}', "NaN is not a JSON value"),
+    ('{"keys": [-Infinity]}', "-Infinity is not a JSON value"),
+    ('{"keys": [1e999]}', "out of range"),
+    ('{"keys": [' + "9" * 5000 + "]}", "a number with too many digits"),
+    (b'{"keys": ["\xff"]}', "not UTF-8"),
+    (b'{"keys": ["\xed\xa0\x80"]}', "not UTF-8"),  # a UTF-8-encoded lone surrogate
+    ("\ufeff{}", "Expecting value at line 1 column 1"),
+]
+
+
+@pytest.mark.parametrize("body, reason", MALFORMED, ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+def test_malformed_bodies_are_provider_errors_with_a_reason(loopback, body, reason):
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
+    loopback.routes["/jwks"] = (200, {"Content-Type": "application/json"}, raw)
+    with pytest.raises(ProviderError) as info:
+        fetch(loopback.url("/jwks"), what="JWKS", max_bytes=512 * 1024)
+    assert info.value.description == f"the JWKS response from {loopback.url('/jwks')} is not valid JSON: " \
+                                     + info.value.description.split("is not valid JSON: ", 1)[1]
+    assert reason in info.value.description
+
+
+@pytest.mark.parametrize("kind", ["jwks", "discovery"])
+@pytest.mark.parametrize("body, reason", MALFORMED[:6])
+def test_malformed_provider_bodies_log_a_warning_not_an_error_traceback(kind, body, reason, caplog):
+    import logging
+
+    from oidc_guard import TokenValidator
+    from oidc_guard.testing import LocalIssuer
+
+    with LocalIssuer() as iss:
+        iss.set_fault(kind, status=200, body=body)
+        validator = TokenValidator(iss.issuer, audience=iss.audience, http_timeout=2)
+        with caplog.at_level(logging.INFO, logger="oidc_guard"):
+            for _ in range(3):
+                with pytest.raises(ProviderError) as info:
+                    validator.validate_access_token(iss.mint())
+    assert reason in info.value.description and "unexpectedly" not in info.value.description
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [logging.WARNING]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/jwks\ud800", "http://127.0.0.1/jwks\u00e9", "http://127.0.0.1/a b",
+                                 "http://127.0.0.1/a\r\nX-Evil: 1", "http://127.0.0.1/\x00", "http://127.0.0.1:99999x/"])
+def test_urls_with_characters_outside_rfc3986_are_refused_in_words(url):
+    with pytest.raises(ProviderError) as info:
+        check_url(url, False, "jwks_uri")
+    assert "jwks_uri" in info.value.description
+    assert "\r" not in info.value.description and "\n" not in info.value.description

@@ -555,6 +555,10 @@ def test_bad_headers(issuer, validator, header, words):
     (b'"alice"', "payload is not a JSON object"),
     (b"42", "payload is not a JSON object"),
     (b"\xff", "payload is not UTF-8"),
+    # issue 9: a RecursionError must never escape the parser
+    (b"[" * 5000, "payload is nested too deeply"),
+    (b'{"a":' * 1500 + b"1" + b"}" * 1500, "payload is nested too deeply"),
+    (b'{"iss": ' + b"[" * 4000 + b"]" * 4000 + b"}", "payload is nested too deeply"),
 ])
 def test_bad_payloads_signed_by_the_issuer(issuer, validator, payload, words):
     header = json.dumps({"alg": "RS256", "kid": issuer.signing_kid, "typ": "at+jwt"}).encode()
