@@ -68,7 +68,7 @@ Example::
 """
 
 
-from .issuer import LocalIssuer
+from .issuer import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, LocalIssuer
 from .jose import OMIT, b64url_decode, b64url_encode
 from .keys import _KEY_POOL, SUPPORTED_ALGS, _sign, sign_raw
 from .plugin import pytest_configure
@@ -76,6 +76,8 @@ from .tokens import forge_token, hmac_token, token_hash
 
 __all__ = [
     "LocalIssuer",
+    "INTROSPECTION_CLIENT_ID",
+    "INTROSPECTION_CLIENT_SECRET",
     "OMIT",
     "SUPPORTED_ALGS",
     "token_hash",

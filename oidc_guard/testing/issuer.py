@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 
 from .jose import _apply, _json_bytes, b64url_encode
 from .keys import _ALGS, SUPPORTED_ALGS, _generate, _pooled_key, _public_jwk, _sign
@@ -26,6 +26,11 @@ from .tokens import token_hash
 __all__ = ["LocalIssuer"]
 
 _DEFAULT: Any = object()  # "argument not given" marker
+
+
+#: The default clients' credentials for ``/introspect`` (development only).
+INTROSPECTION_CLIENT_ID = "contacts-api"
+INTROSPECTION_CLIENT_SECRET = "contacts-api-secret"
 
 
 @dataclass
@@ -185,6 +190,13 @@ class LocalIssuer:
             self.register_client(
                 "wte-worker", secret="wte-secret", scopes="wte", grant_types=("client_credentials",)
             )
+            # The same worker with reference (opaque) access tokens.
+            self.register_client(
+                "wte-worker-ref", secret="wte-secret", scopes="wte", grant_types=("client_credentials",),
+                access_token_format="reference",
+            )
+            # The API's own credentials for /introspect (RFC 7662 section 2.1).
+            self.register_client(INTROSPECTION_CLIENT_ID, secret=INTROSPECTION_CLIENT_SECRET, grant_types=())
         else:
             for client_id, entry in clients.items():
                 self.register_client(
@@ -193,6 +205,7 @@ class LocalIssuer:
                     scopes=entry.get("scopes", ""),
                     grant_types=entry.get("grant_types", ("implicit",)),
                     secret=entry.get("secret"),
+                    access_token_format=entry.get("access_token_format", "jwt"),
                 )
 
         self.discovery_overrides: Dict[str, Any] = {}
@@ -206,6 +219,12 @@ class LocalIssuer:
         self._faults: Dict[str, _Fault] = {}
         self._counts: Dict[str, int] = {}
         self._codes: Dict[str, _Code] = {}
+        # Reference tokens (handle -> claims) and revoked JWT ids (RFC 7009).
+        self._reference_tokens: Dict[str, Dict[str, Any]] = {}
+        self._revoked_jtis: Set[str] = set()
+        #: introspection requests being answered now, and the most at once
+        self.introspection_in_flight = 0
+        self.introspection_max_in_flight = 0
         #: the last 1000 requests as (method, path) tuples, for assertions
         self.requests: Deque[Tuple[str, str]] = deque(maxlen=1000)
 
@@ -325,6 +344,14 @@ class LocalIssuer:
         return self.url("/token")
 
     @property
+    def introspection_endpoint(self) -> str:
+        return self.url("/introspect")
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return self.url("/revoke")
+
+    @property
     def userinfo_endpoint(self) -> str:
         return self.url("/userinfo")
 
@@ -350,8 +377,8 @@ class LocalIssuer:
     def set_fault(self, kind: str, status: Optional[int] = None, body: Any = None,
                   delay: Optional[float] = None, content_type: Optional[str] = None,
                   headers: Optional[Mapping[str, str]] = None) -> None:
-        """Make the ``"discovery"`` or ``"jwks"`` endpoint misbehave until
-        :meth:`clear_faults`.
+        """Make the ``"discovery"``, ``"jwks"``, ``"introspection"`` or
+        ``"userinfo"`` endpoint misbehave until :meth:`clear_faults`.
 
         ``delay``: sleep that many seconds before answering. ``status``: the
         HTTP status to answer with (default 200). ``body``: bytes or str sent
@@ -361,8 +388,8 @@ class LocalIssuer:
         (e.g. ``{"Location": ...}`` or ``{"Retry-After": "5"}``).
         ``set_fault("jwks", delay=2)`` alone just slows the normal answer.
         """
-        if kind not in ("discovery", "jwks"):
-            raise ValueError("fault kind must be 'discovery' or 'jwks'")
+        if kind not in ("discovery", "jwks", "introspection", "userinfo"):
+            raise ValueError("fault kind must be 'discovery', 'jwks', 'introspection' or 'userinfo'")
         with self._lock:
             self._faults[kind] = _Fault(status, body, delay, content_type, dict(headers or {}))
 
@@ -538,8 +565,14 @@ class LocalIssuer:
         omit: Iterable[str] = (),
         client_id: Optional[str] = "spa",
         now: Optional[float] = None,
+        reference: bool = False,
     ) -> str:
         """Mint an access token (RFC 9068 shape by default).
+
+        ``reference=True``: the same claims are kept by the provider and the
+        token is an opaque handle (43 base64url characters, no dot), valid
+        at ``/introspect`` and ``/userinfo`` until its ``exp`` or
+        :meth:`revoke`.
 
         Claims: ``iss`` (this issuer, or ``issuer``), ``sub`` (``subject``;
         None leaves it out, like a client-credentials token), ``aud``
@@ -578,8 +611,72 @@ class LocalIssuer:
         body = _apply(body, claims)
         for name in omit:
             body.pop(name, None)
+        if reference:
+            handle = secrets.token_urlsafe(32)
+            with self._lock:
+                self._reference_tokens[handle] = body
+            return handle
         return self.sign(body, alg=alg, kid=kid, header=header,
                          typ=self.access_token_typ if typ is _DEFAULT else typ)
+
+    # ------------------------------------------ introspection / revocation
+
+    def introspect(self, token: str) -> Dict[str, Any]:
+        """What ``/introspect`` answers for ``token`` (RFC 7662 section 2.2):
+        ``{"active": true, ...claims, "token_type": "Bearer"}`` for a live
+        reference token or a JWT of this issuer (signature checked, not
+        revoked, not expired), else ``{"active": false}``."""
+        now = time.time()
+        with self._lock:
+            claims = self._reference_tokens.get(token)
+            claims = None if claims is None else dict(claims)
+        if claims is None and token.count(".") == 2:
+            claims = self._verified_jwt(token)
+            if claims is not None:
+                with self._lock:
+                    if claims.get("jti") in self._revoked_jtis:
+                        claims = None
+        if claims is None:
+            return {"active": False}
+        exp = claims.get("exp")
+        if isinstance(exp, (int, float)) and exp <= now:
+            return {"active": False}
+        nbf = claims.get("nbf")
+        if isinstance(nbf, (int, float)) and nbf > now + 5:
+            return {"active": False}
+        out: Dict[str, Any] = {"active": True}
+        out.update(claims)
+        out.setdefault("token_type", "Bearer")
+        return out
+
+    def revoke(self, token: str) -> None:
+        """RFC 7009: make ``token`` inactive at once (a reference token is
+        forgotten; a JWT's ``jti`` is remembered as revoked, which only
+        introspection sees: a JWT validated locally stays valid until exp)."""
+        with self._lock:
+            if self._reference_tokens.pop(token, None) is not None:
+                return
+        claims = self._verified_jwt(token)
+        if claims is not None and isinstance(claims.get("jti"), str):
+            with self._lock:
+                self._revoked_jtis.add(claims["jti"])
+
+    def _verified_jwt(self, token: str) -> Optional[Dict[str, Any]]:
+        """The payload of a JWT signed by one of this issuer's keys, or None."""
+        import jwt
+
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            with self._lock:
+                key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                return None
+            payload = jwt.decode(token, key.private_key.public_key(), algorithms=[key.alg],
+                                 options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                                          "verify_iat": False})
+        except jwt.InvalidTokenError:
+            return None
+        return dict(payload) if isinstance(payload, dict) else None
 
     def mint_id_token(
         self,
@@ -644,6 +741,8 @@ class LocalIssuer:
             "authorization_endpoint": self.authorization_endpoint,
             "token_endpoint": self.token_endpoint,
             "userinfo_endpoint": self.userinfo_endpoint,
+            "introspection_endpoint": self.introspection_endpoint,
+            "revocation_endpoint": self.revocation_endpoint,
             "response_types_supported": ["code", "id_token", "id_token token"],
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": ["authorization_code", "implicit", "client_credentials"],
@@ -659,15 +758,21 @@ class LocalIssuer:
     # ------------------------------------------------------- dev provider
 
     def register_client(self, client_id: str, *, redirect_uris: Iterable[str] = (), scopes: Union[str, Iterable[str]] = "",
-                        grant_types: Iterable[str] = ("implicit",), secret: Optional[str] = None) -> None:
+                        grant_types: Iterable[str] = ("implicit",), secret: Optional[str] = None,
+                        access_token_format: str = "jwt") -> None:
         """Register (or replace) a dev-provider client. ``secret=None``: a
         public client (no client authentication; PKCE required for code).
+        ``access_token_format="reference"``: its access tokens are opaque
+        handles (IdentityServer v3 reference tokens) that an API validates at
+        ``/introspect``; ``"jwt"`` (default): signed JWTs.
         Redirect URIs are compared exactly (RFC 6749 3.1.2, OIDC Core
         3.1.2.1) and must not contain a fragment (RFC 6749 3.1.2)."""
         uris = list(redirect_uris)
         for uri in uris:
             if "#" in uri:
                 raise ValueError(f"redirect URI must not contain a fragment: {uri!r}")
+        if access_token_format not in ("jwt", "reference"):
+            raise ValueError("access_token_format must be 'jwt' or 'reference'")
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
         with self._lock:
             self.clients[client_id] = {
@@ -675,6 +780,7 @@ class LocalIssuer:
                 "scopes": scope_list,
                 "grant_types": list(grant_types),
                 "secret": secret,
+                "access_token_format": access_token_format,
             }
 
     def _format_scope(self, scopes: List[str]) -> Union[str, List[str]]:
@@ -685,12 +791,17 @@ class LocalIssuer:
         result: Dict[str, str] = {}
         access_token = None
         if with_access_token:
-            extra_claims: Dict[str, Any] = {"auth_time": auth_time, "amr": ["pwd"]}
-            if self.token_shape == "identityserver3":
-                extra_claims["idp"] = "idsrv"  # IdentityServer v3's identity-provider claim
+        if reference:
+            handle = secrets.token_urlsafe(32)
+            with self._lock:
+                self._reference_tokens[handle] = body
+            return handle
+        return self.sign(body, alg=alg, kid=kid, header=header,
+                         typ=self.access_token_typ if typ is _DEFAULT else typ)
             access_token = self.mint(
                 extra_claims,
                 subject=user["sub"], scope=self._format_scope(scopes), client_id=client_id,
+                reference=reference,
             )
             result.update({
                 "access_token": access_token,

@@ -1,5 +1,6 @@
 """The development provider's HTTP endpoints: discovery, JWKS, the login
-page and ``/authorize``, ``/token`` and ``/userinfo``.
+page and ``/authorize``, ``/token``, ``/userinfo``, ``/introspect`` (RFC 7662)
+and ``/revoke`` (RFC 7009).
 
 **Development only, not for production**: hard-coded users, no sessions,
 no CSRF protection. Each path is a row of :data:`ENDPOINTS` that maps HTTP
@@ -182,7 +183,49 @@ class _Handler(BaseHTTPRequestHandler):
         self._token()
 
     def _get_userinfo(self, request: Request) -> None:
+        if self._fault("userinfo"):
+            return
         self._userinfo()
+
+    def _post_introspect(self, request: Request) -> None:
+        provider = self.provider
+        with provider._lock:
+            provider.introspection_in_flight += 1
+            provider.introspection_max_in_flight = max(provider.introspection_max_in_flight,
+                                                       provider.introspection_in_flight)
+        try:
+            if self._fault("introspection"):
+                return
+            self._introspect()
+        finally:
+            with provider._lock:
+                provider.introspection_in_flight -= 1
+
+    def _post_revoke(self, request: Request) -> None:
+        self._revoke()
+
+    def _fault(self, kind: str) -> bool:
+        """Apply a :meth:`LocalIssuer.set_fault` of ``kind``; True when the
+        fault answered (or dropped) the request itself."""
+        provider = self.provider
+        with provider._lock:
+            fault = provider._faults.get(kind)
+            stop_event = provider._stop_event
+        if fault is None:
+            return False
+        if fault.delay and stop_event.wait(fault.delay):
+            self.close_connection = True
+            return True
+        if fault.status is None and fault.body is None and fault.content_type is None and not fault.headers:
+            return False  # only a delay: answer normally
+        status = 200 if fault.status is None else int(fault.status)
+        body = fault.body if fault.body is not None else {"error": "server_error"}
+        if isinstance(body, (dict, list)):
+            body = _json_bytes(body)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        self._send(status, body, fault.content_type or "application/json", list(fault.headers.items()))
+        return True
 
     # ---------------------------------------------------- discovery / jwks
 
@@ -415,6 +458,14 @@ class _Handler(BaseHTTPRequestHandler):
                             [("WWW-Authenticate", realm)])
             return
         token = token.strip()
+        if "." not in token:  # a reference token: what /introspect would say
+            answer = provider.introspect(token)
+            if not answer.get("active") or not isinstance(answer.get("sub"), str):
+                self._send_json(401, {"error": "invalid_token", "error_description": "access token rejected"},
+                                [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+                return
+            self._userinfo_answer(answer)
+            return
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             with provider._lock:
@@ -429,6 +480,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"error": "invalid_token", "error_description": description},
                             [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
             return
+        with provider._lock:
+            revoked = claims.get("jti") in provider._revoked_jtis
+        if revoked:
+            self._send_json(401, {"error": "invalid_token", "error_description": "access token revoked"},
+                            [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+            return
+        self._userinfo_answer(claims)
+
+    def _userinfo_answer(self, claims: Mapping[str, Any]) -> None:
+        provider = self.provider
         scope = claims.get("scope", "")
         scopes = set(scope.split() if isinstance(scope, str) else scope)
         out: Dict[str, Any] = {"sub": claims["sub"]}
@@ -439,6 +500,47 @@ class _Handler(BaseHTTPRequestHandler):
         if "email" in scopes and "email" in user:
             out["email"] = user["email"]
         self._send_json(200, out, [("Cache-Control", "no-store")])
+
+    def _introspect(self) -> None:
+        """RFC 7662 (development only): a confidential client authenticates
+        (2.1: basic or post); ``token`` is required; the answer is
+        :meth:`LocalIssuer.introspect`. A client failing authentication gets
+        401 ``invalid_client`` (RFC 6749 5.2)."""
+        form, error = self._read_form()
+        no_store = [("Cache-Control", "no-store")]
+        try:
+            if error:
+                raise _OAuthError("invalid_request", error)
+            _client_id, client, _method = self._authenticate_client(form)
+            if client.get("secret") is None:
+                raise _OAuthError("invalid_client", "only confidential clients may introspect", 401)
+            token = form.get("token")
+            if not token:
+                raise _OAuthError("invalid_request", "token is missing")
+        except _OAuthError as exc:
+            headers = list(no_store)
+            if exc.status == 401:
+                headers.append(("WWW-Authenticate", 'Basic realm="oidc_guard-dev"'))
+            self._send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
+            return
+        self._send_json(200, self.provider.introspect(token), no_store)
+
+    def _revoke(self) -> None:
+        """RFC 7009 section 2.1 (development only): a client authenticates and
+        revokes ``token``; 200 whatever the token was (2.2)."""
+        form, error = self._read_form()
+        try:
+            if error:
+                raise _OAuthError("invalid_request", error)
+            self._authenticate_client(form)
+            token = form.get("token")
+            if not token:
+                raise _OAuthError("invalid_request", "token is missing")
+        except _OAuthError as exc:
+            self._send_json(exc.status, {"error": exc.error, "error_description": exc.description})
+            return
+        self.provider.revoke(token)
+        self._send(200, b"", "text/plain")
 
     def _authenticate_client(self, form: Mapping[str, str]) -> Tuple[str, Dict[str, Any], str]:
         """RFC 6749 2.3.1: client_secret_basic or client_secret_post, never
@@ -501,6 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
             subject=client_id if provider.client_token_sub else None,
             scope=provider._format_scope(granted),
             client_id=client_id,
+            reference=client.get("access_token_format") == "reference",
         )
         return {"access_token": token, "token_type": "Bearer", "expires_in": provider.token_lifetime,
                 "scope": " ".join(granted)}
@@ -579,6 +682,10 @@ ENDPOINTS: Dict[str, Endpoint] = {
     "/token": Endpoint({"POST": _Handler._post_token}, counter="token"),
     # OIDC Core 5.3 (GET and POST, 5.3.1)
     "/userinfo": Endpoint({"GET": _Handler._get_userinfo, "POST": _Handler._get_userinfo}, counter="userinfo"),
+    # RFC 7662 section 2 (POST only)
+    "/introspect": Endpoint({"POST": _Handler._post_introspect}, counter="introspection", refuse_other_methods=True),
+    # RFC 7009 section 2 (POST only)
+    "/revoke": Endpoint({"POST": _Handler._post_revoke}, counter="revocation", refuse_other_methods=True),
 }
 
 
