@@ -84,7 +84,11 @@ def test_discover_flags_what_a_reviewer_would(issuer):
         dict(good, kid="encryption-key", use="enc"),
     ]
     issuer.jwks_max_age = None  # no Cache-Control
-    issuer.discovery_overrides = {"userinfo_endpoint": "http://idp.example.com/userinfo"}
+    from oidc_guard.testing import OMIT
+
+    # the dev provider names an introspection endpoint; this provider does not
+    issuer.discovery_overrides = {"userinfo_endpoint": "http://idp.example.com/userinfo",
+                                  "introspection_endpoint": OMIT}
     result = run("discover", issuer.issuer, "--json")
     assert result.returncode == 0, result.stdout  # warnings only: the good key still works
     doc = json.loads(result.stdout)
@@ -142,6 +146,9 @@ def test_discover_plain_http_jwks_uri_is_not_fetched_exit_3(issuer):
 
 
 def test_discover_missing_introspection_endpoint_when_needed_exit_3(issuer):
+    from oidc_guard.testing import OMIT
+
+    issuer.discovery_overrides["introspection_endpoint"] = OMIT  # the dev provider has one
     assert run("discover", issuer.issuer).returncode == 0
     result = run("discover", issuer.issuer, "--introspection")
     assert result.returncode == 3 and "no introspection_endpoint" in result.stdout

@@ -267,7 +267,9 @@ def test_redirect_to_another_origin_is_refused(op, make_v, make_loopback):
 
 
 def test_discovery_without_endpoint(op, make_v):
-    del op.discovery_overrides["introspection_endpoint"]
+    from oidc_guard.testing import OMIT
+
+    op.discovery_overrides["introspection_endpoint"] = OMIT
     v = make_v()
     with pytest.raises(ProviderError, match="introspection_endpoint"):
         v.validate_access_token("t")

@@ -791,13 +791,11 @@ class LocalIssuer:
         result: Dict[str, str] = {}
         access_token = None
         if with_access_token:
-        if reference:
-            handle = secrets.token_urlsafe(32)
+            extra_claims: Dict[str, Any] = {"auth_time": auth_time, "amr": ["pwd"]}
+            if self.token_shape == "identityserver3":
+                extra_claims["idp"] = "idsrv"  # IdentityServer v3's identity-provider claim
             with self._lock:
-                self._reference_tokens[handle] = body
-            return handle
-        return self.sign(body, alg=alg, kid=kid, header=header,
-                         typ=self.access_token_typ if typ is _DEFAULT else typ)
+                reference = self.clients.get(client_id, {}).get("access_token_format") == "reference"
             access_token = self.mint(
                 extra_claims,
                 subject=user["sub"], scope=self._format_scope(scopes), client_id=client_id,
