@@ -11,5 +11,8 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet -e ".[flask]"
+# Install (quietly, pip's output in .venv/oidc_guard-install.log) only on the
+# first run or when setup.cfg / pyproject.toml changed; see the script.
+# The demo's provider is oidc_guard.testing.LocalIssuer: extra "testing".
+.venv/bin/python scripts/install_stamp.py ensure flask,testing
 exec .venv/bin/python examples/demo.py "$@"

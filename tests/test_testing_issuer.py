@@ -25,6 +25,7 @@ from oidc_guard.testing import (
     LocalIssuer,
     forge_token,
     hmac_token,
+    sign_raw,
     token_hash,
 )
 
@@ -882,3 +883,99 @@ def test_identityserver3_token_shape():
         assert new.audience == "api://contacts" and new.access_token_typ == "at+jwt"
     with pytest.raises(ValueError):
         LocalIssuer(token_shape="idsrv4")
+
+
+# ------------------------------------------- PyJWT signs the issuer's tokens
+
+
+@pytest.fixture
+def pyjwt_calls(monkeypatch):
+    """Every PyJWT JWS signature made during the test, as (alg, header)."""
+    calls = []
+    real_encode = jwt.PyJWS.encode
+
+    def spy(self, payload, key, algorithm=None, headers=None, **kwargs):
+        calls.append((algorithm, dict(headers or {})))
+        return real_encode(self, payload, key, algorithm=algorithm, headers=headers, **kwargs)
+
+    monkeypatch.setattr(jwt.PyJWS, "encode", spy)
+    return calls
+
+
+def test_minted_tokens_are_signed_by_pyjwt_for_every_alg(pyjwt_calls):
+    """LocalIssuer signs with PyJWT, an independent JOSE implementation, so
+    the library's verifier is always checked against a second signer."""
+    from oidc_guard import TokenValidator
+
+    with LocalIssuer(algs=SUPPORTED_ALGS) as iss:
+        validator = TokenValidator(iss.issuer, audience="api://contacts", algorithms=SUPPORTED_ALGS, cache_size=0)
+        for alg in SUPPORTED_ALGS:
+            del pyjwt_calls[:]
+            token = iss.mint(alg=alg, header={"x5t": "a3rMUgMFv9tPclLa6yF3zAkfquE"})
+            assert [call[0] for call in pyjwt_calls] == [alg]
+            assert validator.validate_access_token(token)["iss"] == iss.issuer
+            del pyjwt_calls[:]
+            iss.mint_id_token("spa", alg=alg, nonce="n", access_token=token)
+            assert [call[0] for call in pyjwt_calls] == [alg]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS512", "EdDSA"])  # deterministic signatures
+def test_pyjwt_path_gives_the_same_bytes_as_the_cryptography_signer(issuer, pyjwt_calls, alg):
+    claims = {"iss": issuer.issuer, "sub": "alice", "n": 1}
+    token = issuer.sign(claims, alg=alg, typ="at+jwt")
+    assert pyjwt_calls and pyjwt_calls[-1][0] == alg
+    head, payload, _sig = token.split(".")
+    kid = raw_header(token)["kid"]
+    assert token == sign_raw(issuer.private_key(kid), alg, b64decode(head), b64decode(payload))
+    assert b64decode(head) == json.dumps({"alg": alg, "kid": kid, "typ": "at+jwt"}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("header", [
+    {"alg": "HS256"},                      # an alg other than the key's: PyJWT would switch algorithms
+    {"alg": "none"},
+    {"crit": ["exp"]},
+    {"b64": False},                        # PyJWT would write an RFC 7797 unencoded payload
+    {"kid": 7},                            # PyJWT refuses a non-string kid
+    {"typ": ""},                           # PyJWT drops an empty typ
+    {"jwk": {"kty": "oct"}},
+    {"x5c": ["MIIB"]},                     # not a member this issuer writes
+])
+def test_attack_headers_are_signed_over_exactly_the_bytes_asked_for(issuer, pyjwt_calls, header):
+    kid = issuer.signing_kid
+    token = issuer.sign({"sub": "x"}, header=header)
+    assert pyjwt_calls == []
+    expected = {"alg": "RS256", "kid": kid, "typ": "JWT"}
+    expected.update(header)
+    assert raw_header(token) == expected
+    assert list(raw_header(token)) == list(expected)
+    # the signature is still the key's own RS256 signature over those bytes
+    h, p, _ = token.split(".")
+    assert token == sign_raw(issuer.private_key(kid), "RS256", b64decode(h), b64decode(p))
+
+
+_WITHOUT_PYJWT = """
+import sys
+sys.modules["jwt"] = None  # PyJWT not installed
+import oidc_guard, oidc_guard.wsgi, oidc_guard.flask
+from oidc_guard import TokenValidator
+issuer_url, token = sys.argv[1], sys.argv[2]
+claims = TokenValidator(issuer_url, audience="api://contacts").validate_access_token(token)
+assert claims["sub"] == "alice", claims
+import oidc_guard.testing as t
+assert t.forge_token({"alg": "none"}, {"sub": "x"}).endswith(".")
+try:
+    t.LocalIssuer()
+except ImportError as exc:
+    print(exc)
+else:
+    raise SystemExit("LocalIssuer started without PyJWT")
+"""
+
+
+def test_the_library_needs_no_pyjwt_and_the_test_issuer_names_the_extra(issuer):
+    token = issuer.mint()
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_PYJWT, issuer.issuer, token],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'oidc_guard[testing]'" in out.stdout
+    assert "PyJWT" in out.stdout

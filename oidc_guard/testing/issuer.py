@@ -17,8 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 
-from .jose import _apply, _json_bytes, b64url_encode
-from .keys import _ALGS, SUPPORTED_ALGS, _generate, _pooled_key, _public_jwk, _sign
+from .jose import _apply, _json_bytes
+from .keys import _ALGS, SUPPORTED_ALGS, _generate, _pooled_key, _public_jwk, _pyjwt_signer, sign_jws
 from .provider import _Code, _Handler
 from .server import _IPv6Server, _loopback_host, _Server
 from .tokens import token_hash
@@ -145,6 +145,7 @@ class LocalIssuer:
         fresh_keys: bool = False,
         token_shape: str = "rfc9068",
     ) -> None:
+        _pyjwt_signer()  # ImportError naming the extra to install, before anything starts
         if not _loopback_host(host):
             raise ValueError(
                 f"LocalIssuer is a test/development tool and binds to loopback only; got host {host!r}"
@@ -537,17 +538,19 @@ class LocalIssuer:
         """Sign exactly ``claims`` (nothing added) with one of this issuer's
         keys. Header: ``alg``, ``kid`` and ``typ`` (if not None), then
         ``header`` merged in (OMIT removes). The signature is always made with
-        the chosen key's own alg, whatever ``header["alg"]`` says."""
+        the chosen key's own alg, whatever ``header["alg"]`` says.
+
+        The signature is made by PyJWT (an independent JOSE implementation)
+        when the header is one an issuer writes (``alg`` of the key, ``kid``,
+        ``typ``, ``x5t``, ``x5t#S256``, non-empty strings), else over exactly
+        these bytes with ``cryptography`` (attack tests); the token's bytes
+        are the same either way."""
         key = self._pick_key(alg, kid)
         head: Dict[str, Any] = {"alg": key.alg, "kid": key.kid}
         if typ is not None:
             head["typ"] = typ
         head = _apply(head, header)
-        signing_input = (b64url_encode(_json_bytes(head)) + "." + b64url_encode(_json_bytes(dict(claims)))).encode(
-            "ascii"
-        )
-        signature = _sign(key.private_key, key.alg, signing_input)
-        return signing_input.decode("ascii") + "." + b64url_encode(signature)
+        return sign_jws(key.private_key, key.alg, head, _json_bytes(dict(claims)))
 
     def mint(
         self,

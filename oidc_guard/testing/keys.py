@@ -7,10 +7,14 @@ Test and development tool only; never use it in production.
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from .jose import b64url_encode, _int_bytes
+from .jose import _int_bytes, _json_bytes, b64url_encode
+
+if TYPE_CHECKING:
+    import jwt
 
 __all__ = ["SUPPORTED_ALGS", "sign_raw"]
 
@@ -129,3 +133,70 @@ def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
         return signature
     raise ValueError(f"unsupported alg {alg!r}")
 
+
+
+# --------------------------------------------------------------------------
+# signing with PyJWT, an independent JOSE implementation
+# --------------------------------------------------------------------------
+# LocalIssuer signs its tokens with PyJWT wherever PyJWT can write exactly
+# the token asked for, so the library's own verifier is always checked
+# against a second implementation of RFC 7515 / RFC 7518 (PKCS#1 v1.5, PSS,
+# the ECDSA R || S form, EdDSA) and not only against the signer above.
+# Attack-test tokens (a header PyJWT would rewrite or refuse, such as an
+# ``alg`` other than the key's, ``b64``, ``crit`` or a non-string ``kid``)
+# are signed by :func:`_sign` over exactly the bytes asked for.
+
+#: Header members an issuer writes; PyJWT signs only headers made of these,
+#: with non-empty string values.
+_PYJWT_HEADER_MEMBERS = frozenset({"alg", "kid", "typ", "x5t", "x5t#S256"})
+
+_PYJWT_MISSING = (
+    "oidc_guard.testing.LocalIssuer signs its tokens with PyJWT, which is not installed: "
+    "pip install 'oidc_guard[testing]' (the library itself does not need PyJWT)"
+)
+
+_pyjws: "Optional[jwt.PyJWS]" = None
+
+
+def _pyjwt_signer() -> "jwt.PyJWS":
+    """PyJWT's JWS signer, or ImportError saying which extra to install."""
+    global _pyjws
+    if _pyjws is None:
+        try:
+            import jwt
+        except ImportError as exc:
+            raise ImportError(_PYJWT_MISSING) from exc
+        _pyjws = jwt.PyJWS()
+    return _pyjws
+
+
+def _pyjwt_can_sign(alg: str, header: Mapping[str, Any]) -> bool:
+    """True when PyJWT writes exactly ``header`` for a key of ``alg``: only
+    issuer members with non-empty string values, the key's own alg, and members in
+    the sorted order PyJWT writes them (RFC 7515 fixes no order; sorted
+    keeps the header bytes the same on both paths)."""
+    if header.get("alg") != alg or not set(header) <= _PYJWT_HEADER_MEMBERS:
+        return False
+    if not all(isinstance(value, str) and value for value in header.values()):  # PyJWT drops typ ""
+        return False
+    names = list(header)
+    return names == sorted(names) and alg in _pyjwt_signer().get_algorithms()
+
+
+def sign_jws(private_key: Any, alg: str, header: Mapping[str, Any], payload: bytes) -> str:
+    """JWS compact serialisation (RFC 7515 section 7.1) of exactly
+    ``header`` (as compact JSON) and ``payload`` bytes, signed with
+    ``alg``: by PyJWT when it writes exactly that header, else by
+    :func:`_sign` (see the comment above)."""
+    head = _json_bytes(dict(header))
+    if not _pyjwt_can_sign(alg, header):
+        return sign_raw(private_key, alg, head, payload)
+    headers = dict(header)
+    headers.setdefault("typ", None)  # PyJWT adds typ "JWT" unless told None
+    token = _pyjwt_signer().encode(payload, private_key, algorithm=alg, headers=headers)
+    # PyJWT wrote the same header bytes and payload (sorted compact JSON,
+    # base64url, RFC 7515 section 2): anything else is a bug in this helper.
+    expected = b64url_encode(head) + "." + b64url_encode(payload) + "."
+    if not token.startswith(expected) or json.loads(head) != header:
+        raise AssertionError("PyJWT wrote a different JWS header or payload than asked for")
+    return token
