@@ -13,8 +13,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
+from urllib.parse import parse_qs
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -298,6 +300,47 @@ def test_introspection_credentials_from_the_environment(issuer):
         assert result.returncode == 2 and "cannot introspect" in result.stderr
     half = validate(issuer, issuer.mint(), env={"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api"})
     assert half.returncode == 2
+
+
+def test_validate_opaque_token_by_introspection(issuer, loopback):
+    if "introspection_client_id" not in TokenValidator.__init__.__code__.co_varnames:
+        pytest.skip("this oidc_guard has no introspection")
+    seen = []
+    opaque = "2YotnFZFEjr1zCsicMWpAA-reference"
+
+    def introspect(handler):
+        form = parse_qs(handler.body.decode("ascii"))
+        seen.append((form.get("token", [""])[0], handler.headers.get("Authorization")))
+        doc = ({"active": True, "iss": issuer.issuer, "aud": "api://contacts", "scope": "contacts",
+                "sub": "carol", "exp": int(time.time()) + 600}
+               if form.get("token") == [opaque] else {"active": False})
+        body = json.dumps(doc).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    loopback.routes["/introspect"] = introspect
+    issuer.discovery_overrides["introspection_endpoint"] = loopback.url("/introspect")
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": "s3cr3t-value"}
+    ok = validate(issuer, opaque, "--scope", "contacts", "--json", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["subject"] == "carol"
+    assert seen and seen[0][0] == opaque and seen[0][1].startswith("Basic ")
+    revoked = validate(issuer, "revoked-reference-token", env=env)
+    assert revoked.returncode == 1 and revoked.stdout.startswith("INVALID")
+    for result in (ok, revoked):
+        assert "s3cr3t-value" not in result.stdout + result.stderr
+    # without credentials an opaque token cannot be checked at all
+    local = validate(issuer, opaque)
+    assert local.returncode == 1
+    assert len(seen) == 2
+    # the endpoint failing is the provider's problem: 3, not 1
+    loopback.routes["/introspect"] = (500, {"Content-Type": "application/json"}, b"{}")
+    down = validate(issuer, opaque, env=env)
+    assert down.returncode == 3, down.stdout
 
 
 def test_every_command_has_help_with_an_example():
