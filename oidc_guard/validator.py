@@ -91,6 +91,11 @@ _HEADER_MEMO_MAX = 64
 _ACCESS_TYP = frozenset({"at+jwt", "jwt"})
 _ID_TOKEN_TYP = frozenset({"jwt"})
 
+# Claims only an ID Token carries (OpenID Connect Core 2: nonce; 3.1.3.6 /
+# 3.3.2.11: at_hash, c_hash): with verify_audience=False they are how an ID
+# Token presented as an access token is recognised (RFC 9068 section 4).
+_ID_TOKEN_ONLY_CLAIMS = ("nonce", "at_hash", "c_hash")
+
 # Header parameters that would bring keys from the token itself (jwk, jku,
 # x5u, x5c) are never read (RFC 8725 section 3.10): keys come only from the
 # issuer's JWKS.
@@ -193,7 +198,16 @@ class TokenValidator:
     verify_audience
         ``False`` turns the audience check off.  Only for providers that
         cannot mint audience-restricted tokens; tokens for other APIs of the
-        same issuer are then accepted too.
+        same issuer are then accepted too, and so would be the issuer's ID
+        Tokens: the audience is what tells an access token for this API from
+        an ID Token for a client (RFC 9068 section 4; RFC 8725 section 3.11
+        on telling token kinds apart).  In this mode a token carrying an
+        ID-Token-only claim (``nonce``, ``at_hash``, ``c_hash``, OpenID
+        Connect Core 2 and 3.3.2.11) is therefore refused, and a ``typ``
+        other than ``at+jwt``/``JWT`` is refused in every mode; an ID Token
+        without any of those claims (code flow without nonce) is still
+        indistinguishable from an access token: prefer audience-restricted
+        tokens.
     http_timeout
         Seconds for each discovery/JWKS request (default 5).
     allow_http
@@ -681,6 +695,13 @@ class TokenValidator:
                 shown = auds[0] if len(auds) == 1 else list(auds)
                 raise InvalidToken(f"audience {_show(shown, 120)} not accepted; expected one of "
                                    f"{list(self.audiences)!r}")
+        else:
+            # No audience check: nothing else would stop the issuer's ID
+            # Tokens (aud = a client id) being used as access tokens.
+            for name in _ID_TOKEN_ONLY_CLAIMS:
+                if name in payload:
+                    raise InvalidToken(f"this looks like an ID Token (it has {name!r}); an ID Token is not an "
+                                       "access token (RFC 9068 section 4)")
         if share:  # the Claims goes into the cache: keep its memory small
             payload = self._share_strings(payload)
         return Claims(payload, header), key, nbf, exp

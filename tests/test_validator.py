@@ -1425,3 +1425,41 @@ def test_foreign_issuer_id_token(issuer, validator):
     issuer.reset_counts()
     rejected_id(validator, token, f"ID Token issued by {other.issuer!r}, not by the trusted issuer")
     assert issuer.fetch_counts["jwks"] == 0
+
+
+# --- verify_audience=False and ID Tokens (issue 9; RFC 9068 section 4) ----------------
+
+
+@pytest.mark.parametrize("claim", ["nonce", "at_hash", "c_hash"])
+def test_without_audience_check_an_id_token_is_not_an_access_token(issuer, claim):
+    validator = TokenValidator(issuer.issuer, audience=None, verify_audience=False, http_timeout=2)
+    rejected(validator, issuer.mint({claim: "x"}),
+             f"this looks like an ID Token (it has {claim!r}); an ID Token is not an access token (RFC 9068 section 4)")
+
+
+def test_without_audience_check_a_real_id_token_is_refused(issuer):
+    validator = TokenValidator(issuer.issuer, audience=None, verify_audience=False, http_timeout=2)
+    id_token = issuer.mint_id_token("spa", nonce="n-0S6_WzA2Mj", access_token=issuer.mint())
+    rejected(validator, id_token, "this looks like an ID Token")
+    # the same ID Token is fine where an ID Token is expected
+    validator.validate_id_token(id_token, client_id="spa", nonce="n-0S6_WzA2Mj")
+
+
+def test_without_audience_check_at_jwt_access_tokens_still_pass(issuer):
+    validator = TokenValidator(issuer.issuer, audience=None, verify_audience=False, http_timeout=2)
+    assert validator.validate_access_token(issuer.mint(typ="at+jwt")).subject == "alice"
+    assert validator.validate_access_token(issuer.mint(typ="JWT")).subject == "alice"
+    assert validator.validate_access_token(issuer.mint(typ=None)).subject == "alice"
+
+
+@pytest.mark.parametrize("typ", ["id_token+jwt", "application/id_token+jwt", "logout+jwt"])
+def test_an_id_token_typ_is_refused_in_every_mode(issuer, validator, typ):
+    loose = TokenValidator(issuer.issuer, audience=None, verify_audience=False, http_timeout=2)
+    for v in (validator, loose):
+        rejected(v, issuer.mint(typ=typ), "has typ")
+
+
+def test_with_audience_check_nonce_in_an_access_token_is_allowed(issuer, validator):
+    # The audience already tells the kinds apart; some providers put a nonce
+    # in access tokens, and nothing is gained by refusing them here.
+    assert validator.validate_access_token(issuer.mint({"nonce": "n"})).subject == "alice"
