@@ -133,7 +133,7 @@ class Claims(Mapping[str, Any]):
     ``scp`` cannot be read exactly.
     """
 
-    __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint")
+    __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint", "_binding")
 
     def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None) -> None:
         self._payload = dict(payload)
@@ -154,6 +154,7 @@ class Claims(Mapping[str, Any]):
         # TokenValidator when it keeps this Claims in its verified-token cache
         # (the Claims is the cache entry; see validate_access_token).
         self._key_fingerprint: Optional[str] = None
+        self._binding: Optional[str] = None
 
     # --- Mapping -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -175,7 +176,41 @@ class Claims(Mapping[str, Any]):
         """A shallow copy of the payload as a plain dict (e.g. for JSON)."""
         return dict(self._payload)
 
+    def _with_binding(self, binding: str) -> "Claims":
+        """A copy for one request that says how the token was bound; shares
+        the (never modified) payload and header with this one, which may be
+        the validator's cached entry and must not change."""
+        copy = Claims.__new__(Claims)
+        copy._payload = self._payload
+        copy._scopes = self._scopes
+        copy._audiences = self._audiences
+        copy.header = self.header
+        copy._key_fingerprint = self._key_fingerprint
+        copy._binding = binding
+        return copy
+
+    @property
+    def binding(self) -> Optional[str]:
+        """How the request proved it holds the token (sender-constrained
+        tokens), as :class:`~oidc_guard.BearerMiddleware` verified it:
+        ``None`` (a bearer token: whoever holds it may use it), ``"dpop"``
+        (RFC 9449: a DPoP proof signed with the key of the token's
+        ``cnf.jkt`` was verified; a certificate binding, if the token has one
+        too, was verified as well) or ``"mtls"`` (RFC 8705: the client
+        certificate matched the token's ``cnf["x5t#S256"]``).  A Claims
+        straight from ``validate_access_token`` has ``None``: the validator
+        alone never sees the request."""
+        return self._binding
+
     # --- normalised accessors ----------------------------------------------
+    @property
+    def confirmation(self) -> Optional[Mapping[str, Any]]:
+        """The ``cnf`` claim (RFC 7800): the key (``jkt``, RFC 9449) or
+        certificate (``x5t#S256``, RFC 8705) the token is bound to, or
+        ``None`` for a plain bearer token."""
+        cnf = self._payload.get("cnf")
+        return cnf if isinstance(cnf, dict) else None
+
     @property
     def subject(self) -> Optional[str]:
         sub = self._payload.get("sub")

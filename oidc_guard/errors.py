@@ -144,8 +144,13 @@ def www_authenticate(
     error: Optional[str] = None,
     description: Optional[str] = None,
     scope: Optional[Iterable[str]] = None,
+    *,
+    scheme: str = "Bearer",
+    algs: Optional[str] = None,
 ) -> str:
-    """Build the value of a ``WWW-Authenticate: Bearer`` challenge.
+    """Build the value of a ``WWW-Authenticate: Bearer`` challenge (or, with
+    ``scheme="DPoP"``, of a DPoP challenge, RFC 9449 section 7.1, whose
+    ``algs`` lists the proof algorithms accepted).
 
     RFC 6750 section 3: when the request carried no token at all the
     challenge SHOULD NOT include an error code, so pass ``error=None`` then.
@@ -159,9 +164,11 @@ def www_authenticate(
             params.append("error_description=" + _quote(description))
     if scope:
         params.append("scope=" + _quote(" ".join(scope)))
+    if algs:
+        params.append("algs=" + _quote(algs))
     if not params:
-        return "Bearer"
-    return "Bearer " + ", ".join(params)
+        return scheme
+    return scheme + " " + ", ".join(params)
 
 
 def error_response(

@@ -157,6 +157,18 @@ class OIDCGuard:
     ``OIDC_GUARD_ACCEPT_QUERY``                   also accept ``access_token`` in the query
                                                   (RFC 6750 2.3)
     ``OIDC_GUARD_MAX_FORM_BYTES``                 largest form body searched for a token
+    ``OIDC_GUARD_DPOP``                           ``allowed`` (default), ``required`` (no bearer tokens)
+                                                  or ``disabled``: DPoP tokens, RFC 9449
+    ``OIDC_GUARD_PUBLIC_URL``                     ``https://host`` clients see, for the DPoP ``htu``
+                                                  behind a proxy (default: from the WSGI environ)
+    ``OIDC_GUARD_CLIENT_CERT_HEADER``             header a trusted TLS proxy puts the client
+                                                  certificate in (RFC 8705; default ``SSL_CLIENT_CERT``)
+    ``OIDC_GUARD_DPOP_ALGORITHMS``                DPoP proof algorithms accepted, a list
+    ``OIDC_GUARD_DPOP_MAX_AGE``                   seconds a proof is accepted after its ``iat`` (300)
+    ``OIDC_GUARD_DPOP_LEEWAY``                    seconds a proof's ``iat`` may be ahead (30)
+    ``OIDC_GUARD_DPOP_NONCE``                     ``True``: require server nonces (RFC 9449 section 9)
+    ``OIDC_GUARD_DPOP_NONCE_SECRET``              HMAC secret of the nonces, shared by all workers
+    ``OIDC_GUARD_DPOP_NONCE_STEP``                seconds per nonce; a nonce lives 1-2 steps (60)
     ``OIDC_GUARD_ISSUERS``                        several issuers instead of ``ISSUER`` (a
                                                   migration, or one issuer per tenant): a
                                                   list of ``{"issuer": ..., "audience":
@@ -469,30 +481,32 @@ def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
 
 
 @overload
-def require_token(view: _View) -> _View: ...
+def require_token(view: _View, *, bound: bool = False) -> _View: ...
 @overload
-def require_token(view: None = None) -> Callable[[_View], _View]: ...
+def require_token(view: None = None, *, bound: bool = False) -> Callable[[_View], _View]: ...
 
 
-def require_token(view: Optional[_View] = None) -> Any:
+def require_token(view: Optional[_View] = None, *, bound: bool = False) -> Any:
     """View decorator: any valid token (401 otherwise, 503 while the identity
-    provider is unusable).  ``@require_token()``; ``@require_token`` works too."""
-    decorate = _flask_decorator(None)
+    provider is unusable).  ``@require_token()``; ``@require_token`` works too.
+    ``bound=True``: only a sender-constrained token (DPoP with its proof, or
+    certificate-bound with its certificate); a bearer token gets 401."""
+    decorate = _flask_decorator(_Requirement((), "all", True) if bound else None)
     if view is not None:
         return decorate(view)
     return decorate
 
 
-def require_scope(*scopes: str) -> Callable[[_View], _View]:
+def require_scope(*scopes: str, bound: bool = False) -> Callable[[_View], _View]:
     """View decorator: a valid token with *every* one of ``scopes`` (403
-    ``insufficient_scope`` otherwise)."""
-    return _flask_decorator(_scope_requirement(scopes, "all", "require_scope"))
+    ``insufficient_scope`` otherwise); ``bound`` as for :func:`require_token`."""
+    return _flask_decorator(_scope_requirement(scopes, "all", "require_scope", bound))
 
 
-def require_any_scope(*scopes: str) -> Callable[[_View], _View]:
+def require_any_scope(*scopes: str, bound: bool = False) -> Callable[[_View], _View]:
     """View decorator: a valid token with *at least one* of ``scopes`` (403
-    ``insufficient_scope`` otherwise)."""
-    return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
+    ``insufficient_scope`` otherwise); ``bound`` as for :func:`require_token`."""
+    return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope", bound))
 
 
 def require_scope_groups(*groups: Any) -> Callable[[_View], _View]:

@@ -43,18 +43,22 @@ import functools
 import io
 import logging
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, cast, overload
-from urllib.parse import parse_qsl
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast, overload
+from urllib.parse import parse_qsl, quote, urlsplit
 
+from .dpop import DPoPNonces, DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
 from .errors import (
+    ConfigurationError,
     InsufficientScope,
     InvalidRequest,
     InvalidToken,
     OIDCGuardError,
     ProviderError,
     error_response,
+    www_authenticate,
 )
 from .loghint import note_refusal
+from .mtls import check_certificate_binding
 from .protocols import AccessTokenValidator
 from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
 
@@ -70,7 +74,9 @@ __all__ = [
     "InsufficientClaims",
     "check_access",
     "extract_token",
+    "extract_credentials",
     "ENVIRON_CLAIMS",
+    "ENVIRON_SCHEME",
     "ENVIRON_ERROR",
     "ENVIRON_TOKEN_PRESENT",
     "ENVIRON_REALM",
@@ -82,6 +88,10 @@ ENVIRON_CLAIMS = "oidc_guard.claims"
 ENVIRON_ERROR = "oidc_guard.error"
 ENVIRON_TOKEN_PRESENT = "oidc_guard.token_present"
 ENVIRON_REALM = "oidc_guard.realm"
+#: "bearer" or "dpop": the scheme the request's token came with (None: no token)
+ENVIRON_SCHEME = "oidc_guard.scheme"
+# (dpop mode, algs) of the middleware, for the challenges of the decorators
+ENVIRON_CHALLENGE = "oidc_guard.challenge"
 
 # RFC 6750 section 2.1:
 #   b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -91,6 +101,7 @@ _AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # A "Bearer" credential further along a comma-joined header value.  Servers
 # join repeated Authorization headers with ", " (RFC 7230 section 3.2.2).
 _LATER_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|$)", re.IGNORECASE)
+_LATER_DPOP = re.compile(r",[ \t]*dpop(?:[ \t]|$)", re.IGNORECASE)
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
@@ -109,41 +120,63 @@ _WSGIApp = Callable[[Dict[str, Any], _StartResponse], Iterable[bytes]]
 
 def _token_from_header(value: str) -> Optional[str]:
     """The bearer token of an ``Authorization`` header value, or ``None``
-    when the header uses another scheme.
+    when the header uses another scheme (DPoP included: see
+    :func:`_credentials_from_header`).
 
     RFC 6750 section 2.1: ``credentials = "Bearer" 1*SP b64token``; the
     scheme is case-insensitive (RFC 7235 section 2.1).  A header that names
     the Bearer scheme but does not follow that grammar raises
     :class:`InvalidRequest`.
     """
+    found = _credentials_from_header(value, dpop=False)
+    return None if found is None else found[1]
+
+
+def _credentials_from_header(value: str, *, dpop: bool) -> Optional[Tuple[str, str]]:
+    """``(scheme, token)`` of an ``Authorization`` header value, scheme
+    ``"bearer"`` or (when ``dpop``) ``"dpop"``; ``None`` for another scheme.
+
+    RFC 6750 section 2.1 (``Bearer`` 1*SP b64token) and RFC 9449 section 7.1
+    (``DPoP`` 1*SP token68, the same characters); schemes are
+    case-insensitive (RFC 7235 section 2.1).  A header that names one of
+    these schemes but breaks the grammar raises :class:`InvalidRequest`.
+    """
     # Fast path for the usual "Bearer <b64token>" (one space, any case).
     if value[6:7] == " " and value[:6].lower() == "bearer" and _B64TOKEN.fullmatch(value, 7):
-        return value[7:]
+        return "bearer", value[7:]
+    if dpop and value[4:5] == " " and value[:4].lower() == "dpop" and _B64TOKEN.fullmatch(value, 5):
+        return "dpop", value[5:]
     # RFC 7230 section 3.2.4: leading and trailing whitespace is not part of
     # the field value.
     value = value.strip(" \t")
     match = _AUTH_SCHEME.match(value)
-    if match is None or match.group().lower() != "bearer":
-        # Another scheme (Basic, Digest, DPoP, ...) belongs to someone else:
-        # not a bearer token, not our error.  Only when a Bearer credential
-        # hides behind it in a comma-joined list do we refuse, because
-        # silently ignoring a token the client did send would be wrong.
-        if _LATER_BEARER.search(value):
+    scheme = match.group().lower() if match is not None else None
+    if scheme != "bearer" and not (dpop and scheme == "dpop"):
+        # Another scheme (Basic, Digest, DPoP when disabled, ...) belongs to
+        # someone else: not a token of ours, not our error.  Only when a
+        # Bearer (or DPoP) credential hides behind it in a comma-joined list
+        # do we refuse, because silently ignoring a token the client did
+        # send would be wrong.
+        if _LATER_BEARER.search(value) or (dpop and _LATER_DPOP.search(value)):
             raise InvalidRequest("the Authorization header carries more than one credential")
         return None
+    assert match is not None and scheme is not None
+    name = "Bearer" if scheme == "bearer" else "DPoP"
+    section = "RFC 6750 section 2.1" if scheme == "bearer" else "RFC 9449 section 7.1"
     rest = value[match.end():]
     if not rest:
-        raise InvalidRequest("the Authorization header names the Bearer scheme but carries no token")
+        raise InvalidRequest(f"the Authorization header names the {name} scheme but carries no token")
     if rest[0] != " ":
-        raise InvalidRequest("the Bearer scheme must be followed by a space and the token (RFC 6750 section 2.1)")
+        raise InvalidRequest(f"the {name} scheme must be followed by a space and the token ({section})")
     token = rest.lstrip(" ")
     if not token:
-        raise InvalidRequest("the Authorization header names the Bearer scheme but carries no token")
+        raise InvalidRequest(f"the Authorization header names the {name} scheme but carries no token")
     if _B64TOKEN.fullmatch(token) is None:
         if " " in token or "," in token or "\t" in token:
             raise InvalidRequest("the Authorization header carries more than one token")
-        raise InvalidRequest("the bearer token contains characters RFC 6750 section 2.1 does not allow")
-    return token
+        what = "bearer token" if scheme == "bearer" else "DPoP-bound access token"
+        raise InvalidRequest(f"the {what} contains characters {section} does not allow")
+    return scheme, token
 
 
 def _form_pairs(text: str) -> List[Tuple[str, str]]:
@@ -227,22 +260,41 @@ def extract_token(
     Returns the token, ``None`` when the request carries none, or raises
     :class:`InvalidRequest` for a malformed ``Authorization`` header, a
     malformed or repeated ``access_token`` parameter, or a token sent by more
-    than one method (RFC 6750 section 3.1).
+    than one method (RFC 6750 section 3.1).  The DPoP scheme is not read
+    here (see :func:`extract_credentials`).
     """
-    found: List[Tuple[str, str]] = []
+    found = extract_credentials(environ, dpop=False, accept_form=accept_form, accept_query=accept_query,
+                                max_form_bytes=max_form_bytes)
+    return None if found is None else found[1]
+
+
+def extract_credentials(
+    environ: dict,
+    *,
+    dpop: bool = True,
+    accept_form: bool = False,
+    accept_query: bool = False,
+    max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
+) -> Optional[Tuple[str, str]]:
+    """``(scheme, token)`` of a request: scheme ``"bearer"`` (header, or
+    form/query when switched on) or ``"dpop"`` (``Authorization: DPoP``,
+    RFC 9449 section 7.1; only with ``dpop=True``); ``None`` when there is no
+    token; :class:`InvalidRequest` as :func:`extract_token`.
+    """
+    found: List[Tuple[str, str, str]] = []
 
     header = environ.get("HTTP_AUTHORIZATION")
     if header is not None:
-        token = _token_from_header(header)
-        if token is not None:
-            found.append(("Authorization header", token))
+        creds = _credentials_from_header(header, dpop=dpop)
+        if creds is not None:
+            found.append(("Authorization header", creds[1], creds[0]))
 
     if accept_form and _is_form_request(environ):
         body = _read_form_body(environ, max_form_bytes)
         if body:
             token = _token_from_pairs(_form_pairs(body.decode("latin-1")), "form body")
             if token is not None:
-                found.append(("form body", token))
+                found.append(("form body", token, "bearer"))
 
     if accept_query:
         query = environ.get("QUERY_STRING", "")
@@ -250,14 +302,14 @@ def extract_token(
             # PEP 3333: QUERY_STRING is the raw bytes decoded as latin-1.
             token = _token_from_pairs(_form_pairs(query), "query string")
             if token is not None:
-                found.append(("query string", token))
+                found.append(("query string", token, "bearer"))
 
     if len(found) > 1:
         # RFC 6750 section 2: "Clients MUST NOT use more than one method to
         # transmit the token in each request."
-        methods = " and ".join(where for where, _ in found)
+        methods = " and ".join(where for where, _, _ in found)
         raise InvalidRequest(f"the access token was sent by more than one method ({methods})")
-    return found[0][1] if found else None
+    return (found[0][2], found[0][1]) if found else None
 
 
 # --- the middleware ----------------------------------------------------------
@@ -354,6 +406,16 @@ class BearerMiddleware:
         accept_query: bool = False,
         *,
         max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
+        dpop: str = "allowed",
+        public_url: Optional[str] = None,
+        client_cert_header: Optional[str] = None,
+        dpop_algorithms: Optional[Iterable[str]] = None,
+        dpop_max_age: float = 300.0,
+        dpop_leeway: float = 30.0,
+        dpop_nonce: bool = False,
+        dpop_nonce_secret: Union[str, bytes, None] = None,
+        dpop_nonce_step: float = 60.0,
+        dpop_replay_store: Any = None,
     ) -> None:
         if not callable(getattr(validator, "validate_access_token", None)):
             raise TypeError("validator must have a validate_access_token(token) method, e.g. a TokenValidator")
@@ -361,6 +423,8 @@ class BearerMiddleware:
             raise TypeError("realm must be a str or None")
         if not isinstance(max_form_bytes, int) or max_form_bytes < 0:
             raise ValueError("max_form_bytes must be a non-negative int")
+        if dpop not in _DPOP_MODES:
+            raise ConfigurationError(f"dpop must be one of {list(_DPOP_MODES)}, got {dpop!r}")
         self.app = app
         self.validator = validator
         self.realm = realm
@@ -368,11 +432,34 @@ class BearerMiddleware:
         self.accept_form = bool(accept_form)
         self.accept_query = bool(accept_query)
         self.max_form_bytes = max_form_bytes
+        self.dpop = dpop
+        self.public_url = _check_public_url(public_url)
+        self.client_cert_header = _check_cert_header(client_cert_header)
+        self._cert_environ_key = (
+            "HTTP_" + self.client_cert_header.upper().replace("-", "_") if self.client_cert_header else None
+        )
+        self.dpop_verifier: Optional[DPoPVerifier] = None
+        if dpop != "disabled":
+            try:
+                nonces = DPoPNonces(dpop_nonce_secret, step=dpop_nonce_step) if dpop_nonce else None
+                self.dpop_verifier = DPoPVerifier(
+                    algorithms=dpop_algorithms,
+                    max_age=dpop_max_age,
+                    leeway=dpop_leeway,
+                    replay_store=dpop_replay_store if dpop_replay_store is not None else _replay_store_for(validator),
+                    nonces=nonces,
+                )
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"DPoP settings: {exc}") from None
+        elif dpop_nonce:
+            raise ConfigurationError("dpop_nonce needs DPoP: dpop='allowed' or 'required'")
+        # What a decorator needs to build the challenges (see _error_response).
+        self._challenge = (dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "")
 
     def __repr__(self) -> str:
         return (
             f"BearerMiddleware({self.app!r}, realm={self.realm!r}, required={self.required}, "
-            f"accept_form={self.accept_form}, accept_query={self.accept_query})"
+            f"accept_form={self.accept_form}, accept_query={self.accept_query}, dpop={self.dpop!r})"
         )
 
     def __call__(self, environ: Dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
@@ -380,10 +467,13 @@ class BearerMiddleware:
         environ[ENVIRON_ERROR] = None
         environ[ENVIRON_TOKEN_PRESENT] = False
         environ[ENVIRON_REALM] = self.realm
+        environ[ENVIRON_SCHEME] = None
+        environ[ENVIRON_CHALLENGE] = self._challenge
 
         try:
-            token = extract_token(
+            found = extract_credentials(
                 environ,
+                dpop=self.dpop != "disabled",
                 accept_form=self.accept_form,
                 accept_query=self.accept_query,
                 max_form_bytes=self.max_form_bytes,
@@ -391,23 +481,180 @@ class BearerMiddleware:
         except InvalidRequest as exc:
             logger.info("malformed bearer request %s: %s", _where(environ), exc.description)
             note_refusal(logger)
-            return _send(start_response, error_response(exc, self.realm))
+            return _send(start_response, _error_response(environ, exc))
 
-        if token is None:
+        if found is None:
             if self.required:
                 logger.info("no bearer token %s; a token is required", _where(environ))
                 note_refusal(logger)
-                return _send(start_response, error_response(None, self.realm))
+                return _send(start_response, _error_response(environ, None))
             return self.app(environ, start_response)
 
+        scheme, token = found
         environ[ENVIRON_TOKEN_PRESENT] = True
-        error = _validate(self.validator, token, environ)
+        environ[ENVIRON_SCHEME] = scheme
+        if scheme == "bearer" and self.dpop == "required":
+            # Checked before validating: this API accepts no bearer tokens.
+            error: Optional[OIDCGuardError] = InvalidToken(
+                "this API accepts only DPoP-bound tokens: send Authorization: DPoP with a DPoP proof (RFC 9449)")
+            logger.info("rejected bearer token %s: %s", _where(environ), error.description)  # type: ignore[union-attr]
+            note_refusal(logger)
+            proof = None
+        else:
+            error, proof = self._authenticate(environ, scheme, token)
         if error is None:
+            if proof is not None and proof.nonce_state == "previous" and self.dpop_verifier is not None \
+                    and self.dpop_verifier.nonces is not None:
+                # RFC 9449 section 9: hand out the next nonce before this one expires.
+                return self.app(environ, _add_header(start_response, "DPoP-Nonce",
+                                                     self.dpop_verifier.nonces.current()))
             return self.app(environ, start_response)
         environ[ENVIRON_ERROR] = error
         if self.required:
-            return _send(start_response, error_response(error, self.realm))
+            return _send(start_response, _error_response(environ, error))
         return self.app(environ, start_response)
+
+    # --- sender-constrained tokens (RFC 9449, RFC 8705) ----------------------------
+    def _authenticate(self, environ: Dict[str, Any], scheme: str, token: str) -> Tuple[Optional[OIDCGuardError], Optional[DPoPProof]]:
+        """Validate the token, then check how it is bound; on success put the
+        Claims in the environ.  Returns (error, verified DPoP proof)."""
+        claims, error = _validated(self.validator, token, environ)
+        if error is not None:
+            return error, None
+        assert claims is not None
+        proof: Optional[DPoPProof] = None
+        binding: Optional[str] = None
+        try:
+            cnf = claims.get("cnf") if hasattr(claims, "get") else None
+            if cnf is not None and not isinstance(cnf, Mapping):
+                raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)")
+            jkt = cnf.get("jkt") if cnf is not None else None
+            x5t = cnf.get("x5t#S256") if cnf is not None else None
+            if scheme == "dpop":
+                # RFC 9449 section 7.1: the DPoP scheme is for DPoP-bound tokens.
+                if jkt is None:
+                    raise InvalidToken("token is not DPoP-bound (no cnf.jkt); send it with the Bearer scheme")
+                if not isinstance(jkt, str):
+                    raise InvalidToken("token cnf.jkt is not a string")
+                assert self.dpop_verifier is not None
+                proof = self.dpop_verifier.verify(
+                    environ.get("REQUEST_METHOD", "GET"), self.request_url(environ),
+                    _dpop_headers(environ), access_token=token, jkt=jkt)
+                binding = "dpop"
+            elif jkt is not None:
+                # RFC 9449 section 7.2: a DPoP-bound token must not be accepted
+                # as a bearer token, or stealing it would be enough again.
+                raise InvalidToken("token is DPoP-bound (cnf.jkt); send it with the DPoP scheme and a DPoP proof")
+            if x5t is not None:
+                # RFC 8705 section 3: only with the certificate it is bound to.
+                check_certificate_binding(x5t, *self._client_certificate(environ))
+                binding = binding or "mtls"
+        except ProviderError as exc:  # the replay store cannot answer: fail closed
+            logger.info("DPoP replay store unusable %s: %s", _where(environ), exc.description)
+            note_refusal(logger)
+            return exc, None
+        except InvalidToken as exc:
+            logger.info("rejected %s token %s: %s", "DPoP" if scheme == "dpop" else "bearer",
+                        _where(environ), exc.description)
+            note_refusal(logger)
+            return exc, None
+        except Exception:  # a bug must not become a 500 a client can trigger
+            logger.exception("checking the token binding raised an unexpected error %s", _where(environ))
+            return InvalidToken("token binding could not be checked"), None
+        if binding is not None and hasattr(claims, "_with_binding"):
+            claims = claims._with_binding(binding)
+        environ[ENVIRON_CLAIMS] = claims
+        subject = getattr(claims, "subject", None)
+        if subject:
+            environ["REMOTE_USER"] = subject
+        return None, proof
+
+    def request_url(self, environ: Dict[str, Any]) -> str:
+        """The URL a DPoP proof's ``htu`` must name (RFC 9449 section 4.3
+        step 9): ``public_url`` + ``SCRIPT_NAME`` + ``PATH_INFO``, or, without
+        ``public_url``, ``wsgi.url_scheme``://``HTTP_HOST`` (else
+        ``SERVER_NAME``:``SERVER_PORT``) + ``SCRIPT_NAME`` + ``PATH_INFO``
+        (PEP 3333 URL reconstruction).  ``X-Forwarded-*`` headers are never
+        read: any client can send them, so believing them would let a proof
+        made for another server pass.  Behind a proxy set ``public_url``, or
+        put werkzeug's ``ProxyFix`` (configured with the number of trusted
+        proxies) in front of this middleware."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        quoted = quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
+        if self.public_url is not None:
+            return self.public_url + quoted
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST")
+        if not host:
+            host = environ.get("SERVER_NAME", "localhost")
+            port = str(environ.get("SERVER_PORT", ""))
+            if port and port != ("443" if scheme == "https" else "80"):
+                host = f"{host}:{port}"
+        return f"{scheme}://{host}{quoted}"
+
+    def _client_certificate(self, environ: Dict[str, Any]) -> Tuple[Optional[str], str]:
+        """(certificate text, where it came from): the trusted proxy's header
+        when ``client_cert_header`` is set (and then only it), else the WSGI
+        server's ``SSL_CLIENT_CERT``."""
+        if self._cert_environ_key is not None:
+            return environ.get(self._cert_environ_key), f"header {self.client_cert_header}"
+        return environ.get("SSL_CLIENT_CERT"), "SSL_CLIENT_CERT"
+
+
+_DPOP_MODES = ("allowed", "required", "disabled")
+
+
+def _check_public_url(url: Optional[str]) -> Optional[str]:
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ConfigurationError("public_url must be a str such as 'https://api.example.com'")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or "@" in parts.netloc:
+        raise ConfigurationError(
+            f"public_url must be scheme://host[:port][/path prefix] without query, e.g. "
+            f"'https://api.example.com', got {url!r}")
+    return url.rstrip("/")
+
+
+def _check_cert_header(name: Optional[str]) -> Optional[str]:
+    if name is None:
+        return None
+    if not isinstance(name, str) or _AUTH_SCHEME.fullmatch(name) is None:
+        raise ConfigurationError(f"client_cert_header must be a header name such as 'X-Client-Cert', got {name!r}")
+    return name
+
+
+def _replay_store_for(validator: Any) -> Any:
+    """The DPoP replay store: the validator's shared cache (Redis) when it
+    has one, so every worker and host sees every jti; else ``None`` (the
+    verifier's in-process default).  A MultiIssuerValidator's members are
+    searched in order."""
+    candidates = [validator] + list(getattr(validator, "validators", ()) or ())
+    for candidate in candidates:
+        cache = getattr(candidate, "shared_cache", None)
+        if cache is not None and getattr(cache, "shared", False) and callable(getattr(cache, "add", None)):
+            namespaced = getattr(cache, "namespaced", None)
+            return namespaced("dpop:") if callable(namespaced) else cache
+    return None
+
+
+def _dpop_headers(environ: Dict[str, Any]) -> List[Tuple[str, str]]:
+    # PEP 3333: repeated request headers arrive joined with commas in one
+    # HTTP_DPOP; DPoPVerifier splits them again and refuses two proofs.
+    value = environ.get("HTTP_DPOP")
+    return [] if value is None else [("DPoP", value)]
+
+
+def _add_header(start_response: _StartResponse, name: str, value: str) -> _StartResponse:
+    def start(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+        headers = list(headers) + [(name, value)]
+        if exc_info is not None:
+            return start_response(status, headers, exc_info)
+        return start_response(status, headers)
+
+    return start
 
 
 def _where(environ: Dict[str, Any]) -> str:
@@ -415,38 +662,98 @@ def _where(environ: Dict[str, Any]) -> str:
     return f"({environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')!r})"
 
 
-def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]) -> Optional[OIDCGuardError]:
-    """Validate ``token``; on success fill the environ and return ``None``,
-    else return the error (never raises for a token problem)."""
+def _validated(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]
+               ) -> Tuple[Any, Optional[OIDCGuardError]]:
+    """Validate ``token``: ``(claims, None)``, or ``(None, error)`` (never
+    raises for a token problem)."""
     try:
-        claims = validator.validate_access_token(token)
+        return validator.validate_access_token(token), None
     except ProviderError as exc:
         # INFO, not WARNING: the key set (oidc_guard.jwks) logs the cause at
         # WARNING once when an outage starts and once when it ends; a line
         # per request at WARNING would flood the logs during an outage.
         logger.info("identity provider unusable %s: %s", _where(environ), exc.description)
         note_refusal(logger)
-        return exc
+        return None, exc
     except InvalidToken as exc:
         logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
         note_refusal(logger)
-        return exc
+        return None, exc
     except OIDCGuardError as exc:
         # Another library error from the validator (none is expected): still
         # a token problem, answered like an invalid token.
         logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
         note_refusal(logger)
-        return InvalidToken(exc.description)
+        return None, InvalidToken(exc.description)
     except Exception:
         # A bug in the validator.  It must be visible (traceback at ERROR)
         # but must not become a 500 that a client can trigger at will.
         logger.exception("the token validator raised an unexpected error %s", _where(environ))
-        return InvalidToken("token could not be validated")
+        return None, InvalidToken("token could not be validated")
+
+
+def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]) -> Optional[OIDCGuardError]:
+    """Validate ``token``; on success fill the environ and return ``None``,
+    else return the error (never raises for a token problem).  No binding
+    checks: :meth:`BearerMiddleware._authenticate` does those."""
+    claims, error = _validated(validator, token, environ)
+    if error is not None:
+        return error
     environ[ENVIRON_CLAIMS] = claims
     subject = getattr(claims, "subject", None)
     if subject:
         environ["REMOTE_USER"] = subject
     return None
+
+
+def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> Tuple[str, List[Tuple[str, str]], bytes]:
+    """:func:`oidc_guard.errors.error_response` with the challenges of the
+    schemes the middleware accepts (RFC 9449 section 7.1): a ``Bearer``
+    challenge unless DPoP is required, a ``DPoP`` challenge with ``algs``
+    unless DPoP is disabled.  The ``error`` goes on the challenge of the
+    scheme the request used; the other scheme's challenge is bare (401 only).
+    A ``use_dpop_nonce`` error adds the ``DPoP-Nonce`` header."""
+    realm = environ.get(ENVIRON_REALM)
+    status, headers, body = error_response(exc, realm)
+    mode, algs = environ.get(ENVIRON_CHALLENGE) or ("disabled", "")
+    if mode == "disabled" or not any(name == "WWW-Authenticate" for name, _ in headers):
+        return status, headers, body
+    used = environ.get(ENVIRON_SCHEME)
+    if isinstance(exc, InvalidDPoPProof):
+        used = "dpop"
+    elif used is None or (mode == "required" and used == "bearer"):
+        used = "dpop" if mode == "required" else "bearer"
+    code = error_code = description = None
+    scope = None
+    if exc is not None:
+        code = exc.status
+        error_code, description = exc.error, exc.description
+        scope = exc.scopes if isinstance(exc, InsufficientScope) else None
+    challenges: List[str] = []
+    # DPoP first, Bearer last: a client library that keeps only the last
+    # WWW-Authenticate header (a dict of headers) still sees the Bearer
+    # challenge it always saw.
+    for scheme in ("dpop", "bearer"):
+        if scheme == "bearer" and mode == "required":
+            continue
+        mine = scheme == used
+        if not mine and code not in (None, 401):
+            continue  # a 403/400 answers the scheme that was used
+        challenges.append(www_authenticate(
+            realm,
+            error_code if mine else None,
+            description if mine else None,
+            scope if mine else None,
+            scheme="Bearer" if scheme == "bearer" else "DPoP",
+            algs=algs if scheme == "dpop" else None,
+        ))
+    out = [(name, value) for name, value in headers if name != "WWW-Authenticate"]
+    at = next(i for i, (name, _) in enumerate(headers) if name == "WWW-Authenticate")
+    for offset, challenge in enumerate(challenges):
+        out.insert(at + offset, ("WWW-Authenticate", challenge))
+    if isinstance(exc, UseDPoPNonce):
+        out.insert(at + len(challenges), ("DPoP-Nonce", exc.nonce))
+    return status, out, body
 
 
 # --- decorators --------------------------------------------------------------
@@ -456,13 +763,21 @@ class _Requirement(Rule):
     """What a decorated resource needs: a valid token, and all (``mode ==
     "all"``) or any (``mode == "any"``) of ``scopes``."""
 
-    __slots__ = ("scopes", "mode")
+    __slots__ = ("scopes", "mode", "bound")
 
-    def __init__(self, scopes: Tuple[str, ...], mode: str) -> None:
+    def __init__(self, scopes: Tuple[str, ...], mode: str, bound: bool = False) -> None:
         self.scopes = scopes
         self.mode = mode
+        #: the token must be sender-constrained (Claims.binding not None)
+        self.bound = bound
 
     def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        if self.bound and getattr(claims, "binding", None) is None:
+            # A sender-constrained route: a stolen bearer token must not work here.
+            return InvalidToken(
+                "this resource needs a sender-constrained token (DPoP, RFC 9449, or certificate-bound, RFC 8705)")
+        if not self.scopes:
+            return None
         granted = claims.scopes
         if self.mode == "all":
             missing = [scope for scope in self.scopes if scope not in granted]
@@ -478,7 +793,7 @@ class _Requirement(Rule):
         return InsufficientScope(description, self.scopes)
 
 
-def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str) -> _Requirement:
+def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str, bound: bool = False) -> _Requirement:
     """Check the scopes given to a decorator once, at decoration time."""
     if not scopes:
         raise TypeError(f"{name}() needs at least one scope; use require_token() for any valid token")
@@ -493,7 +808,7 @@ def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str) -> _Requir
                 f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3; pass each scope separately)"
             )
     unique = tuple(dict.fromkeys(scopes))
-    return _Requirement(unique, mode)
+    return _Requirement(unique, mode, bool(bound))
 
 
 def check_access(
@@ -519,12 +834,11 @@ def check_access(
             "oidc_guard: a require_* decorator ran but BearerMiddleware did not see this request; "
             "wrap the application in BearerMiddleware (or use OIDCGuard for Flask)"
         )
-    realm = environ.get(ENVIRON_REALM)
     claims = environ.get(ENVIRON_CLAIMS)
     if claims is None:
         # The middleware already logged why (rejected token, provider down).
         # error None = no token sent: bare challenge (RFC 6750 section 3.1).
-        return error_response(environ.get(ENVIRON_ERROR), realm)
+        return _error_response(environ, environ.get(ENVIRON_ERROR))
     if requirement is None:
         return None
     denied = requirement.deny(claims)
@@ -535,7 +849,7 @@ def check_access(
     else:
         logger.info("access denied %s: %s", _where(environ), denied.description)
     note_refusal(logger)
-    return error_response(denied, realm)
+    return _error_response(environ, denied)
 
 
 _MISCONFIGURED_BODY = b"authentication is not configured for this route"
@@ -576,34 +890,41 @@ def _wsgi_decorator(requirement: Optional[Rule]) -> Callable[[_App], _App]:
 
 
 @overload
-def require_token(app: _App) -> _App: ...
+def require_token(app: _App, *, bound: bool = False) -> _App: ...
 @overload
-def require_token(app: None = None) -> Callable[[_App], _App]: ...
+def require_token(app: None = None, *, bound: bool = False) -> Callable[[_App], _App]: ...
 
 
-def require_token(app: Optional[_App] = None) -> Any:
+def require_token(app: Optional[_App] = None, *, bound: bool = False) -> Any:
     """Decorate a WSGI callable so it runs only for a request with a valid
     token (401 otherwise, 503 while the identity provider is unusable).
 
+    ``bound=True``: the token must also be sender-constrained -- a DPoP
+    token with its proof or a certificate-bound token with its certificate
+    (``Claims.binding`` is ``"dpop"`` or ``"mtls"``); a plain bearer token
+    gets 401 ``invalid_token``.
+
     Use as ``@require_token()``; ``@require_token`` works too.
     """
-    decorate = _wsgi_decorator(None)
+    decorate = _wsgi_decorator(_Requirement((), "all", True) if bound else None)
     if app is not None:
         return decorate(app)
     return decorate
 
 
-def require_scope(*scopes: str) -> Callable[[_App], _App]:
+def require_scope(*scopes: str, bound: bool = False) -> Callable[[_App], _App]:
     """Decorate a WSGI callable so it runs only for a valid token that has
     *every* one of ``scopes``; otherwise 403 ``insufficient_scope`` with
-    ``scope="..."`` naming the required scopes (RFC 6750 section 3.1)."""
-    return _wsgi_decorator(_scope_requirement(scopes, "all", "require_scope"))
+    ``scope="..."`` naming the required scopes (RFC 6750 section 3.1).
+    ``bound=True`` as for :func:`require_token`."""
+    return _wsgi_decorator(_scope_requirement(scopes, "all", "require_scope", bound))
 
 
-def require_any_scope(*scopes: str) -> Callable[[_App], _App]:
+def require_any_scope(*scopes: str, bound: bool = False) -> Callable[[_App], _App]:
     """Decorate a WSGI callable so it runs only for a valid token that has
-    *at least one* of ``scopes``; otherwise 403 ``insufficient_scope``."""
-    return _wsgi_decorator(_scope_requirement(scopes, "any", "require_any_scope"))
+    *at least one* of ``scopes``; otherwise 403 ``insufficient_scope``.
+    ``bound=True`` as for :func:`require_token`."""
+    return _wsgi_decorator(_scope_requirement(scopes, "any", "require_any_scope", bound))
 
 
 def require_scope_groups(*groups: Any) -> Callable[[_App], _App]:

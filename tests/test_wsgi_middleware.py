@@ -228,8 +228,10 @@ def test_realm_is_optional_and_escaped(validator):
     assert parse_challenge(response.headers["WWW-Authenticate"]) == {"realm": 'con"tacts\\api'}
 
 
-@pytest.mark.parametrize("header", ["Basic YWxpY2U6YWxpY2U=", "Digest username=\"alice\"", "DPoP abc"])
-def test_other_schemes_are_anonymous_not_400(api, header):
+@pytest.mark.parametrize("header, dpop", [("Basic YWxpY2U6YWxpY2U=", "allowed"), ("Digest username=\"alice\"", "allowed"),
+                                          ("DPoP abc", "disabled")])
+def test_other_schemes_are_anonymous_not_400(validator, header, dpop):
+    api = client(validator, dpop=dpop)
     response = api.get("/public", headers={"Authorization": header})
     assert response.json["token_present"] is False and response.json["error"] is None
     response = api.get("/token", headers={"Authorization": header}, status=401)

@@ -72,6 +72,14 @@ class Result:
                 return value
         return None
 
+    def challenge(self, scheme: str = "Bearer") -> Optional[str]:
+        """The WWW-Authenticate challenge of ``scheme`` (an API accepting
+        Bearer and DPoP sends one of each, RFC 9449 section 7.1)."""
+        for key, value in self.headers:
+            if key.lower() == "www-authenticate" and value.split(" ", 1)[0].lower() == scheme.lower():
+                return value
+        return None
+
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
 

@@ -59,7 +59,7 @@ def assert_rejected(v: TokenValidator, token: str) -> InvalidToken:
     assert len(exc.description) < 600
     r = call_wsgi(protected_app(v, required=True), authorization="Bearer " + token)
     assert r.status == 401, r
-    challenge = r.header("WWW-Authenticate")
+    challenge = r.challenge("Bearer")
     assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
     assert "\r" not in challenge and "\n" not in challenge
     assert token not in r.body.decode()

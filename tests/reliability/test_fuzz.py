@@ -337,7 +337,7 @@ def _check_error_response(r) -> None:
         return
     body = json.loads(r.body)
     assert set(body) == {"error", "error_description"}
-    challenge = r.header("WWW-Authenticate")
+    challenge = r.challenge("Bearer")
     assert challenge is not None and challenge.startswith("Bearer")
     assert f'realm="{REALM}"' in challenge
     assert "\r" not in challenge and "\n" not in challenge

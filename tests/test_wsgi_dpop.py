@@ -1,0 +1,446 @@
+"""BearerMiddleware with sender-constrained tokens: DPoP (RFC 9449) and
+certificate-bound tokens (RFC 8705), through webtest against LocalIssuer."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import logging
+from urllib.parse import quote
+
+import pytest
+import webtest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from oidc_guard import BearerMiddleware, ConfigurationError, TokenValidator
+from oidc_guard._dpop_keys import DPoPKey
+from oidc_guard.cache import CacheUnavailable
+from oidc_guard.testing import LocalIssuer
+from oidc_guard.wsgi import require_scope, require_token
+
+REALM = "contacts-api"
+AUDIENCE = "api://contacts"
+HOST = "api.test"
+URL = f"http://{HOST}/token"
+
+
+def _json(start_response, obj, status="200 OK"):
+    body = json.dumps(obj).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _whoami(environ, start_response):
+    claims = environ["oidc_guard.claims"]
+    error = environ["oidc_guard.error"]
+    return _json(start_response, {
+        "sub": claims.subject if claims is not None else None,
+        "binding": claims.binding if claims is not None else None,
+        "scheme": environ.get("oidc_guard.scheme"),
+        "error": getattr(error, "error", None),
+    })
+
+
+ROUTES = {
+    "/public": _whoami,
+    "/token": require_token()(_whoami),
+    "/bound": require_token(bound=True)(_whoami),
+    "/bound-contacts": require_scope("contacts", bound=True)(_whoami),
+    "/a/b": require_token()(_whoami),
+}
+
+
+def app(environ, start_response):
+    handler = ROUTES.get(environ["PATH_INFO"])
+    if handler is None:
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+    return handler(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    with LocalIssuer(algs=("RS256",)) as iss:
+        yield iss
+
+
+@pytest.fixture(scope="module")
+def validator(issuer):
+    return TokenValidator(issuer=issuer.issuer, audience=AUDIENCE)
+
+
+@pytest.fixture(scope="module")
+def key():
+    return DPoPKey("ES256")
+
+
+def client(validator, **kwargs):
+    kwargs.setdefault("realm", REALM)
+    return webtest.TestApp(BearerMiddleware(app, validator, **kwargs), extra_environ={"HTTP_HOST": HOST})
+
+
+@pytest.fixture
+def api(validator):
+    return client(validator)
+
+
+def dpop_headers(token, proof):
+    return {"Authorization": "DPoP " + token, "DPoP": proof}
+
+
+def challenges(response):
+    return {value.split(" ", 1)[0]: value for value in response.headers.getall("WWW-Authenticate")}
+
+
+def bound_token(issuer, key, **kw):
+    return issuer.mint(claims={"cnf": key.cnf}, **kw)
+
+
+# --- DPoP: accepted ------------------------------------------------------------------
+
+
+def test_dpop_token_with_fresh_proof(api, issuer, key):
+    token = bound_token(issuer, key)
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert r.json == {"sub": "alice", "binding": "dpop", "scheme": "dpop", "error": None}
+    # a second request needs a second proof; the token is reused (cached)
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert r.json["binding"] == "dpop"
+
+
+def test_dpop_scheme_case_insensitive_and_scope_decorators(api, issuer, key):
+    token = bound_token(issuer, key, scope="contacts")
+    r = api.get("/bound-contacts", headers={"Authorization": "dpop " + token,
+                                            "DPoP": key.proof("GET", f"http://{HOST}/bound-contacts", token)})
+    assert r.json["binding"] == "dpop"
+
+
+def test_bearer_token_unchanged(api, issuer):
+    r = api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()})
+    assert r.json == {"sub": "alice", "binding": None, "scheme": "bearer", "error": None}
+
+
+# --- DPoP: refused ---------------------------------------------------------------------
+
+
+def test_replayed_proof_refused_with_dpop_challenge(api, issuer, key):
+    token = bound_token(issuer, key)
+    proof = key.proof("GET", URL, token)
+    api.get("/token", headers=dpop_headers(token, proof))
+    r = api.get("/token", headers=dpop_headers(token, proof), status=401)
+    assert r.json["error"] == "invalid_dpop_proof" and "already used" in r.json["error_description"]
+    ch = challenges(r)
+    assert set(ch) == {"DPoP", "Bearer"}
+    assert ch["DPoP"].startswith(f'DPoP realm="{REALM}", error="invalid_dpop_proof", error_description="')
+    assert 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"' in ch["DPoP"]
+    assert ch["Bearer"] == f'Bearer realm="{REALM}"'  # bare: the request did not use Bearer
+
+
+@pytest.mark.parametrize("case", ["missing", "two", "other url", "other method", "no ath", "other key", "garbage"])
+def test_bad_proofs_refused(api, issuer, key, case):
+    token = bound_token(issuer, key)
+    other = DPoPKey("ES256")
+    headers = {
+        "missing": {"Authorization": "DPoP " + token},
+        "two": dpop_headers(token, key.proof("GET", URL, token) + ", " + key.proof("GET", URL, token)),
+        "other url": dpop_headers(token, key.proof("GET", f"http://{HOST}/other", token)),
+        "other method": dpop_headers(token, key.proof("POST", URL, token)),
+        "no ath": dpop_headers(token, key.proof("GET", URL)),
+        "other key": dpop_headers(token, other.proof("GET", URL, token)),
+        "garbage": dpop_headers(token, "not-a-proof"),
+    }[case]
+    r = api.get("/token", headers=headers, status=401)
+    assert r.json["error"] == "invalid_dpop_proof"
+    assert 'error="invalid_dpop_proof"' in challenges(r)["DPoP"]
+    # public routes see the refusal too, anonymous
+    r = api.get("/public", headers=headers)
+    assert r.json["error"] == "invalid_dpop_proof" and r.json["sub"] is None
+
+
+def test_bound_token_as_bearer_refused(api, issuer, key):
+    token = bound_token(issuer, key)
+    r = api.get("/token", headers={"Authorization": "Bearer " + token}, status=401)
+    assert r.json["error"] == "invalid_token" and "DPoP-bound" in r.json["error_description"]
+    assert 'error="invalid_token"' in challenges(r)["Bearer"]
+    assert "error=" not in challenges(r)["DPoP"]
+
+
+def test_unbound_token_with_dpop_scheme_refused(api, issuer, key):
+    token = issuer.mint()
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
+    assert r.json["error"] == "invalid_token" and "not DPoP-bound" in r.json["error_description"]
+
+
+def test_invalid_token_with_dpop_scheme_is_invalid_token(api, issuer, key):
+    token = bound_token(issuer, key, expires_in=-600)
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
+    assert r.json["error"] == "invalid_token" and "expired" in r.json["error_description"]
+    assert 'error="invalid_token"' in challenges(r)["DPoP"]
+
+
+def test_no_token_gets_both_bare_challenges(api):
+    r = api.get("/token", status=401)
+    ch = challenges(r)
+    assert ch["Bearer"] == f'Bearer realm="{REALM}"'
+    assert ch["DPoP"].startswith(f'DPoP realm="{REALM}", algs="') and "error=" not in ch["DPoP"]
+
+
+def test_insufficient_scope_answers_the_scheme_used(api, issuer, key):
+    token = bound_token(issuer, key, scope="wte")
+    r = api.get("/bound-contacts", headers=dpop_headers(token, key.proof("GET", f"http://{HOST}/bound-contacts", token)),
+                status=403)
+    assert list(challenges(r)) == ["DPoP"] and 'scope="contacts"' in challenges(r)["DPoP"]
+
+
+def test_malformed_dpop_header_is_400(api, issuer):
+    r = api.get("/public", headers={"Authorization": "DPoP a b"}, status=400)
+    assert r.json["error"] == "invalid_request"
+    r = api.get("/public", headers={"Authorization": "Basic x, DPoP abc"}, status=400)
+    assert "more than one credential" in r.json["error_description"]
+
+
+# --- modes -------------------------------------------------------------------------------
+
+
+def test_required_mode_refuses_bearer(validator, issuer, key):
+    api = client(validator, dpop="required")
+    r = api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()}, status=401)
+    assert r.json["error"] == "invalid_token" and "only DPoP" in r.json["error_description"]
+    assert list(challenges(r)) == ["DPoP"] and 'error="invalid_token"' in challenges(r)["DPoP"]
+    token = bound_token(issuer, key)
+    assert api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token))).json["binding"] == "dpop"
+    assert list(challenges(api.get("/token", status=401))) == ["DPoP"]
+
+
+def test_disabled_mode_dpop_scheme_is_not_ours(validator, issuer, key):
+    api = client(validator, dpop="disabled")
+    token = bound_token(issuer, key)
+    r = api.get("/public", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert r.json == {"sub": None, "binding": None, "scheme": None, "error": None}
+    r = api.get("/token", status=401)
+    assert r.headers.getall("WWW-Authenticate") == [f'Bearer realm="{REALM}"']
+    # a DPoP-bound token is still refused as Bearer
+    r = api.get("/token", headers={"Authorization": "Bearer " + token}, status=401)
+    assert "DPoP-bound" in r.json["error_description"]
+
+
+def test_bad_settings_refused(validator):
+    for kwargs in ({"dpop": "on"}, {"public_url": "ftp://x"}, {"public_url": "https://x/?q=1"},
+                   {"client_cert_header": "X Cert"}, {"dpop_algorithms": ["HS256"]}, {"dpop_max_age": 0},
+                   {"dpop": "disabled", "dpop_nonce": True}, {"dpop_nonce": True, "dpop_nonce_secret": "short"}):
+        with pytest.raises(ConfigurationError):
+            BearerMiddleware(app, validator, **kwargs)
+
+
+def test_bound_routes_refuse_bearer_tokens(api, issuer, key):
+    r = api.get("/bound", headers={"Authorization": "Bearer " + issuer.mint()}, status=401)
+    assert r.json["error"] == "invalid_token" and "sender-constrained" in r.json["error_description"]
+    token = bound_token(issuer, key)
+    r = api.get("/bound", headers=dpop_headers(token, key.proof("GET", f"http://{HOST}/bound", token)))
+    assert r.json["binding"] == "dpop"
+
+
+# --- htu: the request URL -------------------------------------------------------------------
+
+
+def test_htu_from_environ_variants(validator, issuer, key):
+    mw = BearerMiddleware(app, validator)
+    env = {"wsgi.url_scheme": "https", "HTTP_HOST": "API.example.com:443", "SCRIPT_NAME": "/app", "PATH_INFO": "/a b"}
+    assert mw.request_url(env) == "https://API.example.com:443/app/a%20b"
+    env = {"wsgi.url_scheme": "http", "SERVER_NAME": "srv", "SERVER_PORT": "8080", "PATH_INFO": "/x"}
+    assert mw.request_url(env) == "http://srv:8080/x"
+    env = {"wsgi.url_scheme": "https", "SERVER_NAME": "srv", "SERVER_PORT": "443", "PATH_INFO": "/x",
+           "HTTP_X_FORWARDED_HOST": "evil.example", "HTTP_X_FORWARDED_PROTO": "http"}
+    assert mw.request_url(env) == "https://srv/x"  # X-Forwarded-* never read
+    mw = BearerMiddleware(app, validator, public_url="https://api.example.com/")
+    assert mw.request_url({"wsgi.url_scheme": "http", "HTTP_HOST": "internal:8000", "PATH_INFO": "/x"}) \
+        == "https://api.example.com/x"
+
+
+def test_public_url_is_what_the_proof_must_name(validator, issuer, key):
+    api = client(validator, public_url="https://api.example.com")
+    token = bound_token(issuer, key)
+    assert api.get("/token", headers=dpop_headers(token, key.proof("GET", "https://api.example.com/token", token)))
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
+    assert "is not the request URL" in r.json["error_description"]
+
+
+def test_forwarded_headers_do_not_make_a_foreign_proof_pass(api, issuer, key):
+    token = bound_token(issuer, key)
+    proof = key.proof("GET", "https://evil.example/token", token)
+    headers = dict(dpop_headers(token, proof), **{"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+    api.get("/token", headers=headers, status=401)
+
+
+def test_percent_encoded_path(validator, issuer, key):
+    api = client(validator)
+    token = bound_token(issuer, key)
+    assert api.get("/a/b", headers=dpop_headers(token, key.proof("GET", f"http://{HOST}/a/%62", token)))
+
+
+# --- nonces ----------------------------------------------------------------------------------
+
+
+def test_nonce_flow(validator, issuer, key):
+    api = client(validator, dpop_nonce=True, dpop_nonce_secret="n" * 32)
+    token = bound_token(issuer, key)
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
+    assert r.json["error"] == "use_dpop_nonce"
+    assert 'error="use_dpop_nonce"' in challenges(r)["DPoP"]
+    nonce = r.headers["DPoP-Nonce"]
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token, nonce=nonce)))
+    assert r.json["binding"] == "dpop" and "DPoP-Nonce" not in r.headers
+    # another worker with the same secret accepts the nonce
+    api2 = client(validator, dpop_nonce=True, dpop_nonce_secret="n" * 32)
+    assert api2.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token, nonce=nonce)))
+
+
+def test_previous_step_nonce_gets_a_fresh_one(validator, issuer, key):
+    from oidc_guard.dpop import DPoPNonces
+
+    mw = BearerMiddleware(app, validator, dpop_nonce=True, dpop_nonce_secret="n" * 32)
+    old = DPoPNonces("n" * 32, clock=lambda: __import__("time").time() - 60).current()
+    token = bound_token(issuer, key)
+    r = webtest.TestApp(mw, extra_environ={"HTTP_HOST": HOST}).get(
+        "/token", headers=dpop_headers(token, key.proof("GET", URL, token, nonce=old)))
+    assert r.headers["DPoP-Nonce"] == mw.dpop_verifier.nonces.current() != old
+
+
+# --- replay store ------------------------------------------------------------------------------
+
+
+class DownStore:
+    def add(self, key, value, ttl):
+        raise CacheUnavailable("shared cache redis://127.0.0.1:1/0: ConnectionError during SET NX")
+
+
+def test_replay_store_down_is_503_for_dpop_only(validator, issuer, key, caplog):
+    api = client(validator, dpop_replay_store=DownStore())
+    caplog.set_level(logging.WARNING, logger="oidc_guard.dpop")
+    token = bound_token(issuer, key)
+    for _ in range(3):
+        r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=503)
+        assert r.headers["Retry-After"] and "WWW-Authenticate" not in r.headers
+        assert "redis" not in r.text  # the internal address is for the log only
+    assert len([rec for rec in caplog.records if "replay store is unavailable" in rec.getMessage()]) == 1
+    assert api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()}).json["binding"] is None
+
+
+def test_shared_cache_of_the_validator_is_the_replay_store(validator):
+    from oidc_guard.cache import MemoryCache
+
+    class Shared(MemoryCache):
+        shared = True
+
+    class V:
+        shared_cache = Shared()
+
+        def validate_access_token(self, token):
+            return validator.validate_access_token(token)
+
+    mw = BearerMiddleware(app, V())
+    assert mw.dpop_verifier.replay_store is V.shared_cache
+
+
+# --- mTLS (RFC 8705) ------------------------------------------------------------------------------
+
+
+def make_cert(cn):
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
+
+
+@pytest.fixture(scope="module")
+def certs():
+    return make_cert("client"), make_cert("other")
+
+
+def pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def x5t(cert):
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def test_cert_bound_token_with_ssl_client_cert(api, issuer, certs):
+    cert, other = certs
+    token = issuer.mint(claims={"cnf": {"x5t#S256": x5t(cert)}})
+    r = api.get("/bound", headers={"Authorization": "Bearer " + token}, extra_environ={"SSL_CLIENT_CERT": pem(cert)})
+    assert r.json["binding"] == "mtls"
+    r = api.get("/token", headers={"Authorization": "Bearer " + token}, extra_environ={"SSL_CLIENT_CERT": pem(other)},
+                status=401)
+    assert r.json["error"] == "invalid_token" and "another client certificate" in r.json["error_description"]
+    r = api.get("/token", headers={"Authorization": "Bearer " + token}, status=401)
+    assert "the request has none" in r.json["error_description"]
+
+
+def test_cert_bound_token_through_trusted_header(validator, issuer, certs):
+    cert, other = certs
+    api = client(validator, client_cert_header="X-Client-Cert")
+    token = issuer.mint(claims={"cnf": {"x5t#S256": x5t(cert)}})
+    auth = {"Authorization": "Bearer " + token}
+    assert api.get("/token", headers=dict(auth, **{"X-Client-Cert": quote(pem(cert), safe="")})).json["binding"] == "mtls"
+    api.get("/token", headers=dict(auth, **{"X-Client-Cert": quote(pem(other), safe="")}), status=401)
+    # with a header configured, SSL_CLIENT_CERT is not what counts
+    api.get("/token", headers=auth, extra_environ={"SSL_CLIENT_CERT": pem(cert)}, status=401)
+
+
+def test_cert_header_ignored_unless_configured(api, issuer, certs):
+    cert, _ = certs
+    token = issuer.mint(claims={"cnf": {"x5t#S256": x5t(cert)}})
+    api.get("/token", headers={"Authorization": "Bearer " + token, "X-Client-Cert": quote(pem(cert), safe="")},
+            status=401)
+
+
+def test_dpop_and_cert_bound_token_needs_both(api, issuer, key, certs):
+    cert, other = certs
+    token = issuer.mint(claims={"cnf": {"jkt": key.jkt, "x5t#S256": x5t(cert)}})
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)),
+                extra_environ={"SSL_CLIENT_CERT": pem(cert)})
+    assert r.json["binding"] == "dpop"
+    api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)),
+            extra_environ={"SSL_CLIENT_CERT": pem(other)}, status=401)
+
+
+def test_cnf_not_an_object_refused(api, issuer):
+    r = api.get("/token", headers={"Authorization": "Bearer " + issuer.mint(claims={"cnf": "jkt"})}, status=401)
+    assert "cnf claim is not an object" in r.json["error_description"]
+
+
+# --- Flask ----------------------------------------------------------------------------------------
+
+
+def test_flask_config_and_bound_decorator(issuer, key):
+    flask = pytest.importorskip("flask")
+    from oidc_guard.flask import OIDCGuard, current_claims
+    from oidc_guard.flask import require_token as flask_require_token
+
+    app_ = flask.Flask("t")
+    app_.config.update(OIDC_GUARD_ISSUER=issuer.issuer, OIDC_GUARD_AUDIENCE=AUDIENCE, OIDC_GUARD_DPOP="required",
+                       OIDC_GUARD_PUBLIC_URL="https://api.example.com", OIDC_GUARD_DPOP_MAX_AGE="60")
+    OIDCGuard(app_)
+
+    @app_.get("/me")
+    @flask_require_token(bound=True)
+    def me():
+        return {"sub": current_claims.subject, "binding": current_claims.binding}
+
+    c = app_.test_client()
+    token = bound_token(issuer, key)
+    r = c.get("/me", headers=dpop_headers(token, key.proof("GET", "https://api.example.com/me", token)))
+    assert r.json == {"sub": "alice", "binding": "dpop"}
+    r = c.get("/me", headers={"Authorization": "Bearer " + issuer.mint()})
+    assert r.status_code == 401 and r.headers.getlist("WWW-Authenticate")[0].startswith("DPoP ")
+    mw = app_.extensions["oidc_guard"].middleware
+    assert mw.dpop == "required" and mw.dpop_verifier.max_age == 60.0
