@@ -52,6 +52,7 @@ from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
     ENVIRON_CLAIMS,
     BearerMiddleware,
+    _Requirement,
     _scope_requirement,
     check_access,
 )

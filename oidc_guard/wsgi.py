@@ -269,7 +269,7 @@ def extract_token(
 
 
 def extract_credentials(
-    environ: dict,
+    environ: Dict[str, Any],
     *,
     dpop: bool = True,
     accept_form: bool = False,

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from oidc_guard import InvalidToken, ProviderError
-from oidc_guard._dpop_keys import OMIT, DPoPKey
+from oidc_guard.testing import OMIT, DPoPKey
 from oidc_guard.dpop import (
     DPoPNonces,
     DPoPVerifier,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from oidc_guard import BearerMiddleware, ConfigurationError, TokenValidator
-from oidc_guard._dpop_keys import DPoPKey
+from oidc_guard.testing import DPoPKey
 from oidc_guard.cache import CacheUnavailable
 from oidc_guard.testing import LocalIssuer
 from oidc_guard.wsgi import require_scope, require_token

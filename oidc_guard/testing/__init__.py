@@ -46,6 +46,8 @@ Modules (everything public is re-exported here):
 * ``oidc_guard.testing.provider`` - the HTTP endpoints (routing table
   ``ENDPOINTS``);
 * ``oidc_guard.testing.issuer`` - ``LocalIssuer``;
+* ``oidc_guard.testing.dpop`` - ``DPoPKey``, a client's DPoP key that makes
+  proofs (RFC 9449) for tests;
 * ``oidc_guard.testing.plugin`` - the pytest plugin.
 
 Example::
@@ -68,6 +70,7 @@ Example::
 """
 
 
+from .dpop import DPoPKey
 from .issuer import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, LocalIssuer
 from .jose import OMIT, b64url_decode, b64url_encode
 from .keys import _KEY_POOL, SUPPORTED_ALGS, _sign, sign_raw
@@ -78,6 +81,7 @@ __all__ = [
     "LocalIssuer",
     "INTROSPECTION_CLIENT_ID",
     "INTROSPECTION_CLIENT_SECRET",
+    "DPoPKey",
     "OMIT",
     "SUPPORTED_ALGS",
     "token_hash",

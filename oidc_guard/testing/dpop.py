@@ -1,7 +1,8 @@
 """``DPoPKey``: a client's DPoP key pair that makes proofs (RFC 9449 section 4.2).
 
 For tests and examples: the private key lives in memory only.  Exposed as
-``oidc_guard.testing.DPoPKey``.
+``oidc_guard.testing.DPoPKey``.  ``OMIT`` (from ``oidc_guard.testing``)
+removes a member from a proof.
 """
 
 from __future__ import annotations
@@ -13,16 +14,9 @@ import time
 import uuid
 from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["DPoPKey", "OMIT"]
+from .jose import OMIT
 
-
-class _Omit:
-    def __repr__(self) -> str:
-        return "OMIT"
-
-
-#: pass as a claim or header value to leave that member out of a proof
-OMIT: Any = _Omit()
+__all__ = ["DPoPKey"]
 
 _CURVES = {"ES256": ("P-256", 32), "ES384": ("P-384", 48), "ES512": ("P-521", 66)}
 
@@ -114,7 +108,7 @@ class DPoPKey:
         nonce: Optional[str] = None,
         *,
         header: Optional[Mapping[str, Any]] = None,
-        iat: Optional[float] = None,
+        iat: Any = None,
         signature: Optional[bytes] = None,
         **claims: Any,
     ) -> str:
