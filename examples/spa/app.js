@@ -199,6 +199,7 @@
     $("signin").textContent = phase === "signed-out" ? "Sign in" : "Sign in again";
     $("signout").hidden = !signedIn;
     ["session", "contacts-section", "extras"].forEach((id) => ($(id).hidden = !signedIn));
+    $("welcome").hidden = !(phase === "signed-out" || phase === "expired");
     const status = $("status");
     const words = {
       "signed-out": "Not signed in",
@@ -207,6 +208,8 @@
       expired: "Session ended",
       error: "Sign-in failed",
     };
+    // A sign-in held up by an outage is not finished yet, not failed.
+    if (phase === "error" && failure.retry) words.error = "Sign-in not finished";
     status.textContent = signedIn ? "Signed in as " + userName(s.answer) : words[phase] || "";
     status.dataset.state = signedIn ? "signed-in" : phase;
     const notice = $("notice");
@@ -746,6 +749,9 @@
       showError("config.js is missing or lacks " + MISSING.join(", ") + "; see examples/spa/config.js");
       return;
     }
+    $("welcome-issuer").textContent = originOf(cfg.issuer);
+    $("welcome-api").textContent = originOf(cfg.apiUrl);
+    scopesFrom(cfg.scope).forEach((scope) => $("scopes-requested").appendChild(scopeItem(scope)));
     $("signin").addEventListener("click", signIn);
     $("signout").addEventListener("click", signOut);
     $("retry").addEventListener("click", () => {

@@ -47,6 +47,7 @@ def _assert_signed_in_look(page, name="Alice Example"):
     assert page.locator("#signout").is_visible()
     for section in ("#session", "#contacts-section", "#extras"):
         assert page.locator(section).is_visible(), section
+    assert page.locator("#welcome").is_hidden()
 
 
 # --- errors ------------------------------------------------------------------
@@ -132,6 +133,7 @@ def test_provider_outage_503_says_retry_in_n_seconds_not_the_raw_reason(page, sh
         assert leak not in text, leak
     assert '"Retry-After"' in page.text_content("#error-detail")
     assert page.locator("#retry").is_disabled()
+    assert page.text_content("#status") == "Sign-in not finished"
     assert page.locator("#signout").is_hidden() and not page.text_content("#status").startswith("Signed in")
 
     # The countdown runs down; then Retry, with the provider back, signs in.
@@ -245,6 +247,8 @@ def test_a_reload_keeps_the_session_for_the_tab_only(page, shots, dev_stack):
     page.wait_for_selector("body[data-phase='signed-out']")
     _assert_signed_out_look(page, "signed-out")
     assert no_page_errors(page), page.console_seen
+    # Nothing failed to load and nothing broke the CSP (both are console errors).
+    assert not [line for line in page.console_seen if line.startswith("error")], page.console_seen
 
 
 def test_a_reload_after_expiry_says_the_session_expired(page, shots, dev_stack):
@@ -363,7 +367,7 @@ OVERFLOW_REPORT = """() => {
   }
   // Squeezed text is clipped text too: every scope explanation keeps room.
   for (const node of document.querySelectorAll(".scope-what"))
-    if (node.getBoundingClientRect().width < 150) out.push("squeezed: " + node.textContent.slice(0, 40));
+    if (node.getClientRects().length && node.getBoundingClientRect().width < 150) out.push("squeezed: " + node.textContent.slice(0, 40));
   return {scrollWidth: document.documentElement.scrollWidth, bodyScrollWidth: document.body.scrollWidth, width: width, out: out};
 }"""
 
@@ -414,3 +418,41 @@ def test_no_horizontal_scroll_with_long_values(page_factory, shots, long_values_
     report = page.evaluate(OVERFLOW_REPORT)
     assert report["scrollWidth"] <= width and report["bodyScrollWidth"] <= width, report
     assert report["out"] == [], report["out"][:10]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_signed_out_and_ended_views_fit(page_factory, shots, dev_stack, width):
+    stack = dev_stack
+    page = page_factory(viewport=(width, 844))
+    shots.use(page)
+    page.goto(stack.spa_url)
+    page.wait_for_selector("body[data-phase='signed-out']")
+    # Before signing in: where sign-in goes, which API it calls, each scope explained.
+    assert page.text_content("#welcome-issuer") == stack.issuer_url
+    assert page.text_content("#welcome-api") == stack.api_url
+    assert set(scope_names(page, "scopes-requested")) == DEMO_SCOPES
+    assert all(page.locator("#scopes-requested .scope-what").all_text_contents())
+    shots(f"signed-out-{width}px")
+    report = page.evaluate(OVERFLOW_REPORT)
+    assert report["scrollWidth"] <= width and report["out"] == [], report
+
+    sign_in(page, shots, stack)
+    _signed_in(page)
+    shots(f"signed-in-{width}px")
+    report = page.evaluate(OVERFLOW_REPORT)
+    assert report["scrollWidth"] <= width and report["out"] == [], report
+
+    page.evaluate(
+        """(key) => {
+             const s = JSON.parse(sessionStorage.getItem(key));
+             s.expiresAt = Date.now() - 1000;
+             sessionStorage.setItem(key, JSON.stringify(s));
+           }""",
+        SESSION_KEY,
+    )
+    page.reload()
+    page.wait_for_selector("body[data-phase='expired']")
+    assert page.locator("#welcome").is_visible()
+    shots(f"ended-{width}px")
+    report = page.evaluate(OVERFLOW_REPORT)
+    assert report["scrollWidth"] <= width and report["out"] == [], report
