@@ -63,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - message for a fresh clone
     )
 
 import wte_worker  # noqa: E402  (needs sys.path above)
+from oidc_guard.testing import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET  # noqa: E402
 from contacts_api import create_app  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only: the dev provider has hard-coded users
@@ -72,6 +73,12 @@ API_AUDIENCE = "api://contacts"
 SPA_SCOPE = "openid profile contacts wte coordinate"
 WORKER_CLIENT_ID = "wte-worker"
 WORKER_SECRET = "wte-secret"
+# The worker's twin with reference (opaque) tokens, and the API's own
+# credentials at the development provider's /introspect (RFC 7662).
+REFERENCE_WORKER_CLIENT_ID = wte_worker.DEFAULT_REFERENCE_CLIENT_ID
+# Seconds the API reuses an introspection result in the demo: short, so the
+# revocation step shows a refusal within a second (the library default is 60).
+DEMO_INTROSPECTION_CACHE_TTL = 1
 
 BANNER = """\
 ==============================================================================
@@ -222,6 +229,14 @@ class Stack:
                 self.authorization_endpoint = issuer.authorization_endpoint
 
             config: Dict[str, Any] = {"OIDC_GUARD_ISSUER": self.issuer_url, "OIDC_GUARD_AUDIENCE": API_AUDIENCE}
+            if self.issuer is not None:
+                # Reference tokens: the API introspects opaque tokens at the
+                # development provider with its own client credentials.
+                config.update({
+                    "OIDC_GUARD_INTROSPECTION_CLIENT_ID": INTROSPECTION_CLIENT_ID,
+                    "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": INTROSPECTION_CLIENT_SECRET,
+                    "OIDC_GUARD_INTROSPECTION_CACHE_TTL": DEMO_INTROSPECTION_CACHE_TTL,
+                })
             if self.legacy:
                 self.legacy_issuer = LocalIssuer(host=HOST, port=self.ports.get("legacy", 0),
                                                  token_shape="identityserver3").start()
@@ -475,6 +490,37 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
     say("      worker (client credentials):")
     worker_ok = wte_worker.run(issuer.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET, say=lambda line: say("        " + line))
     c.step("worker: wte job accepted, contacts refused with insufficient_scope", worker_ok)
+
+    # 6b. Reference tokens: the same worker with opaque tokens the API
+    #     introspects (RFC 7662); revoked at the provider (RFC 7009), refused
+    #     once the API's cache entry ends.
+    say("      worker with reference tokens (introspection):")
+    ref_ok = wte_worker.run(issuer.issuer, api, REFERENCE_WORKER_CLIENT_ID, WORKER_SECRET, reference=True,
+                            say=lambda line: say("        " + line))
+    c.step("reference token accepted through introspection (wte job), contacts refused", ref_ok)
+    try:
+        endpoint = wte_worker.discover_token_endpoint(issuer.issuer, timeout=10)
+        ref_token = wte_worker.client_credentials_token(endpoint, REFERENCE_WORKER_CLIENT_ID, WORKER_SECRET,
+                                                        scope="wte", timeout=10)["access_token"]
+    except wte_worker.WorkerError as exc:
+        c.step("reference token for the revocation step", False, str(exc))
+    else:
+        job = json.dumps({"kind": "sync", "payload": {"source": "demo"}}).encode()
+        ref_headers = {"Authorization": "Bearer " + ref_token, "Content-Type": "application/json"}
+        status, _, _ = _request("POST", api + "/wte/jobs", headers=ref_headers, body=job)
+        c.step("a new reference token: POST /wte/jobs", 200 <= status < 300, f"HTTP {status}")
+        revoke_url = urllib.parse.urljoin(issuer.issuer + "/", "revoke")
+        form = urllib.parse.urlencode({"token": ref_token, "token_type_hint": "access_token",
+                                       "client_id": REFERENCE_WORKER_CLIENT_ID,
+                                       "client_secret": WORKER_SECRET}).encode()
+        status, _, _ = _request("POST", revoke_url, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                body=form)
+        c.step("the worker revokes it at the provider (RFC 7009)", status == 200, f"HTTP {status}")
+        time.sleep(DEMO_INTROSPECTION_CACHE_TTL + 0.2)  # the API's cache entry ends
+        status, headers, body = _request("POST", api + "/wte/jobs", headers=ref_headers, body=job)
+        c.step("the same token after revocation: 401 invalid_token",
+               status == 401 and 'error="invalid_token"' in _header(headers, "WWW-Authenticate"),
+               f"HTTP {status} {(_json(body) or {}).get('error_description')}")
 
     # 7. Migration mode: the old provider's IdentityServer v3-shaped tokens
     #    are accepted next to the new provider's, each by its own issuer.

@@ -20,6 +20,9 @@ Settings (argument, else environment, else the development provider's
 defaults): --issuer / WTE_ISSUER, --api / WTE_API_URL, --client-id /
 WTE_CLIENT_ID, --client-secret / WTE_CLIENT_SECRET, --scope / WTE_SCOPE,
 --resource / WTE_RESOURCE.
+``--reference`` uses the client registered for reference tokens (default
+``wte-worker-ref``) and checks the token is opaque: the API validates it by
+introspection (RFC 7662) instead of locally.
 ``--resource`` sends an RFC 8707 resource indicator, which providers such as
 npm ``oidc-provider`` need to issue a JWT access token for the API.
 
@@ -42,6 +45,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 DEFAULT_ISSUER = "http://127.0.0.1:5000"
 DEFAULT_API = "http://127.0.0.1:5001"
 DEFAULT_CLIENT_ID = "wte-worker"
+# The same worker registered for reference (opaque) access tokens, at the
+# development provider and at scripts/oidc-provider (--reference).
+DEFAULT_REFERENCE_CLIENT_ID = "wte-worker-ref"
 DEFAULT_CLIENT_SECRET = "wte-secret"
 DEFAULT_SCOPE = "wte"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -182,9 +188,11 @@ def run(
     auth_method: str = "client_secret_basic",
     timeout: float = 10.0,
     say: Callable[[str], None] = print,
+    reference: bool = False,
 ) -> bool:
     """The whole job; ``say`` gets one line per step.  True when the wte
-    call succeeded and the contacts call was refused with insufficient_scope."""
+    call succeeded and the contacts call was refused with insufficient_scope
+    (and, with ``reference``, the token was an opaque reference token)."""
     api = api_url.rstrip("/")
     try:
         endpoint = discover_token_endpoint(issuer, timeout=timeout)
@@ -196,6 +204,11 @@ def run(
         say(f"FAIL  could not get a client-credentials token: {exc}")
         return False
     token = answer["access_token"]
+    if reference:
+        if "." in token:
+            say("FAIL  expected a reference (opaque) token, got a JWT: is the client registered for reference tokens?")
+            return False
+        say(f"PASS  reference token: opaque, {len(token)} characters; the API introspects it (RFC 7662)")
     header, payload = _unverified_claims(token)
     say(
         "PASS  client-credentials token for {cid}: expires_in={exp} scope={scope!r}".format(
@@ -254,7 +267,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--issuer", default=env.get("WTE_ISSUER", DEFAULT_ISSUER))
     parser.add_argument("--api", default=env.get("WTE_API_URL", DEFAULT_API), help="contacts API base URL")
-    parser.add_argument("--client-id", default=env.get("WTE_CLIENT_ID", DEFAULT_CLIENT_ID))
+    parser.add_argument("--client-id", default=env.get("WTE_CLIENT_ID"),
+                        help=f"default {DEFAULT_CLIENT_ID}, or {DEFAULT_REFERENCE_CLIENT_ID} with --reference")
     parser.add_argument("--client-secret", default=env.get("WTE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET))
     parser.add_argument("--scope", default=env.get("WTE_SCOPE", DEFAULT_SCOPE))
     parser.add_argument(
@@ -267,7 +281,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--auth-method", choices=("client_secret_basic", "client_secret_post"), default="client_secret_basic"
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    parser.add_argument("--reference", action="store_true",
+                        help="use reference (opaque) access tokens, validated by the API through introspection")
     args = parser.parse_args(argv)
+    if args.client_id is None:
+        args.client_id = DEFAULT_REFERENCE_CLIENT_ID if args.reference else DEFAULT_CLIENT_ID
     resources = tuple(args.resource) if args.resource else tuple(env.get("WTE_RESOURCE", "").split())
     ok = run(
         args.issuer,
@@ -278,6 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         resources=resources,
         auth_method=args.auth_method,
         timeout=args.timeout,
+        reference=args.reference,
     )
     print("worker: OK" if ok else "worker: FAILED")
     return 0 if ok else 1

@@ -520,3 +520,17 @@ def test_migration_mode_handoff_checks_the_new_providers_id_token(make_api, issu
     id_token = issuer.mint_id_token("spa", nonce="n-1", access_token=access, subject="alice")
     response = handoff(api, access, id_token, "n-1")
     assert response.status_code == 200 and response.get_json()["issuer"] == issuer.issuer
+
+
+def test_wte_worker_reference_flag_against_the_dev_provider(tmp_path, capsys):
+    import demo
+    import wte_worker
+
+    with demo.Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=str(tmp_path / "c.sqlite3")) as stack:
+        assert wte_worker.main(["--issuer", stack.issuer.issuer, "--api", stack.api_url, "--reference"]) == 0
+        out = capsys.readouterr().out
+        assert "reference token: opaque" in out and "wte-worker-ref" in out
+        assert stack.issuer.fetch_counts["introspection"] >= 1
+        # a client with JWTs is not what --reference asks for
+        assert wte_worker.main(["--issuer", stack.issuer.issuer, "--api", stack.api_url, "--reference",
+                                "--client-id", "wte-worker"]) == 1

@@ -255,8 +255,15 @@ def _settings(config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         # handoff); IdentityServer v3's resource audience is
         # <issuer>/resources unless told otherwise.
         settings["CONTACTS_ISSUER"] = settings["OIDC_GUARD_ISSUER"]
+        current: Dict[str, Any] = {"issuer": settings.pop("OIDC_GUARD_ISSUER"),
+                                   "audience": settings.pop("OIDC_GUARD_AUDIENCE")}
+        # Reference tokens come from the new provider only: its introspection
+        # settings belong to its entry (one member may introspect).
+        for key in [k for k in settings if k.startswith("OIDC_GUARD_INTROSPECTION_")
+                    or k in ("OIDC_GUARD_VALIDATION_MODE", "OIDC_GUARD_SHARED_CACHE")]:
+            current[key[len("OIDC_GUARD_"):].lower()] = settings.pop(key)
         settings["OIDC_GUARD_ISSUERS"] = [
-            {"issuer": settings.pop("OIDC_GUARD_ISSUER"), "audience": settings.pop("OIDC_GUARD_AUDIENCE")},
+            current,
             {"issuer": legacy, "audience": settings.get("LEGACY_AUDIENCE") or legacy.rstrip("/") + "/resources"},
         ]
     else:

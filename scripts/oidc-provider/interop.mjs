@@ -65,6 +65,10 @@ const RESOURCE_SERVERS = {
   'api://other': { alg: 'RS256' },
 };
 
+// Clients whose requests without a `resource` get no default resource, hence
+// opaque access tokens (reference tokens, RFC 7662 introspection).
+const REFERENCE_CLIENTS = new Set(['wte-worker-ref', 'server-app-ref']);
+
 // Loopback redirect URIs an example single-page app may use (it redirects to
 // its own origin + path). Registered without a port: see the spa client.
 const SPA_REDIRECT_URIS = [
@@ -104,6 +108,39 @@ function clients({ implicitToken, extraRedirects }) {
 
   return [
     spa,
+    {
+      // This API's own credentials at the introspection endpoint (RFC 7662
+      // section 2.1), the same as oidc_guard.testing's development provider.
+      client_id: 'contacts-api',
+      client_secret: 'contacts-api-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+    {
+      // wte-worker with reference (opaque) access tokens: no resource
+      // indicator is defaulted for it (see REFERENCE_CLIENTS), so the
+      // provider issues an opaque token that APIs introspect.
+      client_id: 'wte-worker-ref',
+      client_secret: 'wte-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'wte',
+    },
+    {
+      // server-app with opaque user access tokens (also usable at UserInfo,
+      // which a JWT for a resource is not).
+      client_id: 'server-app-ref',
+      client_secret: 'server-app-ref-dev-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1:1/callback', ...extraRedirects],
+      scope: 'openid profile email contacts coordinate',
+    },
     {
       // Confidential web app: authorization code with PKCE (RFC 7636, S256),
       // client_secret_basic at the token endpoint (RFC 6749 section 2.3.1).
@@ -226,8 +263,9 @@ export function start({ Provider, errors, version }) {
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
-      introspection: { enabled: false },
-      revocation: { enabled: false },
+      // RFC 7662 and RFC 7009, for the opaque tokens of REFERENCE_CLIENTS.
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // No resource requested (the example SPA and worker send none by
@@ -236,6 +274,7 @@ export function start({ Provider, errors, version }) {
         // fails loudly instead of guessing.
         async defaultResource(ctx, client, oneOf) {
           if (oneOf) return undefined;
+          if (client && REFERENCE_CLIENTS.has(client.clientId)) return undefined;
           return 'api://contacts';
         },
         // Token endpoint without `resource`: use the one granted at /auth.
