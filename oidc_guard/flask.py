@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.views import View
@@ -254,6 +255,7 @@ class OIDCGuard:
                 f"unknown oidc_guard setting(s) in app.config: {named}; the settings are listed in "
                 "docs/configuration.md"
             )
+        _check_view_order(app)  # views registered so far; the rest at the first request
         validator = self._validator
         if validator is None:
             validator = self._build_validator(app)
@@ -268,6 +270,7 @@ class OIDCGuard:
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = OIDCGuardState(self, validator, middleware)
         app.extensions[EXTENSION_KEY] = state
+        app.before_request(_view_order_check_once(app))
         # `flask oidc-guard check` / `validate` with this app's settings
         from .flask_cli import oidc_guard_cli
 
@@ -467,6 +470,7 @@ def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
                     return denied
                 return await view(*args, **kwargs)
 
+            _record_wrapped(view, guarded_async)
             return cast(_View, guarded_async)
 
         @functools.wraps(view)
@@ -476,6 +480,7 @@ def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
                 return denied
             return view(*args, **kwargs)
 
+        _record_wrapped(view, guarded)
         return cast(_View, guarded)
 
     return decorate
@@ -528,3 +533,82 @@ def require_issuer(*issuers: str) -> Callable[[_View], _View]:
     """View decorator: a valid token from one of ``issuers`` (exact match);
     403 ``insufficient_claims`` otherwise."""
     return _flask_decorator(IssuerRule(issuers))
+
+
+# --- decorator order check ----------------------------------------------------
+# ``@require_scope(...)`` written *above* ``@app.get(...)`` protects nothing:
+# the route decorator runs first, registers the undecorated function and
+# returns it unchanged, and only then does our decorator wrap it - the
+# wrapper is bound to the module name, the application serves the original.
+#
+# Every function one of our decorators wraps is recorded here (weakly: the
+# record never keeps a function alive), and every wrapper names what it
+# wraps.  A view registered in ``app.view_functions`` that one of our
+# decorators wrapped, while no wrapper of it is registered in the same app,
+# is that mistake (a function registered undecorated on purpose *and*
+# decorated under another endpoint is fine: its wrapper is registered too).
+# Checked by ``init_app`` (views registered so far) and before the first
+# request (Flask refuses new routes after it): ConfigurationError naming the
+# view, so the route fails closed instead of being silently public.
+
+_WRAPPED: "weakref.WeakKeyDictionary[Callable[..., Any], bool]" = weakref.WeakKeyDictionary()
+_WRAPS_ATTRIBUTE = "__oidc_guard_wraps__"
+
+
+def _record_wrapped(view: Callable[..., Any], wrapper: Callable[..., Any]) -> None:
+    try:
+        _WRAPPED[view] = True
+    except TypeError:  # a callable that cannot be weakly referenced: not checked
+        return
+    setattr(wrapper, _WRAPS_ATTRIBUTE, view)
+
+
+def _protected_originals(app: Flask) -> List[Callable[..., Any]]:
+    """Functions that a registered view reaches through one of our wrappers
+    (following ``__wrapped__`` through other decorators too)."""
+    out: List[Callable[..., Any]] = []
+    for view in app.view_functions.values():
+        seen = 0
+        node: Any = view
+        while node is not None and seen < 100:  # bounded: __wrapped__ chains can loop
+            wrapped = getattr(node, _WRAPS_ATTRIBUTE, None)
+            if wrapped is not None:
+                out.append(wrapped)
+            node = getattr(node, "__wrapped__", None)
+            seen += 1
+    return out
+
+
+def _check_view_order(app: Flask) -> None:
+    """ConfigurationError if a view of ``app`` was decorated by oidc_guard
+    only after Flask registered it (see the comment above)."""
+    protected = _protected_originals(app)
+    wrong = []
+    for endpoint, view in app.view_functions.items():
+        try:
+            decorated = view in _WRAPPED
+        except TypeError:
+            continue
+        if decorated and not any(view is original for original in protected):
+            name = f"{getattr(view, '__module__', '?')}.{getattr(view, '__qualname__', repr(view))}"
+            wrong.append(f"{name} (endpoint {endpoint!r})")
+    if wrong:
+        raise ConfigurationError(
+            "these views are registered unprotected because an oidc_guard decorator sits above the "
+            f"route decorator: {', '.join(sorted(wrong))}. Put @require_token / @require_scope(...) "
+            "below @app.route / @app.get / @bp.get, directly above the def"
+        )
+
+
+def _view_order_check_once(app: Flask) -> Callable[[], None]:
+    """A before_request hook that checks ``app`` once, at its first request
+    (and again at every request while the check fails: fail closed)."""
+    checked = False
+
+    def check_view_order() -> None:
+        nonlocal checked
+        if not checked:
+            _check_view_order(app)
+            checked = True
+
+    return check_view_order
