@@ -73,6 +73,14 @@ _ISSUER_SHOWN = 120
 # as TokenValidator's front table): a repeated token is routed with one str
 # hash and compare instead of a base64 + JSON decode.  Cleared when full.
 _FRONT_MAX = 256
+# Header segment -> the TokenValidator member that last accepted a token with
+# that exact header (the header of every token signed with one key is the
+# same string).  A first-seen token is handed to that member straight away:
+# TokenValidator refuses a token naming another issuer before any key
+# look-up (no network), and then the choice by iss is made after all, so a
+# wrong guess costs a second decode on a token that is refused anyway.
+# Bounded: cleared when full.
+_BY_HEADER_MAX = 64
 # Resolver errors are logged with their traceback at most once per this
 # many seconds (a flood of tokens naming a failing tenant must not flood the
 # logs); the lines in between are counted and the count reported.
@@ -216,6 +224,8 @@ class MultiIssuerValidator:
         self._resolver_log_at = -1e18
         self._resolver_log_suppressed = 0
         self._front: Dict[str, Any] = {}
+        self._front_max = _FRONT_MAX
+        self._by_header: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return (f"MultiIssuerValidator(issuers={list(self._members)!r}"
@@ -250,15 +260,39 @@ class MultiIssuerValidator:
     def validate_access_token(self, token: Any) -> Claims:
         """Choose the member (see the class doc) and let it validate the
         access token.  Raises InvalidToken or ProviderError, as the member."""
-        if type(token) is str:
-            member = self._front.get(token)
-            if member is not None:
-                return member.validate_access_token(token)  # type: ignore[no-any-return]
-        member = self.choose(token, "access token")
-        claims = member.validate_access_token(token)
-        if type(token) is str:
-            front = self._front
-            if len(front) >= _FRONT_MAX:
+        if type(token) is not str:
+            return self.choose(token, "access token").validate_access_token(token)  # type: ignore[no-any-return]
+        member = self._front.get(token)
+        if member is not None:
+            return member.validate_access_token(token)  # type: ignore[no-any-return]
+        dot = token.find(".")
+        header = token[:dot] if 0 < dot <= 1024 else None
+        guess = self._by_header.get(header) if header is not None else None
+        if guess is not None:
+            # Only a guess to save decoding the payload twice: the member
+            # checks everything, its own issuer included (before any key
+            # look-up), and a token it refuses is routed by its iss after
+            # all -- the same member re-raises, another one decides.
+            try:
+                claims = guess.validate_access_token(token)
+                member = guess
+            except InvalidToken:
+                member = self.choose(token, "access token")
+                if member is guess:
+                    raise
+                claims = member.validate_access_token(token)
+        else:
+            member = self.choose(token, "access token")
+            claims = member.validate_access_token(token)
+        if header is not None and type(member) is TokenValidator:
+            by_header = self._by_header
+            if by_header.get(header) is not member:
+                if len(by_header) >= _BY_HEADER_MAX:
+                    by_header.clear()
+                by_header[header] = member
+        front = self._front
+        if self._front_max:
+            if len(front) >= self._front_max:
                 front.clear()
             front[token] = member
         return claims  # type: ignore[no-any-return]
@@ -339,22 +373,42 @@ class MultiIssuerValidator:
         return self._member_for(self._unverified_issuer(token, what))
 
     def _unverified_issuer(self, token: str, what: str) -> str:
-        """``iss`` of the JWT payload, decoded exactly as TokenValidator
-        decodes it (RFC 7515 section 7.1 compact serialization, strict
-        base64url, UTF-8 JSON object without duplicate members), but without
-        the signature: only to choose a validator."""
-        if not token.isascii():
+        """``iss`` of the JWT payload, decoded as TokenValidator decodes it
+        (RFC 7515 section 7.1 compact serialization: three non-empty
+        segments; strict, canonical base64url; a UTF-8 JSON object without
+        duplicate members), without the signature: only to choose a
+        validator.  Only the payload segment is decoded; the header and the
+        signature are the chosen member's to check (it checks the whole
+        token again, from the start)."""
+        first = token.find(".")
+        second = token.find(".", first + 1)
+        if first <= 0 or second < 0 or second == first + 1 or second == len(token) - 1 \
+                or token.find(".", second + 1) >= 0 or not token.isascii():
             raise InvalidToken(TokenValidator._shape_error(token, what))
-        raw = token.encode("ascii")
-        if raw.translate(None, _B64URL_BYTES) != b"..":
-            raise InvalidToken(TokenValidator._shape_error(token, what))
-        h_seg, p_seg, s_seg = raw.translate(_URLSAFE_TO_STD).split(b".")
-        if not (h_seg and p_seg and s_seg):
+        p_seg = token[first + 1:second].encode("ascii")
+        if p_seg.translate(None, _B64URL_BYTES):
             raise InvalidToken(TokenValidator._shape_error(token, what))
         try:
-            payload_raw = _b64decode_std(p_seg)
+            payload_raw = _b64decode_std(p_seg.translate(_URLSAFE_TO_STD))
         except (binascii.Error, ValueError):
             raise InvalidToken(f"{what} has a segment that is not valid base64url") from None
+        # Fast path (a few find() calls instead of a full JSON parse): a
+        # payload in which the bytes "iss" appear exactly once, as
+        # "iss":"<value without escapes>".  Anything else (nested or
+        # repeated "iss", escapes, spaces) takes the strict parse of the
+        # validator.  Either way the result only *chooses*: the member then
+        # parses the payload strictly itself and checks its own issuer
+        # against the verified iss, so a wrong guess here can only make a
+        # token fail, never pass.
+        at = payload_raw.find(b'"iss":"')
+        if at >= 0 and payload_raw.find(b'"iss"') == at and payload_raw.find(b'"iss"', at + 5) < 0:
+            start = at + 7
+            end = payload_raw.find(b'"', start)
+            if end >= 0 and payload_raw.find(b"\\", start, end) < 0:
+                try:
+                    return payload_raw[start:end].decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # the strict parse below says what is wrong
         payload = _parse_json_object(payload_raw, "payload")
         iss = payload.get("iss")
         if iss is None:

@@ -440,3 +440,41 @@ def test_permissive_resolver_creates_at_most_max_resolved(old, caplog):
             pass
     assert len(created) == 5 and v.resolved_count == 5 and len(v.validators) == 5
     assert sum("maximum of 5" in r.getMessage() for r in caplog.records) == 1
+
+
+# --- the header guess (first sight of a token) ------------------------------------
+
+
+def test_first_sight_guess_by_header_still_routes_by_iss(make_issuer):
+    a = make_issuer(algs=("RS256",))
+    b = make_issuer(algs=("RS256",), fresh_keys=True)
+    # b signs with a key of its own under a's kid: both issuers' tokens have
+    # the very same header segment
+    b.signing_kid = b.add_key("RS256", kid=a.signing_kid)
+    v = MultiIssuerValidator([TokenValidator(a.issuer, audience="api://contacts", cache_size=0),
+                              TokenValidator(b.issuer, audience="api://contacts", cache_size=0)])
+    ta, tb = a.mint(), b.mint()
+    assert ta.split(".")[0] == tb.split(".")[0]
+    for _ in range(3):
+        assert v.validate_access_token(a.mint()).issuer == a.issuer
+        assert v.validate_access_token(b.mint()).issuer == b.issuer
+    assert a.fetch_counts["jwks"] == 1 and b.fetch_counts["jwks"] == 1  # no refetch for the other's tokens
+    # a wrong guess never accepts: b's header, a's iss, b's key
+    with pytest.raises(InvalidToken):
+        v.validate_access_token(b.mint(issuer=a.issuer))
+    # a token the guessed member refuses for its own reasons keeps that reason
+    with pytest.raises(InvalidToken, match="expired"):
+        v.validate_access_token(a.mint(expires_in=-3600))
+
+
+def test_random_iss_behind_a_known_header_costs_no_request(multi, old, new):
+    multi.validate_access_token(idsrv3_token(old))  # the header is now known
+    old.reset_counts()
+    new.reset_counts()
+    rng = random.Random(3)
+    for _ in range(2000):
+        iss = "https://%08x.example" % rng.getrandbits(32)
+        with pytest.raises(InvalidToken, match="not trusted"):
+            multi.validate_access_token(idsrv3_token(old, claims={"iss": iss}))
+    assert fetches(old, new) == 0
+    assert len(multi.validators) == 2
