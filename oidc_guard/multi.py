@@ -313,13 +313,14 @@ class MultiIssuerValidator:
             token, client_id=client_id, nonce=nonce, access_token=access_token, code=code, max_age=max_age
         )
 
-    def userinfo(self, access_token: Any) -> Mapping[str, Any]:
-        """UserInfo (OIDC Core 5.3) at the provider that issued ``access_token``."""
+    def userinfo(self, access_token: Any, claims: Optional[Claims] = None) -> Mapping[str, Any]:
+        """UserInfo (OIDC Core 5.3) at the provider that issued
+        ``access_token`` (``claims``: its validation result, when known)."""
         member = self.choose(access_token, "access token")
         method = getattr(member, "userinfo", None)
         if method is None:
             raise ConfigurationError(f"the validator for {member.issuer!r} has no userinfo()")
-        return method(access_token)  # type: ignore[no-any-return]
+        return method(access_token, claims)  # type: ignore[no-any-return]
 
     def check(self) -> None:
         """Start-up check of every configured member (discovery, JWKS and,

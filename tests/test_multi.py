@@ -200,29 +200,28 @@ def test_opaque_token_without_an_introspecting_member(multi, old, new):
     assert fetches(old, new) == 0
 
 
-class _Introspecting:
-    """A member with introspection credentials, by attribute only: the
-    routing rule reads nothing else (the introspection itself is
-    TokenValidator's and has its own tests)."""
-
-    def __init__(self, issuer):
-        self.issuer = issuer
-        self.introspection_client_id = "contacts-api"
-        self.seen = []
-
-    def validate_access_token(self, token):
-        self.seen.append(token)
-        raise InvalidToken("inactive")
-
-
-def test_opaque_token_goes_to_the_one_introspecting_member(old):
-    intro = _Introspecting("https://idsrv3.example")
+def test_opaque_token_goes_to_the_one_introspecting_member(old, loopback):
+    """RFC 7662: the opaque token is introspected by the member with
+    credentials; the JWT member is never asked."""
+    endpoint = loopback.json("/introspect", json.dumps({
+        "active": True, "iss": "https://idsrv3.example", "sub": "alice", "client_id": "spa",
+        "scope": "contacts", "exp": int(time.time()) + 60}))
+    intro = TokenValidator("https://idsrv3.example", audience="https://idsrv3.example/resources",
+                           introspection_client_id="contacts-api", introspection_client_secret="s3cret",
+                           introspection_endpoint=endpoint)
     v = MultiIssuerValidator([TokenValidator(old.issuer, audience="a"), intro])
-    with pytest.raises(InvalidToken, match="inactive"):
-        v.validate_access_token("2YotnFZFEjr1zCsicMWpAA")
-    assert intro.seen == ["2YotnFZFEjr1zCsicMWpAA"]
+    claims = v.validate_access_token("2YotnFZFEjr1zCsicMWpAA")
+    assert claims.subject == "alice" and claims.scopes == {"contacts"}
+    assert loopback.counts["/introspect"] == 1 and fetches(old) == 0
     with pytest.raises(ConfigurationError, match="only one member may introspect"):
-        MultiIssuerValidator([intro, _Introspecting("https://other.example")])
+        MultiIssuerValidator([intro, TokenValidator("https://other.example", audience="a",
+                                                    introspection_client_id="c", introspection_client_secret="d")])
+    # "local" mode does not introspect: the opaque token finds no member
+    local = TokenValidator("https://idsrv3.example", audience="a", introspection_client_id="c",
+                           introspection_client_secret="d", validation_mode="local")
+    with pytest.raises(InvalidToken, match="no trusted issuer accepts reference tokens"):
+        MultiIssuerValidator([local]).validate_access_token("2YotnFZFEjr1zCsicMWpAA")
+    assert loopback.counts["/introspect"] == 1
 
 
 # --- middleware ------------------------------------------------------------------
@@ -478,3 +477,9 @@ def test_random_iss_behind_a_known_header_costs_no_request(multi, old, new):
             multi.validate_access_token(idsrv3_token(old, claims={"iss": iss}))
     assert fetches(old, new) == 0
     assert len(multi.validators) == 2
+
+
+def test_userinfo_goes_to_the_tokens_provider(multi, new):
+    profile = multi.userinfo(new.mint(scope="openid profile", subject="alice"))
+    assert profile["sub"] == "alice"
+    assert new.fetch_counts.get("userinfo") == 1
