@@ -136,14 +136,19 @@ class MultiIssuerValidator:
         :class:`~oidc_guard.ProviderError` (503 with ``Retry-After``) and the
         error is logged: whether the tenant is trusted is unknown, which is
         the server's trouble, not proof of a bad token (a 401 would make
-        clients throw good tokens away); nothing is cached, so the tenant
-        works as soon as the directory answers again.
+        clients throw good tokens away); nothing is remembered about the
+        issuer, so the tenant works as soon as the directory answers again
+        (after ``resolver_backoff``).
     :param max_resolved: the most validators the resolver may create
         (default 100).  Past it, new issuers are refused (InvalidToken) and
         a WARNING is logged once.
     :param negative_cache_size: issuers the resolver refused that are
         remembered (default 1024; least recently used dropped first).
     :param negative_ttl: seconds a refusal is remembered (default 300).
+    :param resolver_backoff: after the resolver raised (or returned an
+        unusable validator), new issuers get ProviderError without a
+        resolver call for this many seconds (default 5), with that
+        ``Retry-After``; issuers already trusted keep working.
     :param allow_http: offer plain-http issuers on non-loopback hosts to the
         resolver (default False; loopback is always allowed, as everywhere).
     :param max_token_bytes: longer tokens are refused before anything is
@@ -159,6 +164,7 @@ class MultiIssuerValidator:
         max_resolved: int = 100,
         negative_cache_size: int = 1024,
         negative_ttl: float = 300.0,
+        resolver_backoff: float = 5.0,
         allow_http: bool = False,
         max_token_bytes: Optional[int] = None,
         clock: Callable[[], float] = time.monotonic,
@@ -195,6 +201,8 @@ class MultiIssuerValidator:
             raise ConfigurationError("negative_cache_size must be >= 0")
         if negative_ttl < 0:
             raise ConfigurationError("negative_ttl must be >= 0")
+        if resolver_backoff < 0:
+            raise ConfigurationError("resolver_backoff must be >= 0")
 
         self._static: Tuple[Any, ...] = tuple(members.values())
         # issuer -> member.  Only ever grows (resolver), under _lock; reads
@@ -206,6 +214,7 @@ class MultiIssuerValidator:
         self.max_resolved = int(max_resolved)
         self.negative_cache_size = int(negative_cache_size)
         self.negative_ttl = float(negative_ttl)
+        self.resolver_backoff = float(resolver_backoff)
         self.allow_http = bool(allow_http)
         limits = [getattr(v, "max_token_bytes", 0) or 0 for v in members.values()]
         self.max_token_bytes = int(max_token_bytes) if max_token_bytes is not None else (max(limits) if limits else 16384)
@@ -222,6 +231,7 @@ class MultiIssuerValidator:
         self._in_flight: Dict[str, threading.Event] = {}
         self._limit_logged = False
         self._resolver_log_at = -1e18
+        self._resolver_down_until = -1e18
         self._resolver_log_suppressed = 0
         self._front: Dict[str, Any] = {}
         self._front_max = _FRONT_MAX
@@ -454,6 +464,15 @@ class MultiIssuerValidator:
                     # Validators made plus resolver calls in flight (each may
                     # make one): the bound holds even when several new
                     # issuers arrive at once.
+                    # The resolver failed a moment ago (its directory is
+                    # down, say): new issuers get 503 at once instead of a
+                    # resolver call each, so a stream of random iss values
+                    # cannot pile calls onto a struggling directory.
+                    wait = self._resolver_down_until - self._clock()
+                    if wait > 0:
+                        raise ProviderError(
+                            f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the "
+                            "issuer resolver failed moments ago)", retry_after=wait)
                     if self.resolved_count + len(self._in_flight) >= self.max_resolved:
                         if self.resolved_count >= self.max_resolved and not self._limit_logged:
                             self._limit_logged = True
@@ -483,6 +502,7 @@ class MultiIssuerValidator:
         try:
             validator = self._resolver(iss)
         except Exception:
+            self._resolver_failed()
             self._log_resolver_failure(iss, "raised an exception", exc_info=True)
             raise ProviderError(
                 f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver failed)"
@@ -497,6 +517,7 @@ class MultiIssuerValidator:
             raise self._untrusted(iss)
         if getattr(validator, "issuer", None) != iss or not callable(getattr(validator, "validate_access_token", None)) \
                 or isinstance(validator, MultiIssuerValidator):
+            self._resolver_failed()
             self._log_resolver_failure(
                 iss, f"returned {type(validator).__name__} with issuer "
                      f"{_show(getattr(validator, 'issuer', None), _ISSUER_SHOWN)} (must be a TokenValidator "
@@ -512,6 +533,10 @@ class MultiIssuerValidator:
         logger.info("issuer resolver trusted %s (%d of at most %d)", _show(iss, _ISSUER_SHOWN),
                     self.resolved_count, self.max_resolved)
         return validator
+
+    def _resolver_failed(self) -> None:
+        with self._lock:
+            self._resolver_down_until = self._clock() + self.resolver_backoff
 
     def _log_resolver_failure(self, iss: str, what: str, exc_info: bool = False) -> None:
         now = time.monotonic()

@@ -344,9 +344,10 @@ def test_resolver_is_offered_plausible_issuer_urls_only(old):
 
 
 def test_resolver_failure_is_503_logged_without_secrets_and_not_cached(new, caplog):
+    clock = [0.0]
     d = Directory({new.issuer: "api://contacts"})
     d.fail = True
-    v = MultiIssuerValidator([], resolver=d)
+    v = MultiIssuerValidator([], resolver=d, resolver_backoff=5, clock=lambda: clock[0])
     token = new.mint()
     caplog.set_level(logging.ERROR, logger="oidc_guard.multi")
     with pytest.raises(ProviderError) as info:
@@ -354,9 +355,18 @@ def test_resolver_failure_is_503_logged_without_secrets_and_not_cached(new, capl
     assert "resolver failed" in info.value.description and "hunter2" not in info.value.description
     assert info.value.status == 503
     assert any("resolver raised" in r.getMessage() for r in caplog.records)
+    # during the back-off, new issuers get 503 without a resolver call
+    for i in range(50):
+        with pytest.raises(ProviderError) as info:
+            v.validate_access_token(new.mint(issuer=f"https://t{i}.example"))
+        assert 1 <= info.value.retry_after <= 5
+    assert len(d.calls) == 1
+    clock[0] = 6
     with pytest.raises(ProviderError):
-        v.validate_access_token(token)
-    d.fail = False  # the directory is back: the tenant works at once
+        v.validate_access_token(token)  # asked again: still failing
+    assert len(d.calls) == 2
+    d.fail = False  # the directory is back: the tenant works after the back-off
+    clock[0] = 12
     assert v.validate_access_token(token).issuer == new.issuer
     assert len(d.calls) == 3
 
