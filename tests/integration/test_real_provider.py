@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from oidc_guard import InvalidToken, ProviderError, TokenValidator
+from oidc_guard import ConfigurationError, InvalidToken, ProviderError, TokenValidator
 
 from . import flows
 from .flows import (API, SERVER_APP, SERVER_APP_ES, SERVER_APP_REDIRECT, SPA, SPA_REDIRECT, SYNC, WORKER,
@@ -65,14 +65,18 @@ def test_discovery_and_jwks_from_the_real_provider(real_op):
 
 def test_issuer_must_match_discovery_exactly(real_op):
     # "localhost" reaches the same server, but the provider calls itself
-    # 127.0.0.1: the issuer check must refuse (503-class ProviderError), not
-    # quietly accept tokens for another issuer string.
+    # 127.0.0.1: the start-up check must refuse the configuration, and no
+    # token of that provider may be accepted for another issuer string.
+    # The start-up check says so; a token the real provider signed names its
+    # own issuer, so the mistyped validator refuses it as a foreign token
+    # (InvalidToken naming the issuer) and never accepts it.
     token = cc_token(real_op, WORKER, "wte")
-    other = real_op.issuer.replace("127.0.0.1", "localhost")
-    with pytest.raises(ProviderError):
-        TokenValidator(other, audience=API).validate_access_token(token)
-    with pytest.raises(ProviderError):
-        TokenValidator(real_op.issuer + "/", audience=API).validate_access_token(token)
+    for mistyped in (real_op.issuer.replace("127.0.0.1", "localhost"), real_op.issuer + "/"):
+        validator = TokenValidator(mistyped, audience=API)
+        with pytest.raises(ConfigurationError, match="must be identical"):
+            validator.check()
+        with pytest.raises(InvalidToken, match="not by the trusted issuer"):
+            validator.validate_access_token(token)
 
 
 # --------------------------------------------------------------------------- client credentials
