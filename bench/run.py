@@ -18,6 +18,10 @@ how to add one):
    gunicorn (1 gthread worker) on 127.0.0.1 under a bounded load.
 3. memory: memory of the verified-token cache: 100,000 distinct tokens, and
    the bound with a smaller ``cache_size``.
+4. introspection: reference tokens (RFC 7662): a cached reference token vs a
+   cached JWT, introspection calls under 16 threads and 4 gunicorn workers
+   (with and without Redis), the in-flight bound under a junk flood, and
+   Redis killed mid-load.
 
 Every figure is a median over interleaved samples (each contender gets one
 sample per round, rounds repeat), so a burst of load from other processes

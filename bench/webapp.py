@@ -41,10 +41,19 @@ def create_app(kind: str = "open", issuer: Optional[str] = None, audience: Optio
 
     issuer = issuer or os.environ["BENCH_ISSUER"]
     audience = audience or os.environ.get("BENCH_AUDIENCE", "contacts")
-    OIDCGuard(app, issuer=issuer, audience=audience, realm="bench")
+    extra = {}
+    if os.environ.get("BENCH_INTROSPECTION_CLIENT_ID"):
+        # Reference tokens (bench section "introspection"): introspect at the
+        # issuer, optionally sharing results through Redis.
+        extra["introspection_client_id"] = os.environ["BENCH_INTROSPECTION_CLIENT_ID"]
+        extra["introspection_client_secret"] = os.environ["BENCH_INTROSPECTION_CLIENT_SECRET"]
+        if os.environ.get("BENCH_SHARED_CACHE"):
+            extra["shared_cache"] = os.environ["BENCH_SHARED_CACHE"]
+    OIDCGuard(app, issuer=issuer, audience=audience, realm="bench", **extra)
+    scope = os.environ.get("BENCH_SCOPE", "contacts")
 
     @app.get("/hello")
-    @require_scope("contacts")
+    @require_scope(scope)
     def hello_protected():
         return HELLO
 

@@ -342,14 +342,38 @@ class Introspector:
             claims = self._from_shared(key, digest)
             if claims is not None:
                 return claims
-        doc = self._call(token)
+            if self.cache_ttl > 0:
+                if self._claim_call(key):
+                    # Double check: a process that just finished wrote its
+                    # result before releasing the lock we now hold.
+                    try:
+                        claims = self._from_shared(key, digest)
+                    except InvalidToken:
+                        self._release_call(key)
+                        raise
+                    if claims is not None:
+                        self._release_call(key)
+                        return claims
+                else:
+                    # Another process is introspecting this token right now:
+                    # wait a little for its result in the shared cache.
+                    claims = self._wait_shared(key, digest)
+                    if claims is not None:
+                        return claims
+        try:
+            doc = self._call(token)
+        except ProviderError:
+            self._release_call(key)  # no result is coming: let the others call
+            raise
         now = self._clock()
         try:
             claims, until = self._accept(doc, now)
         except InvalidToken as exc:
             self._remember(digest, key, None, exc.description, now + self.inactive_ttl, doc=None)
+            self._release_call(key)
             raise
         self._remember(digest, key, claims, "", until, doc=doc)
+        self._release_call(key)  # the result is in the shared cache now
         return claims
 
     # --- the response rules (RFC 7662 section 2.2) -----------------------------
@@ -472,6 +496,48 @@ class Introspector:
                     del self._front[old]
             self._front[digest] = _Entry(claims, "", until)
         return claims
+
+    # --- single flight across processes (shared cache only) ------------------
+    # One process per token calls the endpoint: it takes a short lock entry
+    # (SET NX PX, the cache's add) next to the result's key; the others poll
+    # for the result for at most the length of one call, then call
+    # themselves.  The lock holds no secret and no token (a fixed value under
+    # the SHA-256 key), and any Redis trouble means "call the endpoint".
+
+    def _claim_call(self, key: str) -> bool:
+        assert self._shared is not None
+        try:
+            return self._shared.add("lock:" + key, b"1", self.http_timeout + 1.0)
+        except CacheUnavailable as exc:
+            self._cache_down(exc)
+            return True
+
+    def _release_call(self, key: str) -> None:
+        if self._shared is not None:
+            try:
+                self._shared.delete("lock:" + key)
+            except CacheUnavailable:
+                pass
+
+    def _wait_shared(self, key: str, digest: bytes) -> Optional[Claims]:
+        deadline = time.monotonic() + self.http_timeout + 0.5
+        delay = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            claims = self._from_shared(key, digest)  # raises InvalidToken for a cached inactive result
+            if claims is not None:
+                return claims
+            if self._shared is None:
+                return None
+            try:
+                if self._shared.get("lock:" + key) is None:
+                    # Finished (result written before the lock went) or gave
+                    # up: one last look, then call ourselves.
+                    return self._from_shared(key, digest)
+            except CacheUnavailable:
+                return None
+        return None
 
     def _unseal(self, key: str, raw: bytes) -> Optional[Tuple[float, bool, Dict[str, Any]]]:
         try:
