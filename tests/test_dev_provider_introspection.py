@@ -133,6 +133,11 @@ def test_userinfo_for_both_token_kinds(issuer, v):
 def test_in_flight_counter(issuer, v):
     issuer.mint(reference=True)
     v.validate_access_token(issuer.mint(reference=True))
+    import time
+
+    deadline = time.monotonic() + 5  # the handler thread finishes just after its answer went out
+    while issuer.introspection_in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert issuer.introspection_max_in_flight == 1 and issuer.introspection_in_flight == 0
 
 
