@@ -466,3 +466,26 @@ def test_flask_validate(flask_app_dir, issuer):
     issuer.stop()
     down = flask_cli(flask_app_dir, issuer.issuer, "validate", token)
     assert down.returncode == 3
+
+
+def test_every_option_the_docs_name_exists():
+    """docs/cli.md and the parser agree: each --option the page names is one
+    of the commands' real options (and each real option is documented)."""
+    import argparse
+    import re as _re
+
+    from oidc_guard.cli import build_parser
+
+    parser = build_parser()
+    real = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for sub_action in sub._actions:
+                    real.update(o for o in sub_action.option_strings if o.startswith("--"))
+    real.update(o for a in parser._actions for o in a.option_strings if o.startswith("--"))
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    named = set(_re.findall(r"(?<![\w-])--[a-z][a-z-]+", page))
+    flask_only = {"--app"}  # `flask --app ...`
+    assert named - real - flask_only == set()
+    assert real - named - {"--help", "--version"} == set(), "options missing from docs/cli.md"
