@@ -284,12 +284,17 @@ class Introspector:
     def introspect(self, token: Any) -> Claims:
         """Validate a reference token; ``Claims`` or ``InvalidToken`` /
         ``ProviderError``."""
-        reason = looks_like_token(token, self.max_token_bytes)
-        if reason is not None:
-            raise InvalidToken(reason)
-        digest = hashlib.sha256(token.encode("ascii")).digest()
+        if type(token) is not str or len(token) > self.max_token_bytes:
+            raise InvalidToken(looks_like_token(token, self.max_token_bytes) or "access token is not a string")
+        # Only tokens that passed looks_like_token below ever get an entry,
+        # so a hit (same SHA-256, same token) skips the syntax check.
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         entry = self._front.get(digest)  # dict get: atomic, no lock needed
-        if entry is not None:
+        if entry is None:
+            reason = looks_like_token(token, self.max_token_bytes)
+            if reason is not None:
+                raise InvalidToken(reason)
+        else:
             if self._clock() < entry.until:
                 if entry.claims is not None:
                     return entry.claims
