@@ -446,12 +446,7 @@ class Introspector:
         now = self._clock()
         if self.cache_ttl <= 0 or until <= now:
             return
-        with self._front_lock:
-            if len(self._front) >= self._front_max:
-                # evict the oldest insertions (dicts keep insertion order)
-                for old in list(self._front)[: max(1, self._front_max // 8)]:
-                    del self._front[old]
-            self._front[digest] = _Entry(claims, reason, until)
+        self._front_put(digest, _Entry(claims, reason, until))
         if self._shared is not None:
             body = {"v": _ENTRY_VERSION, "until": until,
                     "active": claims is not None, "doc": dict(doc) if doc is not None else None}
@@ -460,6 +455,18 @@ class Introspector:
                 self._shared.set(key, self._seal(key, value), until - now)
             except CacheUnavailable as exc:
                 self._cache_down(exc)
+
+    def _front_put(self, digest: bytes, entry: _Entry) -> None:
+        """The one way into the in-process front cache: bounded to
+        ``front_size`` entries whatever the entry came from (a fresh answer
+        or the shared cache), so random tokens replayed to every worker
+        cannot grow any worker's memory without limit."""
+        with self._front_lock:
+            if len(self._front) >= self._front_max and digest not in self._front:
+                # evict the oldest insertions (dicts keep insertion order)
+                for old in list(self._front)[: max(1, self._front_max // 8)]:
+                    del self._front[old]
+            self._front[digest] = entry
 
     def _seal(self, key: str, value: bytes) -> bytes:
         mac = hmac.new(self._mac_key, self.cache_prefix.encode() + key.encode() + b"\n" + value,
@@ -487,19 +494,13 @@ class Introspector:
             return None
         if not active:
             reason = "token is not active (introspection: revoked, expired or unknown)"
-            with self._front_lock:
-                self._front[digest] = _Entry(None, reason, min(until, now + self.inactive_ttl))
+            self._front_put(digest, _Entry(None, reason, min(until, now + self.inactive_ttl)))
             raise InvalidToken(reason)
         try:
             claims, max_until = self._accept(doc, now)
         except InvalidToken:
             return None  # the entry says active, the rules say no: ask the endpoint
-        until = min(until, max_until)
-        with self._front_lock:
-            if len(self._front) >= self._front_max:
-                for old in list(self._front)[: max(1, self._front_max // 8)]:
-                    del self._front[old]
-            self._front[digest] = _Entry(claims, "", until)
+        self._front_put(digest, _Entry(claims, "", min(until, max_until)))
         return claims
 
     # --- single flight across processes (shared cache only) ------------------

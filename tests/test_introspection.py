@@ -546,6 +546,31 @@ def test_tampered_or_garbage_redis_entries_are_never_believed(op, make_v, redis_
     raw.close()
 
 
+def test_entries_read_from_redis_keep_the_front_cache_bounded(op, make_v, redis_server):
+    # Random tokens sent to worker one land in Redis (inactive); the same
+    # tokens sent to worker two come back from Redis and must not grow its
+    # in-process front past its bound.
+    for i in range(10):
+        op.endpoint.tokens[f"live{i}"] = active(op)
+    one = make_v(shared_cache=redis_server.url)
+    two = make_v(shared_cache=redis_server.url)
+    two.introspector._front_max = 8
+    tokens = [f"random{i}" for i in range(60)] + [f"live{i}" for i in range(10)]
+    for token in tokens:
+        try:
+            one.validate_access_token(token)
+        except InvalidToken:
+            pass
+    calls = op.endpoint.calls
+    for token in tokens:
+        try:
+            two.validate_access_token(token)
+        except InvalidToken:
+            pass
+    assert op.endpoint.calls == calls  # every answer came from Redis
+    assert len(two.introspector._front) <= 8
+
+
 def test_an_entry_written_with_another_secret_is_ignored(op, make_v, redis_server):
     op.endpoint.tokens["t"] = active(op)
     make_v(shared_cache=redis_server.url).validate_access_token("t")
