@@ -294,7 +294,12 @@ class MultiIssuerValidator:
         else:
             member = self.choose(token, "access token")
             claims = member.validate_access_token(token)
-        if header is not None and type(member) is TokenValidator:
+        # Only members that refuse a foreign iss before any network call: a
+        # member in validation_mode "introspection" sends every token to its
+        # endpoint, so a guess there would let tokens copying its header (any
+        # iss) cost an introspection call each, and hand another issuer's
+        # token to the wrong provider.
+        if header is not None and type(member) is TokenValidator and not member._introspect_all:
             by_header = self._by_header
             if by_header.get(header) is not member:
                 if len(by_header) >= _BY_HEADER_MAX:

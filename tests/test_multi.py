@@ -493,3 +493,32 @@ def test_userinfo_goes_to_the_tokens_provider(multi, new):
     profile = multi.userinfo(new.mint(scope="openid profile", subject="alice"))
     assert profile["sub"] == "alice"
     assert new.fetch_counts.get("userinfo") == 1
+
+
+def test_header_routing_never_sends_foreign_tokens_to_an_introspecting_member(make_issuer, new):
+    # A member that introspects every token (validation_mode="introspection")
+    # does not refuse a foreign iss before the network: tokens copying its
+    # header must not be guessed to it, or each random iss would cost a call
+    # at its introspection endpoint (and a real token of another issuer would
+    # be sent to the wrong provider).
+    from oidc_guard.testing import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET
+
+    intro = make_issuer(algs=("RS256",))
+    multi = MultiIssuerValidator([
+        TokenValidator(intro.issuer, audience=intro.audience, http_timeout=2, validation_mode="introspection",
+                       introspection_client_id=INTROSPECTION_CLIENT_ID,
+                       introspection_client_secret=INTROSPECTION_CLIENT_SECRET),
+        TokenValidator(new.issuer, audience="api://contacts", http_timeout=2),
+    ])
+    token = intro.mint()
+    assert multi.validate_access_token(token).issuer == intro.issuer
+    header = token.split(".")[0]
+    calls = intro.fetch_counts.get("introspection", 0)
+    assert calls == 1
+    rng = random.Random(7)
+    for _ in range(20):
+        _iss, forged = random_iss_token(rng)
+        forged = header + forged[forged.index("."):]
+        with pytest.raises(InvalidToken, match="not trusted"):
+            multi.validate_access_token(forged)
+    assert intro.fetch_counts.get("introspection", 0) == calls
