@@ -52,6 +52,7 @@ from .validator import (
     TokenValidator,
     _b64decode_std,
     _parse_json_object,
+    _token_text,
 )
 
 __all__ = ["MultiIssuerValidator", "Resolver"]
@@ -366,18 +367,8 @@ class MultiIssuerValidator:
         """The member that must validate ``token``; raises InvalidToken when
         no trusted issuer can.  Nothing read here is believed: it only picks
         the validator that then verifies everything."""
-        if isinstance(token, bytes):
-            try:
-                token = token.decode("ascii")
-            except UnicodeDecodeError:
-                raise InvalidToken(f"{what} is not ASCII") from None
-        if not isinstance(token, str):
-            raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
-        if not token:
-            raise InvalidToken(f"{what} is empty")
         # Size limit first, before anything is decoded (as TokenValidator).
-        if len(token) > self.max_token_bytes:
-            raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {self.max_token_bytes}")
+        token = _token_text(token, what, self.max_token_bytes)
         if "." not in token:
             # Opaque (reference) token: RFC 7662 introspection at the one
             # member that has credentials for it.

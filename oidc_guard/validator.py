@@ -171,6 +171,25 @@ def _is_number(value: Any) -> bool:
             and _MIN_TIME <= value <= _MAX_TIME)  # also false for NaN and +-inf
 
 
+def _token_text(token: Any, what: str, max_bytes: int) -> str:
+    """The token as a non-empty str within ``max_bytes``, else InvalidToken.
+    The size limit comes first, before anything is decoded; bytes must be
+    ASCII.  Shared by TokenValidator and MultiIssuerValidator (which must
+    refuse exactly what a member would, before choosing one)."""
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidToken(f"{what} is not ASCII") from None
+    if not isinstance(token, str):
+        raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
+    if not token:
+        raise InvalidToken(f"{what} is empty")
+    if len(token) > max_bytes:
+        raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {max_bytes}")
+    return token
+
+
 def _iso(ts: float) -> str:
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -713,17 +732,7 @@ class TokenValidator:
         Returns (header, payload, key, alg).  Everything raised is
         InvalidToken or ProviderError; the token is never echoed.
         """
-        if isinstance(token, bytes):
-            try:
-                token = token.decode("ascii")
-            except UnicodeDecodeError:
-                raise InvalidToken(f"{what} is not ASCII") from None
-        if not isinstance(token, str):
-            raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
-        if not token:
-            raise InvalidToken(f"{what} is empty")
-        if len(token) > self.max_token_bytes:
-            raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {self.max_token_bytes}")
+        token = _token_text(token, what, self.max_token_bytes)
         # Same acceptance as _COMPACT_JWS.fullmatch(token) (see _B64URL_BYTES).
         if not token.isascii():
             raise InvalidToken(self._shape_error(token, what))
