@@ -529,6 +529,9 @@ def _validator_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     endpoint = os.environ.get("OIDC_GUARD_INTROSPECTION_ENDPOINT")
     if endpoint and "introspection_endpoint" in accepted:
         kwargs["introspection_endpoint"] = endpoint
+    auth_method = os.environ.get("OIDC_GUARD_INTROSPECTION_AUTH_METHOD")
+    if auth_method and "introspection_auth_method" in accepted:
+        kwargs["introspection_auth_method"] = auth_method
     if args.validation_mode:
         if "validation_mode" not in accepted:
             raise UsageError("--validation-mode needs an oidc_guard with introspection support")
@@ -547,8 +550,24 @@ def claims_summary(claims: Claims, now: float) -> Dict[str, Any]:
         "expires_at": claims.expires_at.isoformat() if claims.expires_at else None,
         "times": [t for t in (describe_time(n, claims.get(n), now) for n in _TIME_CLAIMS if n in claims) if t],
         "claims": _claims_dict(claims),
+        "binding": _binding_note(claims),
     }
     return summary
+
+
+def _binding_note(claims: Mapping[str, Any]) -> Optional[str]:
+    """The signature and claims are valid, but a sender-constrained token is
+    only accepted with its proof: say so rather than let "VALID" mislead."""
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, dict):
+        return None
+    if "jkt" in cnf:
+        return ("DPoP-bound (cnf.jkt, RFC 9449): a request needs 'Authorization: DPoP' and a proof signed "
+                "by that key; sent as Bearer it gets 401")
+    if "x5t#S256" in cnf:
+        return ("certificate-bound (cnf x5t#S256, RFC 8705): a request needs the client's TLS certificate "
+                "with that thumbprint")
+    return None
 
 
 def write_validation(out: TextIO, *, as_json: bool, token: str, claims: Optional[Claims],
@@ -585,6 +604,8 @@ def write_validation(out: TextIO, *, as_json: bool, token: str, claims: Optional
         out.write(f"  audiences:  {' '.join(summary['audiences'])}\n")
         for entry in summary["times"]:
             out.write(f"  {entry['claim'] + ':':<11} {entry['iso']} ({entry['relative']})\n")
+        if summary["binding"]:
+            out.write(f"  note:       {summary['binding']}\n")
         out.write("claims:\n" + _indent(json.dumps(summary["claims"], indent=2, default=str)) + "\n")
     return EXIT_INVALID if missing else EXIT_OK
 
@@ -652,7 +673,7 @@ aud, exp/nbf/iat, typ) and print the verified claims, or the reason.
 
 Reference (opaque) tokens are introspected when the environment holds this
 API's credentials: {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}
-(optionally OIDC_GUARD_INTROSPECTION_ENDPOINT). They are read ONLY from the
+(optionally OIDC_GUARD_INTROSPECTION_ENDPOINT and _AUTH_METHOD). They are read ONLY from the
 environment, never from the command line, where they would end up in shell
 history and in the process list.
 

@@ -228,6 +228,16 @@ def test_validate_invalid_token_exit_1(issuer, make_issuer, case, words):
     assert result.stdout.startswith("INVALID (invalid_token)") and words in result.stdout.lower()
 
 
+def test_validate_says_a_bound_token_needs_its_proof(issuer):
+    bound = issuer.mint(claims={"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})
+    result = validate(issuer, bound)
+    assert result.returncode == 0
+    assert "note:       DPoP-bound (cnf.jkt, RFC 9449)" in result.stdout
+    doc = json.loads(validate(issuer, bound, "--json").stdout)
+    assert doc["binding"].startswith("DPoP-bound")
+    assert json.loads(validate(issuer, issuer.mint(), "--json").stdout)["binding"] is None
+
+
 def test_validate_id_token(issuer):
     id_token = issuer.mint_id_token("spa", nonce="n-1")
     ok = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
