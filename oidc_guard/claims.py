@@ -135,8 +135,12 @@ class Claims(Mapping[str, Any]):
 
     __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint", "_binding")
 
-    def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None) -> None:
-        self._payload = dict(payload)
+    def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None,
+                 _adopt: bool = False) -> None:
+        # _adopt (library use only): ``payload`` is a dict made for this
+        # Claims alone (the validator's freshly decoded or shared copy) and
+        # nobody else keeps a reference: kept as is instead of copied.
+        self._payload = payload if _adopt and type(payload) is dict else dict(payload)
         # Eager: a token whose scopes cannot be read exactly is refused when
         # its Claims is built, before the application ever sees it.
         scopes = parse_scopes(self._payload.get("scope"), "scope")

@@ -306,6 +306,24 @@ def test_cache_bound_holds(issuer, make_validator, clock, verifications, size, e
     assert len(validator._cache) == size
 
 
+def test_a_hit_makes_an_entry_recently_used(issuer, make_validator, clock, verifications):
+    validator = make_validator(issuer, clock=clock, cache_size=3)
+    a, b, c, d = (issuer.mint(subject=f"user{i}", now=clock.now) for i in range(4))
+    for token in (a, b, c):
+        validator.validate_access_token(token)
+    validator._front.clear()  # the front table would answer before the LRU
+    validator.validate_access_token(a)  # a hit: a is now the most recent
+    validator.validate_access_token(d)  # evicts b, the least recently used
+    validator._front.clear()
+    before = verifications["n"]
+    for token in (a, c, d):
+        validator.validate_access_token(token)
+    assert verifications["n"] == before
+    validator.validate_access_token(b)
+    assert verifications["n"] == before + 1
+    assert len(validator._cache) == 3
+
+
 def test_clear_cache(issuer, make_validator, verifications):
     validator = make_validator(issuer)
     token = issuer.mint()
@@ -340,7 +358,7 @@ def test_concurrent_hits_and_misses(issuer, make_validator, clock):
 
 def test_cache_size_zero_and_default():
     assert TokenValidator("https://idp.example.com", audience="a", cache_size=0)._cache is None
-    assert TokenValidator("https://idp.example.com", audience="a")._cache.maxsize == 10000
+    assert TokenValidator("https://idp.example.com", audience="a")._cache_size == 10000
 
 
 # --- what makes hits cheap and entries small must not weaken any check ----------------
