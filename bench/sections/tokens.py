@@ -164,7 +164,7 @@ def print_tokens(res: Dict[str, Any]) -> None:
         print(f"{label:36} {cells}{target}")
         if den == "bare":
             paired = "".join(f"{paired_ratio(res[alg][num], res[alg]['bare']):10.2f}" for alg in ALGS)
-            print(f"{label.replace('(medians)', '').strip() + ' (median per round)':36} {paired}")
+            print(f"{num + ' / bare (median per round)':36} {paired}")
     rs_ratio = med(res["RS256"]["cold"]) / med(res["RS256"]["cached"])
     print(f"{'cold RS256 / cached RS256':36} {rs_ratio:10.1f}   target >= 20")
     print()
