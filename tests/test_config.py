@@ -31,7 +31,7 @@ def test_numbers_from_strings():
     )
     v = state.validator
     assert v.leeway == 30.0 and v.http_timeout == 2.5 and v.max_token_bytes == 8192
-    assert v._cache is not None and v._cache.maxsize == 100
+    assert v._cache is not None and v._cache_size == 100
     assert v.keys.cooldown == 10.0
     assert state.middleware.max_form_bytes == 0
 
