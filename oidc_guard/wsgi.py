@@ -636,7 +636,7 @@ def _replay_store_for(validator: Any) -> Any:
         cache = getattr(candidate, "shared_cache", None)
         if cache is not None and getattr(cache, "shared", False) and callable(getattr(cache, "add", None)):
             namespaced = getattr(cache, "namespaced", None)
-            return namespaced("dpop:") if callable(namespaced) else cache
+            return namespaced("oidc_guard:") if callable(namespaced) else cache
     return None
 
 
