@@ -790,11 +790,14 @@ class LocalIssuer:
         return list(scopes) if self.scope_format == "list" else " ".join(scopes)
 
     def _issue_user_tokens(self, client_id: str, user: Mapping[str, Any], scopes: List[str], *,
-                           nonce: Optional[str], with_access_token: bool, auth_time: int) -> Dict[str, str]:
+                           nonce: Optional[str], with_access_token: bool, auth_time: int,
+                           cnf: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
         result: Dict[str, str] = {}
         access_token = None
         if with_access_token:
             extra_claims: Dict[str, Any] = {"auth_time": auth_time, "amr": ["pwd"]}
+            if cnf:
+                extra_claims["cnf"] = dict(cnf)  # sender-constrained (RFC 9449 / RFC 8705)
             if self.token_shape == "identityserver3":
                 extra_claims["idp"] = "idsrv"  # IdentityServer v3's identity-provider claim
             with self._lock:

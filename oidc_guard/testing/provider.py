@@ -25,6 +25,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, 
 from .jose import _json_bytes, b64url_encode
 from .server import _Server
 
+#: Development provider only: the request header its token endpoint reads a
+#: client certificate from (RFC 8705 certificate-bound tokens in tests; the
+#: server is plain http, so nothing else could carry it).  Never trust such a
+#: header from clients in production.
+DEV_CLIENT_CERT_HEADER = "X-Client-Cert"
+
 if TYPE_CHECKING:
     from .issuer import LocalIssuer
 
@@ -428,10 +434,11 @@ class _Handler(BaseHTTPRequestHandler):
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise _OAuthError("invalid_request", "grant_type is missing")
+            cnf = self._sender_constraint()
             if grant_type == "client_credentials":
-                body = self._client_credentials(client_id, client, form)
+                body = self._client_credentials(client_id, client, form, cnf)
             elif grant_type == "authorization_code":
-                body = self._authorization_code(client_id, client, form)
+                body = self._authorization_code(client_id, client, form, cnf)
             else:
                 raise _OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         except _OAuthError as exc:
@@ -585,7 +592,45 @@ class _Handler(BaseHTTPRequestHandler):
             raise _OAuthError("invalid_client", "client authentication failed", 401)
         return client_id, client, method
 
-    def _client_credentials(self, client_id: str, client: Mapping[str, Any], form: Mapping[str, str]) -> Dict[str, Any]:
+    def _sender_constraint(self) -> Optional[Dict[str, str]]:
+        """The ``cnf`` claim for the tokens of this token request (development only):
+
+        * a ``DPoP`` header with a valid proof for ``POST <issuer>/token``
+          (RFC 9449 section 5; checked by :class:`oidc_guard.dpop.DPoPVerifier`,
+          replay included) binds the token to the proof's key: ``cnf.jkt``,
+          ``token_type: DPoP``; a bad proof is 400 ``invalid_dpop_proof``;
+        * a client certificate (RFC 8705 section 3) in the
+          :data:`DEV_CLIENT_CERT_HEADER` header (PEM, URL-encoded PEM or RFC
+          9440 ``:base64:``) binds it to that certificate:
+          ``cnf["x5t#S256"]``.  **Test-only**: this server speaks plain http
+          and believes whoever sends that header.
+        """
+        from ..dpop import DPoPVerifier, InvalidDPoPProof
+        from ..mtls import certificate_thumbprint, parse_client_certificate
+
+        provider = self.provider
+        cnf: Dict[str, str] = {}
+        proofs = self.headers.get_all("DPoP") or []
+        if proofs:
+            verifier = getattr(provider, "_dpop_token_verifier", None)
+            if verifier is None:
+                verifier = DPoPVerifier()
+                setattr(provider, "_dpop_token_verifier", verifier)
+            try:
+                proof = verifier.verify("POST", provider.token_endpoint, [("DPoP", p) for p in proofs])
+            except InvalidDPoPProof as exc:
+                raise _OAuthError("invalid_dpop_proof", exc.description) from None
+            cnf["jkt"] = proof.jkt
+        cert = self.headers.get(DEV_CLIENT_CERT_HEADER)
+        if cert:
+            try:
+                cnf["x5t#S256"] = certificate_thumbprint(parse_client_certificate(cert))
+            except ValueError as exc:
+                raise _OAuthError("invalid_request", f"client certificate: {exc}") from None
+        return cnf or None
+
+    def _client_credentials(self, client_id: str, client: Mapping[str, Any], form: Mapping[str, str],
+                            cnf: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         provider = self.provider
         if "client_credentials" not in client["grant_types"] or client.get("secret") is None:
             # RFC 6749 4.4: only confidential clients may use this grant.
@@ -600,15 +645,19 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             granted = allowed  # RFC 6749 3.3: the pre-defined default scope
         token = provider.mint(
+            {"cnf": cnf} if cnf else None,
             subject=client_id if provider.client_token_sub else None,
             scope=provider._format_scope(granted),
             client_id=client_id,
             reference=client.get("access_token_format") == "reference",
         )
-        return {"access_token": token, "token_type": "Bearer", "expires_in": provider.token_lifetime,
+        # RFC 9449 section 5: token_type "DPoP" for a DPoP-bound token.
+        token_type = "DPoP" if cnf and "jkt" in cnf else "Bearer"
+        return {"access_token": token, "token_type": token_type, "expires_in": provider.token_lifetime,
                 "scope": " ".join(granted)}
 
-    def _authorization_code(self, client_id: str, client: Mapping[str, Any], form: Mapping[str, str]) -> Dict[str, Any]:
+    def _authorization_code(self, client_id: str, client: Mapping[str, Any], form: Mapping[str, str],
+                            cnf: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         provider = self.provider
         if "authorization_code" not in client["grant_types"]:
             raise _OAuthError("unauthorized_client", "client may not use the authorization_code grant")
@@ -630,8 +679,10 @@ class _Handler(BaseHTTPRequestHandler):
             user = next((dict(u) for u in provider.users.values() if u["sub"] == record.subject), {"sub": record.subject})
         out: Dict[str, Any] = dict(provider._issue_user_tokens(
             client_id, user, record.scopes, nonce=record.nonce, with_access_token=True,
-            auth_time=record.auth_time,
+            auth_time=record.auth_time, cnf=cnf,
         ))
+        if cnf and "jkt" in cnf:
+            out["token_type"] = "DPoP"  # RFC 9449 section 5
         out["expires_in"] = provider.token_lifetime
         return out
 
