@@ -491,6 +491,13 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
     worker_ok = wte_worker.run(issuer.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET, say=lambda line: say("        " + line))
     c.step("worker: wte job accepted, contacts refused with insufficient_scope", worker_ok)
 
+    # 6a. The same worker with a DPoP-bound token (RFC 9449): proof at the
+    #     token endpoint, a fresh proof per API call; the token alone is refused.
+    say("      worker with DPoP (sender-constrained token):")
+    dpop_ok = wte_worker.run(issuer.issuer, api, WORKER_CLIENT_ID, WORKER_SECRET, dpop=True,
+                             say=lambda line: say("        " + line))
+    c.step("worker --dpop: DPoP-bound token accepted with its proofs, contacts still 403", dpop_ok)
+
     # 6b. Reference tokens: the same worker with opaque tokens the API
     #     introspects (RFC 7662); revoked at the provider (RFC 7009), refused
     #     once the API's cache entry ends.

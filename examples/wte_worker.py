@@ -26,7 +26,16 @@ introspection (RFC 7662) instead of locally.
 ``--resource`` sends an RFC 8707 resource indicator, which providers such as
 npm ``oidc-provider`` need to issue a JWT access token for the API.
 
-Standard library only.  The access token and the secret are never printed.
+``--dpop`` makes the token sender-constrained (RFC 9449): the worker holds an
+EC P-256 key in memory only, sends a DPoP proof with the token request (the
+provider answers ``token_type: DPoP`` and binds the token to the key), then a
+fresh proof with every API call (``Authorization: DPoP``); when the provider
+or the API asks for a nonce (``use_dpop_nonce`` + ``DPoP-Nonce``) it retries
+once with it.  A copied token is useless without the key.
+
+Standard library only (``--dpop`` uses ``cryptography`` for the key, which
+oidc_guard depends on anyway).  The access token and the secret are never
+printed.
 """
 
 from __future__ import annotations
@@ -126,6 +135,73 @@ def _unverified_claims(jwt: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         return {}, {}
 
 
+class DPoPSigner:
+    """A DPoP key pair (ES256, P-256) held in memory, making one fresh proof
+    per request (RFC 9449 section 4.2)."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self._key.public_key().public_numbers()
+        self.jwk = {"kty": "EC", "crv": "P-256", "x": _b64url(numbers.x.to_bytes(32, "big")),
+                    "y": _b64url(numbers.y.to_bytes(32, "big"))}
+
+    def proof(self, method: str, url: str, access_token: Optional[str] = None, nonce: Optional[str] = None) -> str:
+        import hashlib
+        import time
+        import uuid
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        parts = urllib.parse.urlsplit(url)
+        claims: Dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "iat": int(time.time()),
+                                  # htu: the URL without query and fragment (section 4.2)
+                                  "htu": urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))}
+        if access_token is not None:
+            claims["ath"] = _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+        if nonce is not None:
+            claims["nonce"] = nonce
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk}
+        signing_input = (_b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
+                         + _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        r, s_ = decode_dss_signature(self._key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256())))
+        return signing_input + "." + _b64url(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _header_value(headers: Dict[str, str], name: str) -> Optional[str]:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def api_request(method: str, url: str, token: str, *, dpop: Optional[DPoPSigner] = None,
+                headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None,
+                timeout: float = 10.0) -> Tuple[int, Dict[str, str], bytes]:
+    """One API call with the access token: Bearer, or DPoP with a fresh
+    proof, retried once with the server's nonce on ``use_dpop_nonce``."""
+    base = dict(headers or {})
+    if dpop is None:
+        base["Authorization"] = "Bearer " + token
+        return http_request(method, url, headers=base, body=body, timeout=timeout)
+    base["Authorization"] = "DPoP " + token
+    nonce: Optional[str] = None
+    for _attempt in range(2):
+        status, resp_headers, data = http_request(
+            method, url, headers=dict(base, DPoP=dpop.proof(method, url, token, nonce)), body=body, timeout=timeout)
+        challenge = _header_value(resp_headers, "WWW-Authenticate") or ""
+        new_nonce = _header_value(resp_headers, "DPoP-Nonce")
+        if status == 401 and 'error="use_dpop_nonce"' in challenge and new_nonce and nonce is None:
+            nonce = new_nonce  # RFC 9449 section 9: retry once with the server's nonce
+            continue
+        break
+    return status, resp_headers, data
+
+
 def discover_token_endpoint(issuer: str, timeout: float = 10.0) -> str:
     """OpenID Connect Discovery 1.0 section 4: the token endpoint, after
     checking the document names exactly our issuer (section 4.3)."""
@@ -151,8 +227,11 @@ def client_credentials_token(
     resources: Tuple[str, ...] = (),
     auth_method: str = "client_secret_basic",
     timeout: float = 10.0,
+    dpop: Optional[DPoPSigner] = None,
 ) -> Dict[str, Any]:
-    """RFC 6749 section 4.4.2: request a token; returns the JSON answer."""
+    """RFC 6749 section 4.4.2: request a token; returns the JSON answer.
+    With ``dpop``: a proof for the token request (RFC 9449 section 5), one
+    retry with the provider's nonce (section 8), token_type must be DPoP."""
     form: List[Tuple[str, str]] = [("grant_type", "client_credentials"), ("scope", scope)]
     for resource in resources:  # RFC 8707 section 2: may repeat
         form.append(("resource", resource))
@@ -167,13 +246,24 @@ def client_credentials_token(
     else:
         raise ValueError(f"unsupported client authentication method {auth_method!r}")
     body = urllib.parse.urlencode(form).encode("ascii")
-    status, _, data = http_request("POST", token_endpoint, headers=headers, body=body, timeout=timeout)
-    answer = _json(data)
+    nonce: Optional[str] = None
+    for _attempt in range(2):
+        if dpop is not None:
+            headers["DPoP"] = dpop.proof("POST", token_endpoint, nonce=nonce)
+        status, resp_headers, data = http_request("POST", token_endpoint, headers=headers, body=body, timeout=timeout)
+        answer = _json(data)
+        new_nonce = _header_value(resp_headers, "DPoP-Nonce")
+        if (dpop is not None and status == 400 and isinstance(answer, dict) and nonce is None
+                and answer.get("error") == "use_dpop_nonce" and new_nonce):
+            nonce = new_nonce
+            continue
+        break
     if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
         detail = answer if isinstance(answer, dict) else data[:200].decode("utf-8", "replace")
         raise WorkerError(f"token endpoint answered HTTP {status}: {detail}")
-    if str(answer.get("token_type", "")).lower() != "bearer":
-        raise WorkerError(f"token endpoint gave token_type {answer.get('token_type')!r}, expected Bearer")
+    expected = "dpop" if dpop is not None else "bearer"
+    if str(answer.get("token_type", "")).lower() != expected:
+        raise WorkerError(f"token endpoint gave token_type {answer.get('token_type')!r}, expected {expected}")
     return answer
 
 
@@ -189,6 +279,7 @@ def run(
     timeout: float = 10.0,
     say: Callable[[str], None] = print,
     reference: bool = False,
+    dpop: bool = False,
 ) -> bool:
     """The whole job; ``say`` gets one line per step.  True when the wte
     call succeeded and the contacts call was refused with insufficient_scope
@@ -197,8 +288,10 @@ def run(
     try:
         endpoint = discover_token_endpoint(issuer, timeout=timeout)
         say(f"token endpoint (from discovery): {endpoint}")
+        signer = DPoPSigner() if dpop else None
         answer = client_credentials_token(
-            endpoint, client_id, client_secret, scope=scope, resources=resources, auth_method=auth_method, timeout=timeout
+            endpoint, client_id, client_secret, scope=scope, resources=resources, auth_method=auth_method,
+            timeout=timeout, dpop=signer,
         )
     except WorkerError as exc:
         say(f"FAIL  could not get a client-credentials token: {exc}")
@@ -226,14 +319,20 @@ def run(
                 c=json.dumps(payload.get("client_id")),
             )
         )
-    bearer = {"Authorization": "Bearer " + token, "Accept": "application/json"}
+    if signer is not None:
+        if not isinstance(payload.get("cnf"), dict) and "." in token:
+            say("FAIL  token_type DPoP but the token has no cnf claim")
+            return False
+        say("PASS  DPoP-bound token (token_type DPoP); every call below sends a fresh proof")
+    accept = {"Accept": "application/json"}
 
     ok = True
     # 1. the route we are allowed to call
     job = json.dumps({"kind": "sync", "payload": {"source": "wte_worker"}}).encode("utf-8")
     try:
-        status, _, body = http_request(
-            "POST", api + "/wte/jobs", headers=dict(bearer, **{"Content-Type": "application/json"}), body=job, timeout=timeout
+        status, _, body = api_request(
+            "POST", api + "/wte/jobs", token, dpop=signer, headers=dict(accept, **{"Content-Type": "application/json"}),
+            body=job, timeout=timeout,
         )
     except WorkerError as exc:
         say(f"FAIL  POST /wte/jobs: {exc}")
@@ -246,12 +345,16 @@ def run(
 
     # 2. a route that needs a scope we do not have
     try:
-        status, headers, body = http_request("GET", api + "/contacts", headers=bearer, timeout=timeout)
+        status, headers, body = api_request("GET", api + "/contacts", token, dpop=signer, headers=accept,
+                                            timeout=timeout)
     except WorkerError as exc:
         say(f"FAIL  GET /contacts: {exc}")
         return False
     challenge = next((v for k, v in headers.items() if k.lower() == "www-authenticate"), "")
-    if status == 403 and 'error="insufficient_scope"' in challenge:
+    if signer is not None and status == 200:
+        ok = False
+        say("FAIL  GET /contacts -> 200 with a wte-only DPoP token")
+    elif status == 403 and 'error="insufficient_scope"' in challenge:
         say(f"PASS  GET /contacts -> 403 as expected; WWW-Authenticate: {challenge}")
     else:
         ok = False
@@ -283,6 +386,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     parser.add_argument("--reference", action="store_true",
                         help="use reference (opaque) access tokens, validated by the API through introspection")
+    parser.add_argument("--dpop", action="store_true",
+                        help="DPoP-bound token (RFC 9449): EC key in memory, a fresh proof per request")
     args = parser.parse_args(argv)
     if args.client_id is None:
         args.client_id = DEFAULT_REFERENCE_CLIENT_ID if args.reference else DEFAULT_CLIENT_ID
@@ -297,6 +402,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         auth_method=args.auth_method,
         timeout=args.timeout,
         reference=args.reference,
+        dpop=args.dpop,
     )
     print("worker: OK" if ok else "worker: FAILED")
     return 0 if ok else 1

@@ -48,11 +48,13 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import functools
 import hashlib
 import hmac
 import logging
 import math
 import os
+import re
 import struct
 import threading
 import time
@@ -97,6 +99,7 @@ _DPOP_TYP = "dpop+jwt"
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _REPLAY_NAMESPACE = b"oidc_guard/dpop/jti/v1\x00"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 class InvalidDPoPProof(InvalidToken):
@@ -188,7 +191,14 @@ def normalize_htu(url: str) -> Tuple[str, str, int, bytes]:
     """
     if not isinstance(url, str) or not url or len(url) > 4096:
         raise ValueError("not a URL")
-    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+    return _normalize_htu(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize_htu(url: str) -> Tuple[str, str, int, bytes]:
+    # Pure function of the string: memoised (a client names the same few
+    # URLs, and the request URL repeats), bounded.
+    if _CONTROL.search(url) is not None:
         raise ValueError("contains whitespace or control characters")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

@@ -526,7 +526,7 @@ class BearerMiddleware:
         binding: Optional[str] = None
         try:
             cnf = claims.get("cnf") if hasattr(claims, "get") else None
-            if cnf is not None and not isinstance(cnf, Mapping):
+            if cnf is not None and type(cnf) is not dict and not isinstance(cnf, Mapping):
                 raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)")
             jkt = cnf.get("jkt") if cnf is not None else None
             x5t = cnf.get("x5t#S256") if cnf is not None else None

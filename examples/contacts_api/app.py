@@ -192,9 +192,11 @@ class CorsMiddleware:
     """
 
     ALLOW_METHODS = "GET, POST, OPTIONS"
-    ALLOW_HEADERS = "Authorization, Content-Type"
-    # Let the SPA read the RFC 6750 challenge and Retry-After on errors.
-    EXPOSE_HEADERS = "WWW-Authenticate, Retry-After"
+    # DPoP: a browser client sends its proof in the DPoP header (RFC 9449).
+    ALLOW_HEADERS = "Authorization, Content-Type, DPoP"
+    # Let the SPA read the RFC 6750 challenge and Retry-After on errors, and
+    # the server nonce of a use_dpop_nonce answer (RFC 9449 section 9).
+    EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
     MAX_AGE = "600"
 
     def __init__(self, app, allowed_origins: Iterable[str]) -> None:
