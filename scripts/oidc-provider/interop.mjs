@@ -215,8 +215,27 @@ export function start({ Provider, errors, version }) {
     signingKey('ec', { namedCurve: 'P-256' }, 'ES256'),
   ];
 
+  // RFC 8705 certificate-bound access tokens, 9.x only (the release whose
+  // mTLS hooks the suite is written against).
+  const mtls = major >= 9;
+  const clientList = clients({ implicitToken, extraRedirects });
+  if (mtls) {
+    clientList.push({
+      // Client credentials whose tokens are bound to the client certificate
+      // presented on the token request (cnf "x5t#S256").
+      client_id: 'wte-worker-mtls',
+      client_secret: 'wte-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'wte',
+      tls_client_certificate_bound_access_tokens: true,
+    });
+  }
+
   const configuration = {
-    clients: clients({ implicitToken, extraRedirects }),
+    clients: clientList,
     jwks: { keys },
     // Cookie signing keys: random per start (sessions do not survive restarts).
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
@@ -266,6 +285,28 @@ export function start({ Provider, errors, version }) {
       // RFC 7662 and RFC 7009, for the opaque tokens of REFERENCE_CLIENTS.
       introspection: { enabled: true },
       revocation: { enabled: true },
+      ...(mtls ? {
+        mTLS: {
+          enabled: true,
+          certificateBoundAccessTokens: true,
+          // This provider speaks plain http on loopback, so no TLS handshake
+          // gives it a certificate: a test acting as the TLS-terminating
+          // proxy passes it URL-encoded (nginx $ssl_client_escaped_cert
+          // style) in X-Client-Cert, believed from loopback peers only.
+          // DEVELOPMENT ONLY.
+          getCertificate(ctx) {
+            const peer = ctx.req.socket.remoteAddress || '';
+            if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(peer)) return undefined;
+            const value = ctx.get('x-client-cert');
+            if (!value) return undefined;
+            try {
+              return new crypto.X509Certificate(decodeURIComponent(value));
+            } catch {
+              return undefined;
+            }
+          },
+        },
+      } : {}),
       resourceIndicators: {
         enabled: true,
         // No resource requested (the example SPA and worker send none by
