@@ -76,6 +76,10 @@ from .claims import Claims
 from .discovery import ProviderMetadata
 from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
+# The NumericDate rule (RFC 7519 section 2) and the bounded repr of an
+# untrusted value are those of the JWT path: one definition each.
+from .jwks import _show
+from .validator import _is_number
 
 __all__ = [
     "Introspector",
@@ -99,10 +103,6 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # of a JWT carries its JOSE header there).  Read-only and shared.
 INTROSPECTION_HEADER: Mapping[str, Any] = MappingProxyType({"oidc_guard.source": "introspection"})
 
-# NumericDate range as the JWT path (validator._is_number).
-_MIN_TIME = -62135596800.0
-_MAX_TIME = 253402300799.0
-
 _ENTRY_VERSION = 1
 
 
@@ -117,16 +117,6 @@ def looks_like_token(token: Any, max_bytes: int) -> Optional[str]:
     if not token.isascii() or _B64TOKEN.fullmatch(token) is None:
         return "access token contains characters outside the RFC 6750 token syntax"
     return None
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and _MIN_TIME <= value <= _MAX_TIME)
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Flight:
