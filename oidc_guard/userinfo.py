@@ -24,6 +24,10 @@ Rules:
   same-origin redirects only).
 * Cached per token (SHA-256 key, in process only: a profile is personal data
   and stays out of Redis) until ``min(token exp, now + ttl)``; bounded.
+* At most ``max_in_flight`` calls at once (default 4, as introspection); a
+  caller over the bound waits up to ``queue_timeout`` seconds for a slot,
+  then gets ``ProviderError`` (503, Retry-After 1): a burst of requests for
+  uncached tokens cannot turn the API into an amplifier against the provider.
 """
 
 from __future__ import annotations
@@ -49,9 +53,13 @@ _USERINFO_TYP = frozenset({"jwt", "userinfo+jwt"})
 class UserInfoClient:
     """UserInfo for one :class:`~oidc_guard.TokenValidator` (see module doc)."""
 
-    def __init__(self, validator: "TokenValidator", *, ttl: float = 60.0, max_entries: int = 10000) -> None:
+    def __init__(self, validator: "TokenValidator", *, ttl: float = 60.0, max_entries: int = 10000,
+                 max_in_flight: int = 4, queue_timeout: float = 1.0) -> None:
         self._v = validator
         self.ttl = float(ttl)
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.queue_timeout = float(queue_timeout)
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._max = max(1, int(max_entries))
         self._cache: Dict[bytes, Tuple[Mapping[str, Any], float]] = {}
         self._lock = threading.Lock()
@@ -89,11 +97,17 @@ class UserInfoClient:
 
     def _fetch(self, access_token: str, claims: Claims) -> Mapping[str, Any]:
         url = self.endpoint()
-        self.calls += 1
-        raw = fetch(url, timeout=self._v.http_timeout, max_bytes=MAX_USERINFO_BYTES,
-                    allow_http=self._v.allow_http, what="userinfo endpoint",
-                    headers={"Authorization": "Bearer " + access_token},
-                    accept="application/json, application/jwt")
+        if not self._slots.acquire(timeout=self.queue_timeout):
+            raise ProviderError(
+                f"too many UserInfo calls in flight (limit {self.max_in_flight}); try again", retry_after=1)
+        try:
+            self.calls += 1
+            raw = fetch(url, timeout=self._v.http_timeout, max_bytes=MAX_USERINFO_BYTES,
+                        allow_http=self._v.allow_http, what="userinfo endpoint",
+                        headers={"Authorization": "Bearer " + access_token},
+                        accept="application/json, application/jwt")
+        finally:
+            self._slots.release()
         if raw.status == 401:
             raise InvalidToken("the UserInfo endpoint refused the access token (HTTP 401)")
         if raw.status == 403:

@@ -123,3 +123,50 @@ def test_an_invalid_token_is_never_sent(op, make_validator):
     with pytest.raises(InvalidToken):
         make_validator(op).userinfo("not-a-jwt")
     assert op.loopback.counts["/userinfo"] == 0
+
+
+def test_calls_in_flight_are_bounded(op, make_validator):
+    # Twelve requests for twelve uncached tokens at once: the provider sees at
+    # most max_in_flight (4) UserInfo calls at a time; the rest wait for a
+    # slot (or get a 503 after queue_timeout), never a thirteenth socket.
+    import threading
+    import time
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+    body = json.dumps({"sub": "alice"}).encode()
+
+    def slow(handler):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.15)
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    op.loopback.routes["/userinfo"] = slow
+    v = make_validator(op)
+    tokens = [op.mint(subject="alice", claims={"jti": str(i)}) for i in range(12)]
+    outcomes = []
+
+    def go(token):
+        try:
+            outcomes.append(v.userinfo(token)["sub"])
+        except ProviderError as exc:
+            outcomes.append(exc.description)
+
+    threads = [threading.Thread(target=go, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 12
+    assert all(o == "alice" or "too many UserInfo calls" in o for o in outcomes)
+    assert 1 <= state["most"] <= 4
