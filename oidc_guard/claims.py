@@ -133,7 +133,11 @@ class Claims(Mapping[str, Any]):
     ``scp`` cannot be read exactly.
     """
 
-    __slots__ = ("_payload", "_scopes", "_audiences", "header", "_key_fingerprint", "_binding")
+    # Four slots: with the GC header a Claims is 64 bytes, one pymalloc size
+    # class below the 80 of five or six slots (16 bytes per cached token).
+    # So audiences are computed on access (a tuple of a short list), and the
+    # request's binding lives in the per-request copy (_BoundClaims).
+    __slots__ = ("_payload", "_scopes", "header", "_key_fingerprint")
 
     def __init__(self, payload: Mapping[str, Any], header: Optional[Mapping[str, Any]] = None,
                  _adopt: bool = False) -> None:
@@ -148,7 +152,6 @@ class Claims(Mapping[str, Any]):
         if scp is not None:
             scopes = _shared_scope_set(scopes | parse_scopes(scp, "scp"))
         self._scopes: FrozenSet[str] = scopes
-        self._audiences: Optional[Tuple[str, ...]] = None
         #: the verified JOSE header (alg, kid, typ), for logging and auditing.
         #: A read-only mapping: the validator passes one MappingProxyType per
         #: distinct header, shared by the Claims of every token carrying it
@@ -158,7 +161,6 @@ class Claims(Mapping[str, Any]):
         # TokenValidator when it keeps this Claims in its verified-token cache
         # (the Claims is the cache entry; see validate_access_token).
         self._key_fingerprint: Optional[str] = None
-        self._binding: Optional[str] = None
 
     # --- Mapping -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -184,10 +186,9 @@ class Claims(Mapping[str, Any]):
         """A copy for one request that says how the token was bound; shares
         the (never modified) payload and header with this one, which may be
         the validator's cached entry and must not change."""
-        copy = Claims.__new__(Claims)
+        copy = _BoundClaims.__new__(_BoundClaims)
         copy._payload = self._payload
         copy._scopes = self._scopes
-        copy._audiences = self._audiences
         copy.header = self.header
         copy._key_fingerprint = self._key_fingerprint
         copy._binding = binding
@@ -204,7 +205,7 @@ class Claims(Mapping[str, Any]):
         certificate matched the token's ``cnf["x5t#S256"]``).  A Claims
         straight from ``validate_access_token`` has ``None``: the validator
         alone never sees the request."""
-        return self._binding
+        return None
 
     # --- normalised accessors ----------------------------------------------
     @property
@@ -241,17 +242,12 @@ class Claims(Mapping[str, Any]):
 
     @property
     def audiences(self) -> Tuple[str, ...]:
-        auds = self._audiences
-        if auds is None:
-            aud = self._payload.get("aud")
-            if isinstance(aud, str):
-                auds = (aud,)
-            elif isinstance(aud, (list, tuple)):
-                auds = tuple(a for a in aud if isinstance(a, str))
-            else:
-                auds = ()
-            self._audiences = auds
-        return auds
+        aud = self._payload.get("aud")
+        if isinstance(aud, str):
+            return (aud,)
+        if isinstance(aud, (list, tuple)):
+            return tuple(a for a in aud if isinstance(a, str))
+        return ()
 
     @property
     def expires_at(self) -> Optional[datetime]:
@@ -270,3 +266,15 @@ class Claims(Mapping[str, Any]):
         equal to the client id (RFC 9068 section 2.2 for oidc-provider)."""
         sub = self.subject
         return sub is None or (self.client_id is not None and sub == self.client_id)
+
+
+class _BoundClaims(Claims):
+    """The per-request copy made by :meth:`Claims._with_binding`: the same
+    payload, plus how the request proved it holds the token."""
+
+    __slots__ = ("_binding",)
+    _binding: Optional[str]
+
+    @property
+    def binding(self) -> Optional[str]:
+        return self._binding

@@ -458,3 +458,18 @@ def test_front_table_is_bounded_and_only_an_accelerator(issuer, make_validator, 
     with pytest.raises(InvalidToken, match="expired"):
         validator.validate_access_token(tokens[-1])
     assert tokens[-1] not in validator._front
+
+
+def test_a_cached_claims_object_stays_in_the_64_byte_size_class():
+    """100,000 cached tokens under 100 MB (issue 9): the Claims of an entry
+    has four slots (64 bytes with the GC header); a fifth would cost 16
+    bytes more per entry.  The per-request binding lives in a subclass."""
+    import sys
+
+    from oidc_guard.claims import Claims
+
+    claims = Claims({"sub": "a", "aud": ["x"], "scope": "s"})
+    assert sys.getsizeof(claims) <= 64
+    bound = claims._with_binding("dpop")
+    assert bound.binding == "dpop" and claims.binding is None
+    assert dict(bound) == dict(claims) and bound.scopes == claims.scopes and bound.audiences == ("x",)
