@@ -279,6 +279,13 @@ class MemoryReplayStore:
         # expiry order, and the pruning below stops at the first live record.
         self._queue: Deque[Tuple[float, str]] = collections.deque()
         self._lock = threading.Lock()
+        # While the store is full of live records, no full scan can free
+        # anything before the earliest live expiry the last scan saw: skip
+        # scans until then, so that a full store costs O(1) per refused
+        # proof instead of a scan of every record under the lock.
+        self._rescan_at = 0.0
+        #: full scans made (tests)
+        self.full_scans = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -293,9 +300,15 @@ class MemoryReplayStore:
                 del expiry[key]
         # Records with a shorter lifetime behind a longer one are found
         # here when the store is full.
-        if len(expiry) >= self.maxsize:
-            for key in [k for k, when in expiry.items() if when <= now]:
-                del expiry[key]
+        if len(expiry) >= self.maxsize and now >= self._rescan_at:
+            self.full_scans += 1
+            earliest = math.inf
+            for key, when in list(expiry.items()):
+                if when <= now:
+                    del expiry[key]
+                elif when < earliest:
+                    earliest = when
+            self._rescan_at = earliest if len(expiry) >= self.maxsize else 0.0
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         if not isinstance(key, str) or not key:
@@ -317,6 +330,7 @@ class MemoryReplayStore:
             expires = now + ttl_seconds
             self._expiry[key] = expires
             self._queue.append((expires, key))
+            self._rescan_at = 0.0  # a new record may expire before the last scan's earliest
             return True
 
 

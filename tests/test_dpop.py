@@ -526,6 +526,28 @@ def test_memory_store_full_fails_closed_never_evicts():
     assert store.add("k3", b"1", 10) is True  # expired records made room
 
 
+def test_memory_store_full_scans_once_until_something_can_expire():
+    # A store full of live records refuses each new proof; it must not scan
+    # every record again for each refusal (a held DPoP token and its key can
+    # fill it, then each request would cost a scan of 100,000 records).
+    now = [0.0]
+    store = MemoryReplayStore(maxsize=50, clock=lambda: now[0])
+    store.add("short", b"1", 5)  # queued first, expires first
+    for i in range(49):
+        assert store.add(f"k{i}", b"1", 100)
+    for i in range(200):
+        with pytest.raises(ReplayStoreFull):
+            store.add(f"new{i}", b"1", 100)
+    assert store.full_scans == 1
+    now[0] = 6.0  # "short" expired: the queue head frees it, no scan needed
+    assert store.add("new-a", b"1", 100) is True
+    with pytest.raises(ReplayStoreFull):
+        store.add("new-b", b"1", 100)
+    now[0] = 101.0
+    assert store.add("new-b", b"1", 100) is True  # the earliest live expiry passed
+    assert store.add("k0", b"1", 100) is True
+
+
 class _DownStore:
     def __init__(self):
         self.calls = 0
