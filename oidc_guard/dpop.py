@@ -229,7 +229,9 @@ def _header_values(headers: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]],
     value split (RFC 9110 5.3: repeated fields may be joined with commas; a
     JWS never contains a comma)."""
     items: Iterable[Tuple[str, Any]]
-    if isinstance(headers, Mapping):
+    if type(headers) is list:  # what BearerMiddleware passes; skips the slower ABC check
+        items = headers
+    elif isinstance(headers, Mapping):
         items = headers.items()
     else:
         items = headers
@@ -489,9 +491,16 @@ class DPoPVerifier:
         self.nonces = nonces
         self.max_proof_bytes = max_proof_bytes
         self._clock = clock
-        # header segment -> (alg, key, jkt): the header of every proof made
-        # with one key is the same string; only headers that passed every
-        # check are remembered, and the signature is verified every time.
+        # Proof key cache (RFC 9449 section 4.3 steps 3-5 and 7 done once per
+        # key): exact bytes of the base64url header segment -> (alg, key,
+        # jkt).  The header of every proof made with one key is the same
+        # string (typ, alg, jwk: public data), so a client's proofs hit it.
+        # Only headers that passed every header check (typ, alg allow-list,
+        # no crit, no private jwk members, the JWKS key rules: RSA >= 2048,
+        # on-curve EC, Ed25519) are stored; a header that differs in any
+        # byte (another key, an added "d") is a miss and is checked in full.
+        # The signature, the payload checks and the jti record run on every
+        # proof.  Bounded: cleared when it holds _HEADER_MEMO_MAX entries.
         self._header_memo: Dict[bytes, Tuple[str, VerifyKey, str]] = {}
         self._memo_lock = threading.Lock()
         self._store_failing = False
@@ -540,16 +549,31 @@ class DPoPVerifier:
         if not proof.isascii():
             raise InvalidDPoPProof("DPoP proof is not a JWS (characters outside base64url)")
         raw = proof.encode("ascii")
-        if raw.translate(None, _B64URL_BYTES) != b"..":
+        segments = raw.split(b".")
+        if len(segments) != 3:
             raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
-        h_seg, p_seg, s_seg = raw.translate(_URLSAFE_TO_STD).split(b".")
-        if not (h_seg and p_seg and s_seg):
+        h_raw, p_raw, s_raw = segments
+        # The header memo (see _header_memo in __init__) is keyed by the exact
+        # bytes of a header segment that passed steps 2-5 and 7 before: on a
+        # hit those bytes were already checked to be base64url, so only the
+        # payload and signature segments are checked here.  Every client
+        # sends the same header (typ, alg, jwk) with every proof it makes
+        # with one key, so this is the common case, and it skips the JSON
+        # parse, the key parse (RSA modulus size, EC on-curve check) and the
+        # RFC 7638 thumbprint.  The signature is still verified below.
+        memo = self._header_memo.get(h_raw)
+        if memo is None:
+            well_formed = raw.translate(None, _B64URL_BYTES) == b".."
+        else:
+            well_formed = not p_raw.translate(None, _B64URL_BYTES) and not s_raw.translate(None, _B64URL_BYTES)
+        if not well_formed:
+            raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
+        if not (h_raw and p_raw and s_raw):
             raise InvalidDPoPProof("DPoP proof has an empty segment (unsigned proofs are never accepted)")
         try:
-            payload_raw = _b64decode_std(p_seg)
-            signature = _b64decode_std(s_seg)
-            memo = self._header_memo.get(h_seg)
-            header_raw = _b64decode_std(h_seg) if memo is None else b""
+            payload_raw = _b64decode_std(p_raw.translate(_URLSAFE_TO_STD))
+            signature = _b64decode_std(s_raw.translate(_URLSAFE_TO_STD))
+            header_raw = _b64decode_std(h_raw.translate(_URLSAFE_TO_STD)) if memo is None else b""
         except (binascii.Error, ValueError):
             raise InvalidDPoPProof("DPoP proof has a segment that is not valid base64url") from None
 
@@ -558,11 +582,11 @@ class DPoPVerifier:
             with self._memo_lock:
                 if len(self._header_memo) >= _HEADER_MEMO_MAX:
                     self._header_memo.clear()
-                self._header_memo[h_seg] = memo
+                self._header_memo[h_raw] = memo
         alg, key, thumbprint = memo
 
         # Step 6: the signature, with the key of the proof's own header.
-        signing_input = raw[: len(h_seg) + 1 + len(p_seg)]
+        signing_input = raw[: len(h_raw) + 1 + len(p_raw)]
         if not key.verify(alg, signing_input, signature):
             raise InvalidDPoPProof(f"DPoP proof signature is invalid (alg {alg}, key of its jwk header)")
 
