@@ -610,6 +610,55 @@ def test_header_memo_keeps_every_check(es_key, clock, verifier):
         verify(verifier, f"{head}.{body}.{b64(b'y' * 64)}")
 
 
+def test_key_cache_hit_still_checks_payload_and_signature_segments(es_key, clock, verifier):
+    # after a hit on the header bytes, the other segments are still checked
+    verify(verifier, make(es_key, clock))
+    head, body, sig = make(es_key, clock).split(".")
+    assert head.encode() in verifier._header_memo
+    for bad in (f"{head}.{body}!.{sig}", f"{head}.{body}.{sig}=", f"{head}.{body}.", f"{head}..{sig}",
+                f"{head}.{body}.{sig}.{sig}", f"{head}.{body}"):
+        with pytest.raises(InvalidDPoPProof):
+            verify(verifier, bad)
+    verify(verifier, f"{head}.{body}.{sig}")  # and the real one is still fine
+
+
+def test_key_cache_is_bounded(clock, verifier):
+    from oidc_guard import dpop
+
+    key = DPoPKey("EdDSA")
+    for i in range(dpop._HEADER_MEMO_MAX + 5):
+        # a different header (an extra member) each time: a distinct entry
+        verify(verifier, make(key, clock, header={"x-n": i}))
+        assert len(verifier._header_memo) <= dpop._HEADER_MEMO_MAX
+    assert verify(verifier, make(key, clock)).jkt == key.jkt
+
+
+def test_key_cache_refuses_private_member_after_public_part_was_cached(clock, verifier):
+    key = DPoPKey("ES256")
+    verify(verifier, make(key, clock), jkt=key.jkt)  # the public jwk is now cached
+    leaked = dict(key.jwk, d=b64(key.private_key.private_numbers().private_value.to_bytes(32, "big")))
+    with pytest.raises(InvalidDPoPProof, match="private key members"):
+        verify(verifier, make(key, clock, header={"jwk": leaked}), jkt=key.jkt)
+    assert len(verifier._header_memo) == 1
+
+
+def test_key_cache_never_gives_one_key_the_entry_of_another(clock, verifier):
+    one, two = DPoPKey("ES256"), DPoPKey("ES256")
+    verify(verifier, make(one, clock), jkt=one.jkt)
+    # two's proof: its own header, its own thumbprint, not one's
+    assert verify(verifier, make(two, clock), jkt=two.jkt).jkt == two.jkt
+    with pytest.raises(InvalidDPoPProof, match="cnf.jkt"):
+        verify(verifier, make(two, clock), jkt=one.jkt)
+    # one's header with two's signature: verified with one's key, refused
+    head_one = make(one, clock).split(".")[0]
+    _h, body, sig = make(two, clock).split(".")
+    with pytest.raises(InvalidDPoPProof, match="signature is invalid"):
+        verify(verifier, f"{head_one}.{body}.{sig}", jkt=one.jkt)
+    # one's cached header with a different alg name is another entry, checked in full
+    with pytest.raises(InvalidDPoPProof, match="cannot verify alg"):
+        verify(verifier, make(one, clock, header={"alg": "ES384"}))
+
+
 # --- nonces (section 9) --------------------------------------------------------------
 
 
