@@ -580,7 +580,7 @@ class BearerMiddleware:
         put werkzeug's ``ProxyFix`` (configured with the number of trusted
         proxies) in front of this middleware."""
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        quoted = quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
+        quoted = _quote_path(path) if len(path) <= _QUOTE_MEMO_MAX_PATH else _quote_path.__wrapped__(path)
         if self.public_url is not None:
             return self.public_url + quoted
         scheme = environ.get("wsgi.url_scheme", "http")
@@ -638,6 +638,18 @@ def _replay_store_for(validator: Any) -> Any:
             namespaced = getattr(cache, "namespaced", None)
             return namespaced("oidc_guard:") if callable(namespaced) else cache
     return None
+
+
+# request_url() quotes the request path for every DPoP request: a pure
+# function of the path string, memoised for the few paths an API has
+# (bounded: 1,024 entries of at most 512 characters; longer paths are quoted
+# without the memo).
+_QUOTE_MEMO_MAX_PATH = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _quote_path(path: str) -> str:
+    return quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
 
 
 def _dpop_headers(environ: Dict[str, Any]) -> List[Tuple[str, str]]:
