@@ -73,7 +73,6 @@ _PADDING = (b"", b"===", b"==", b"=")
 # are simply not shared.
 _SHARED_STRINGS_MAX = 4096
 _SHARED_STRING_MAX_LEN = 256
-_SHARED_SHAPES_MAX = 256
 _SHARED_LISTS_MAX = 1024
 _SHARED_LIST_MAX_LEN = 64
 _STR_ONLY = frozenset((str,))
@@ -146,9 +145,9 @@ def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 _json_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
 
 
-def _parse_json_object(raw: bytes, what: str) -> Dict[str, Any]:
+def _parse_json_object(raw: bytes, what: str, decoder: json.JSONDecoder = _json_decoder) -> Dict[str, Any]:
     try:
-        obj = _json_decoder.decode(raw.decode("utf-8"))
+        obj = decoder.decode(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidToken(f"token {what} is not UTF-8") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
@@ -379,9 +378,6 @@ class TokenValidator:
         # OrderedDict), about 1 us less per stored token and less memory.
         self._cache_size = int(cache_size)
         self._cache: Optional["OrderedDict[bytes, Claims]"] = OrderedDict() if cache_size > 0 else None
-        # tuple of claim names -> the same names as shared instances (see
-        # _share_strings); bounded like _shared_strings
-        self._shared_shapes: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
         # tuple of str items -> the same items as shared instances (lists of
         # str claims: aud, scope, amr); bounded
         self._shared_lists: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
@@ -390,6 +386,13 @@ class TokenValidator:
         self._front: Dict[str, Claims] = {}
         # str -> the one shared instance (see _SHARED_STRINGS_MAX)
         self._shared_strings: Dict[str, str] = {}
+        # The payload of a token that will be cached is parsed with this
+        # decoder: one pass that rejects duplicates and shares strings (see
+        # _share_pairs).  Strings not yet shared are collected per thread in
+        # _sharing.misses and only join the tables once the signature is
+        # verified, so unsigned junk can never fill them.
+        self._sharing_decoder = json.JSONDecoder(object_pairs_hook=self._share_pairs)
+        self._sharing = threading.local()
         # (header segment, allowed typ, algorithms) -> (read-only header, alg, kid)
         self._header_memo: Dict[Tuple[bytes, FrozenSet[str], FrozenSet[str]],
                                 Tuple[Mapping[str, Any], str, Optional[str]]] = {}
@@ -624,56 +627,81 @@ class TokenValidator:
         """
         return self._userinfo.get(access_token, claims)
 
-    def _share_strings(self, payload: Dict[str, Any]) -> Dict[str, Any]:
-        """A copy of ``payload`` whose claim names and str values (also
-        inside top-level lists) are the validator's shared instances; lists
-        are new lists, so no two cache entries share a mutable object."""
+    def _share_pairs(self, pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        """``object_pairs_hook`` of the payload of a token that will be
+        cached (one pass instead of parse + copy): rejects duplicate member
+        names exactly as _reject_duplicates (RFC 7515 section 4 / RFC 7519
+        section 4), and puts the validator's shared instance in place of
+        every claim name and str value (also items of lists of str) that is
+        already shared.  Equal str only: the value never changes, only which
+        object carries it.  Strings not shared yet are noted in
+        self._sharing.misses; _learn_shared adds them after the signature
+        is verified (the payload is still unverified here).  Lists are the
+        parser's own new lists (or new exactly-sized copies), so no two
+        cache entries share a mutable object."""
         get = self._shared_strings.get
-        add = self._new_shared_string
-        # The claim names of one issuer's tokens come in a few shapes: one
-        # look-up of the whole tuple of names instead of one per name.
-        names = tuple(payload)
-        shared_names = self._shared_shapes.get(names)
-        if shared_names is None:
-            shared_names = tuple([get(name) or add(name) for name in names])
-            if len(self._shared_shapes) < _SHARED_SHAPES_MAX:
-                self._shared_shapes[names] = shared_names
-        values = list(payload.values())
         lists = self._shared_lists
-        i = 0
-        for value in values:
+        misses: List[Any] = self._sharing.misses
+        obj: Dict[str, Any] = {}
+        for name, value in pairs:
+            shared = get(name)
+            if shared is None:
+                misses.append(name)
+            else:
+                name = shared
             kind = type(value)
             if kind is str:
-                values[i] = get(value) or add(value)
-            elif kind is list:
+                shared = get(value)
+                if shared is None:
+                    misses.append(value)
+                else:
+                    value = shared
+            elif kind is list and value:
                 # A list of str only (aud, scope, amr: the common case): its
                 # shared items come from one look-up of the whole tuple.
-                # Only all-str lists, so that equality means identity of
-                # values (1 == True == 1.0 must never swap one for another).
-                # Every entry gets a list of its own (list(tuple): exactly
-                # sized), never a shared mutable object.
-                if set(map(type, value)) <= _STR_ONLY:
+                # Only all-str tuples are ever put in the table (by
+                # _learn_shared), and no JSON value other than a str equals
+                # a str, so a hit means the items are these very str values
+                # (1 == True == 1.0 can never swap one for another).  An
+                # unhashable item (an object or list inside) is a TypeError.
+                try:
+                    shared_items = lists.get(tuple(value))
+                except TypeError:
+                    shared_items = None
+                if shared_items is not None:
+                    value = list(shared_items)  # exactly sized, this entry's own
+                elif set(map(type, value)) <= _STR_ONLY:
                     items = tuple(value)
-                    shared = lists.get(items)
-                    if shared is None:
-                        shared = tuple([get(item) or add(item) for item in items])
-                        if len(lists) < _SHARED_LISTS_MAX and len(items) <= _SHARED_LIST_MAX_LEN:
-                            lists[items] = shared
-                    values[i] = list(shared)
+                    misses.append(items)
+                    value = list([get(item) or item for item in items])
                 else:
-                    # [:] gives an exactly sized list (the comprehension's
-                    # lists are over-allocated)
-                    values[i] = [(get(item) or add(item)) if type(item) is str else item for item in value][:]
-            i += 1
-        return dict(zip(shared_names, values))
+                    value = [(get(item) or item) if type(item) is str else item for item in value][:]
+            obj[name] = value
+        if len(obj) != len(pairs):
+            seen = set()
+            for name, _ in pairs:
+                if name in seen:
+                    raise ValueError(f"duplicate member {name[:40]!r}")
+                seen.add(name)
+        return obj
 
-    def _new_shared_string(self, text: str) -> str:
-        """Share ``text`` from now on if the table has room (see
-        _SHARED_STRINGS_MAX); return the instance to use."""
+    def _learn_shared(self, misses: List[Any]) -> None:
+        """After the signature is verified: share the strings (and tuples of
+        str) the decoder did not find, within the tables' bounds
+        (_SHARED_STRINGS_MAX, _SHARED_LISTS_MAX).  The payload already holds
+        these very objects, so they become the shared instances."""
         table = self._shared_strings
-        if len(table) < _SHARED_STRINGS_MAX and len(text) <= _SHARED_STRING_MAX_LEN:
-            return table.setdefault(text, text)
-        return text
+        lists = self._shared_lists
+        for item in misses:
+            if type(item) is str:
+                if len(table) < _SHARED_STRINGS_MAX and len(item) <= _SHARED_STRING_MAX_LEN:
+                    table.setdefault(item, item)
+            else:
+                for text in item:
+                    if len(table) < _SHARED_STRINGS_MAX and len(text) <= _SHARED_STRING_MAX_LEN:
+                        table.setdefault(text, text)
+                if len(lists) < _SHARED_LISTS_MAX and len(item) <= _SHARED_LIST_MAX_LEN:
+                    lists.setdefault(item, tuple([table.get(text) or text for text in item]))
 
     def validate_id_token(
         self,
@@ -746,7 +774,7 @@ class TokenValidator:
 
     # --- the pipeline ------------------------------------------------------------
     def _validate_access(self, token: Any, share: bool = False) -> Tuple[Claims, VerifyKey, Optional[float], float]:
-        header, payload, key, _alg = self._verify_signature(token, _ACCESS_TYP, "access token")
+        header, payload, key, _alg = self._verify_signature(token, _ACCESS_TYP, "access token", share)
         now = self._clock()
         self._check_issuer(payload)
         exp, nbf = self._check_times(payload, now, exp_required=True, iat_required=False)
@@ -766,14 +794,15 @@ class TokenValidator:
                 if name in payload:
                     raise InvalidToken(f"this looks like an ID Token (it has {name!r}); an ID Token is not an "
                                        "access token (RFC 9068 section 4)")
-        if share:  # the Claims goes into the cache: keep its memory small
-            payload = self._share_strings(payload)
         # the payload dict was made for this Claims alone: no copy
         return Claims(payload, header, _adopt=True), key, nbf, exp
 
-    def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str
+    def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str, share: bool = False
                           ) -> Tuple[Mapping[str, Any], Dict[str, Any], VerifyKey, str]:
         """Parse the compact JWS once and verify its signature.
+
+        ``share``: the Claims goes into the cache; parse the payload with
+        the sharing decoder to keep its memory small (_share_pairs).
 
         Returns (header, payload, key, alg).  Everything raised is
         InvalidToken or ProviderError; the token is never echoed.
@@ -824,7 +853,12 @@ class TokenValidator:
         # a rejection, never an acceptance: the signature is still verified
         # below with our issuer's key, and the verified iss is checked again
         # (_check_issuer).  A missing iss goes the normal path.
-        payload = _parse_json_object(payload_raw, "payload")
+        if share:
+            misses: List[Any] = []
+            self._sharing.misses = misses
+            payload = _parse_json_object(payload_raw, "payload", self._sharing_decoder)
+        else:
+            payload = _parse_json_object(payload_raw, "payload")
         iss = payload.get("iss")
         if iss is not None and iss != self.issuer:  # exact string, RFC 7519 4.1.1
             raise InvalidToken(self._foreign_issuer(iss, what))
@@ -832,6 +866,8 @@ class TokenValidator:
         signing_input = raw[: len(h_seg) + 1 + len(p_seg)]
         if not key.verify(alg, signing_input, signature):
             raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})")
+        if share and misses:  # verified: what it had that was not shared yet may be
+            self._learn_shared(misses)
         return header, payload, key, alg
 
     def _foreign_issuer(self, iss: Any, what: str) -> str:
