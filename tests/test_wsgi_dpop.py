@@ -262,6 +262,21 @@ def test_htu_from_environ_variants(validator, issuer, key):
         == "https://api.example.com/x"
 
 
+def test_request_url_path_quoting_memo_is_bounded_and_exact(validator):
+    from oidc_guard import wsgi
+
+    mw = BearerMiddleware(app, validator, public_url="https://api.example.com")
+    wsgi._quote_path.cache_clear()
+    for i in range(1100):  # more distinct paths than the memo holds
+        assert mw.request_url({"PATH_INFO": f"/p {i}"}) == f"https://api.example.com/p%20{i}"
+    assert wsgi._quote_path.cache_info().currsize <= 1024
+    long_path = "/" + "a b" * 300  # longer than the memo takes: quoted all the same, not stored
+    wsgi._quote_path.cache_clear()
+    assert mw.request_url({"PATH_INFO": long_path}) == "https://api.example.com/" + "a%20b" * 300
+    assert wsgi._quote_path.cache_info().currsize == 0
+    assert wsgi._quote_path("/p 1") is wsgi._quote_path("/p 1")
+
+
 def test_public_url_is_what_the_proof_must_name(validator, issuer, key):
     api = client(validator, public_url="https://api.example.com")
     token = bound_token(issuer, key)
