@@ -32,6 +32,11 @@ def _loopback_host(host: str) -> bool:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a handler stuck in a delay fault never blocks stop()
     allow_reuse_address = True  # rebind the same port right after stop()
+    # listen() backlog: socketserver's default of 5 overflows when a burst of
+    # clients connects at once on a loaded machine (e.g. every worker falls
+    # back to introspection when Redis dies), and Linux then resets the
+    # connections the accept queue had no room for.
+    request_queue_size = 128
     provider: "LocalIssuer"  # set by LocalIssuer.start(); the handler reads its state from here
 
     def serve_until_woken(self, wake: socket.socket) -> None:
