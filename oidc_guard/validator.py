@@ -133,13 +133,20 @@ def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     JSON object with duplicate member names MUST be rejected (or only the
     last kept); parsers disagree, so oidc_guard rejects."""
     obj = dict(pairs)
+    _check_no_duplicates(pairs, obj)
+    return obj
+
+
+def _check_no_duplicates(pairs: List[Tuple[str, Any]], obj: Dict[str, Any]) -> None:
+    """Raise if ``obj`` (built from ``pairs``) lost a member: RFC 7515
+    section 4 / RFC 7519 section 4 duplicate member names are rejected.
+    Shared by both decoder hooks so the check and its error text are one."""
     if len(obj) != len(pairs):
         seen = set()
         for name, _ in pairs:
             if name in seen:
                 raise ValueError(f"duplicate member {name[:40]!r}")
             seen.add(name)
-    return obj
 
 
 _json_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
@@ -677,12 +684,7 @@ class TokenValidator:
                 else:
                     value = [(get(item) or item) if type(item) is str else item for item in value][:]
             obj[name] = value
-        if len(obj) != len(pairs):
-            seen = set()
-            for name, _ in pairs:
-                if name in seen:
-                    raise ValueError(f"duplicate member {name[:40]!r}")
-                seen.add(name)
+        _check_no_duplicates(pairs, obj)
         return obj
 
     def _learn_shared(self, misses: List[Any]) -> None:
