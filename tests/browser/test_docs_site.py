@@ -14,6 +14,7 @@ from typing import List
 import pytest
 
 import docs_site
+from processes import stop_process
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (PyPI package only)").expect
 
@@ -37,12 +38,7 @@ def site_url():
         assert match, f"http.server did not say its port: {line!r}"
         yield f"http://127.0.0.1:{match.group(1)}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 def test_quickstart_renders_with_working_navigation(page, shots, site_url):

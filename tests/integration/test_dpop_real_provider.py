@@ -30,6 +30,8 @@ from oidc_guard import BearerMiddleware, TokenValidator
 from oidc_guard.testing import DPoPKey
 from oidc_guard.wsgi import require_token
 
+from processes import stop_process
+
 from .conftest import ProviderProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -161,12 +163,7 @@ def test_replay_refused_by_another_gunicorn_worker_sharing_redis(op9, redis_serv
         assert statuses == {200: 1, 401: len(answers) - 1}, statuses
         assert len({pid for status, pid in answers if status == 401}) == 2, "the replays did not reach both workers"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

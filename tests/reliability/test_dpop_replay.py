@@ -28,20 +28,14 @@ from pathlib import Path
 import pytest
 
 from oidc_guard.testing import DPoPKey, LocalIssuer
+from processes import stop_process
+from redis_server import free_port
 
 HERE = Path(__file__).resolve().parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 PUBLIC_URL = "https://api.example.test"
 WORKERS = 4
 REPLAYS = 1000
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, headers: dict) -> tuple:
@@ -66,7 +60,7 @@ def gunicorn_app(issuer, redis_server, tmp_path):
     if not GUNICORN.exists() and shutil.which("gunicorn") is None:
         pytest.skip("gunicorn is not installed (test extra)")
     exe = str(GUNICORN) if GUNICORN.exists() else shutil.which("gunicorn")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "gunicorn.log", "w+")
     env = dict(os.environ, DPOP_ISSUER=issuer.issuer, DPOP_REDIS=redis_server.url, DPOP_PUBLIC_URL=PUBLIC_URL,
                PYTHONPATH=str(HERE))
@@ -91,12 +85,7 @@ def gunicorn_app(issuer, redis_server, tmp_path):
             pytest.fail("gunicorn did not start:\n" + log.read())
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from oidc_guard.testing import LocalIssuer
+from processes import stop_process
 
 pytestmark = pytest.mark.reliability
 
@@ -169,12 +170,7 @@ def gunicorn_server(soak_issuer, tmp_path):
         log.seek(0)
         pytest.fail("gunicorn did not start:\n" + log.read()[-3000:])
     yield {"port": port, "pid": pid, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc)
     log.close()
 
 
