@@ -118,20 +118,6 @@ _WSGIApp = Callable[[Dict[str, Any], _StartResponse], Iterable[bytes]]
 # --- token extraction (RFC 6750 section 2) ----------------------------------
 
 
-def _token_from_header(value: str) -> Optional[str]:
-    """The bearer token of an ``Authorization`` header value, or ``None``
-    when the header uses another scheme (DPoP included: see
-    :func:`_credentials_from_header`).
-
-    RFC 6750 section 2.1: ``credentials = "Bearer" 1*SP b64token``; the
-    scheme is case-insensitive (RFC 7235 section 2.1).  A header that names
-    the Bearer scheme but does not follow that grammar raises
-    :class:`InvalidRequest`.
-    """
-    found = _credentials_from_header(value, dpop=False)
-    return None if found is None else found[1]
-
-
 def _credentials_from_header(value: str, *, dpop: bool) -> Optional[Tuple[str, str]]:
     """``(scheme, token)`` of an ``Authorization`` header value, scheme
     ``"bearer"`` or (when ``dpop``) ``"dpop"``; ``None`` for another scheme.
@@ -702,20 +688,6 @@ def _validated(validator: AccessTokenValidator, token: str, environ: Dict[str, A
         # but must not become a 500 that a client can trigger at will.
         logger.exception("the token validator raised an unexpected error %s", _where(environ))
         return None, InvalidToken("token could not be validated")
-
-
-def _validate(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]) -> Optional[OIDCGuardError]:
-    """Validate ``token``; on success fill the environ and return ``None``,
-    else return the error (never raises for a token problem).  No binding
-    checks: :meth:`BearerMiddleware._authenticate` does those."""
-    claims, error = _validated(validator, token, environ)
-    if error is not None:
-        return error
-    environ[ENVIRON_CLAIMS] = claims
-    subject = getattr(claims, "subject", None)
-    if subject:
-        environ["REMOTE_USER"] = subject
-    return None
 
 
 def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> Tuple[str, List[Tuple[str, str]], bytes]:
