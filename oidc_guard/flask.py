@@ -40,12 +40,13 @@ import inspect
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
 
-from flask import Flask, current_app, has_app_context, has_request_context, request
+from flask import Flask, Response, abort, current_app, has_app_context, has_request_context, request
 from flask.views import View
 from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
+from .errors import OIDCGuardError, error_response
 from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
 from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
@@ -56,6 +57,7 @@ from .wsgi import (
     _Requirement,
     _scope_requirement,
     check_access,
+    extract_token,
 )
 
 __all__ = [
@@ -399,11 +401,6 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
     the same RFC 6750 response the middleware gives (401, 403, or 503 with
     ``Retry-After``), never a 500.  Remembered for the rest of the request.
     """
-    from flask import Response, abort
-
-    from .errors import OIDCGuardError, error_response
-    from .wsgi import extract_token
-
     claims = get_claims()
     if claims is None:
         return None
