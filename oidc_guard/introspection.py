@@ -296,7 +296,7 @@ class Introspector:
 
     def forget(self, token: str) -> None:
         """Drop the in-process entry of ``token`` (e.g. after revoking it)."""
-        digest = hashlib.sha256(token.encode("ascii", "replace")).digest()
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         with self._front_lock:
             self._front.pop(digest, None)
 
