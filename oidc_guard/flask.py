@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
 
@@ -46,7 +47,7 @@ from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
-from .errors import OIDCGuardError, error_response
+from .errors import OIDCGuardError
 from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
 from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
@@ -54,10 +55,11 @@ from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
     ENVIRON_CLAIMS,
     BearerMiddleware,
+    _error_response,
     _Requirement,
     _scope_requirement,
     check_access,
-    extract_token,
+    extract_credentials,
 )
 
 __all__ = [
@@ -76,6 +78,8 @@ __all__ = [
     "get_claims",
     "current_userinfo",
 ]
+
+logger = logging.getLogger("oidc_guard.flask")
 
 EXTENSION_KEY = "oidc_guard"
 CONFIG_PREFIX = config.PREFIX
@@ -399,7 +403,15 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
     A function, not a proxy: it may do network I/O.  When the provider
     refuses the token or is unusable, the request is answered at once with
     the same RFC 6750 response the middleware gives (401, 403, or 503 with
-    ``Retry-After``), never a 500.  Remembered for the rest of the request.
+    ``Retry-After``, and the ``Bearer`` and ``DPoP`` challenges the
+    middleware's ``dpop`` mode allows), never a 500.  Remembered for the
+    rest of the request.
+
+    A sender-constrained token (DPoP, RFC 9449; certificate-bound, RFC 8705)
+    gets 401 ``invalid_token`` saying that UserInfo is not available for
+    it, with no request to the provider: the UserInfo endpoint accepts such
+    a token only with a proof of the client's key, which this API does not
+    hold (see :mod:`oidc_guard.userinfo`).
     """
     claims = get_claims()
     if claims is None:
@@ -415,13 +427,20 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
         raise ConfigurationError(f"the validator {type(state.validator).__name__} has no userinfo()")
     middleware = state.middleware
     try:
-        token = extract_token(environ, accept_form=middleware.accept_form, accept_query=middleware.accept_query,
-                              max_form_bytes=middleware.max_form_bytes)
-        if token is None:
+        # The token the middleware authenticated, by the same rules (a DPoP
+        # request's token comes with the DPoP scheme).
+        found = extract_credentials(environ, dpop=middleware.dpop != "disabled",
+                                    accept_form=middleware.accept_form, accept_query=middleware.accept_query,
+                                    max_form_bytes=middleware.max_form_bytes)
+        if found is None:
             return None
-        profile = cast(Mapping[str, Any], userinfo(token, claims))
+        profile = cast(Mapping[str, Any], userinfo(found[1], claims))
     except OIDCGuardError as exc:
-        status, headers, body = error_response(exc, state.realm)
+        logger.info("UserInfo refused (%s %r): %s", environ.get("REQUEST_METHOD", "?"),
+                    environ.get("PATH_INFO", ""), exc.description)
+        # The challenges the middleware and decorators send (Bearer and/or
+        # DPoP, RFC 9449 section 7.1), the error on the scheme used.
+        status, headers, body = _error_response(environ, exc)
         abort(Response(body, status=int(status.split(" ", 1)[0]), headers=headers))
     environ[_ENVIRON_USERINFO] = profile
     return profile

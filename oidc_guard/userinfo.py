@@ -16,6 +16,13 @@ Rules:
 * 5.3.2: ``sub`` MUST be present, and equal the access token's ``sub`` when
   the token names one; otherwise ``InvalidToken`` (a substituted profile is
   a token problem, not an outage).
+* A sender-constrained token is never sent on: a DPoP-bound token
+  (``cnf.jkt``) is accepted by the UserInfo endpoint only with a DPoP proof
+  made with the client's private key (RFC 9449 section 7.1), and a
+  certificate-bound token (``cnf["x5t#S256"]``) only over TLS with the
+  client's certificate (RFC 8705 section 3); this API holds neither, so the
+  endpoint would answer 401 (npm oidc-provider: "failed jkt verification").
+  ``InvalidToken`` is raised at once, with no network request, saying so.
 * 5.3.3: the endpoint answering 401 -> ``InvalidToken`` (the provider no
   longer accepts the token); 403 -> ``InsufficientScope`` (the token lacks
   the ``openid`` scope); unreachable, timing out, 5xx or anything else ->
@@ -44,10 +51,33 @@ from .http import check_url, decode_json_object, fetch
 if TYPE_CHECKING:  # pragma: no cover
     from .validator import TokenValidator
 
-__all__ = ["UserInfoClient", "MAX_USERINFO_BYTES"]
+__all__ = ["UserInfoClient", "MAX_USERINFO_BYTES", "sender_constrained"]
 
 MAX_USERINFO_BYTES = 256 * 1024
 _USERINFO_TYP = frozenset({"jwt", "userinfo+jwt"})
+
+
+def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
+    """Why UserInfo cannot be fetched with the token of ``claims``, or
+    ``None``: a sender-constrained token can only be presented by the holder
+    of the client's key (see the module doc)."""
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, Mapping):
+        return None
+    if cnf.get("jkt") is not None:
+        # RFC 9449 section 7.1: a DPoP-bound token goes with a proof signed
+        # by the client's private key, which this API does not have.
+        return ("UserInfo is not available for a DPoP-bound token: the UserInfo endpoint accepts it only "
+                "with a DPoP proof made with the client's own key (RFC 9449 section 7), which this API "
+                "does not hold; use a token that is not sender-constrained, or put the profile claims "
+                "in the access token")
+    if cnf.get("x5t#S256") is not None:
+        # RFC 8705 section 3: only over TLS with the client's certificate.
+        return ("UserInfo is not available for a certificate-bound token: the UserInfo endpoint accepts "
+                "it only over TLS with the client's certificate (RFC 8705 section 3), which this API "
+                "does not hold; use a token that is not sender-constrained, or put the profile claims "
+                "in the access token")
+    return None
 
 
 class UserInfoClient:
@@ -76,6 +106,9 @@ class UserInfoClient:
     def get(self, access_token: Any, claims: Optional[Claims] = None) -> Mapping[str, Any]:
         if claims is None:
             claims = self._v.validate_access_token(access_token)
+        refusal = sender_constrained(claims)
+        if refusal is not None:
+            raise InvalidToken(refusal)
         assert isinstance(access_token, str)  # validate_access_token refused anything else
         digest = hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest()
         now = self._v._clock()

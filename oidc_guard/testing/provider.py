@@ -471,6 +471,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(401, {"error": "invalid_token", "error_description": "access token rejected"},
                                 [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
                 return
+            if self._refuse_bound(answer, realm):
+                return
             self._userinfo_answer(answer)
             return
         try:
@@ -493,7 +495,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"error": "invalid_token", "error_description": "access token revoked"},
                             [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
             return
+        if self._refuse_bound(claims, realm):
+            return
         self._userinfo_answer(claims)
+
+    def _refuse_bound(self, claims: Mapping[str, Any], realm: str) -> bool:
+        """A sender-constrained token sent as a plain bearer token: 401, as
+        npm oidc-provider answers ("failed jkt verification"). RFC 9449
+        section 7.1: a DPoP-bound token needs a proof of the client's key;
+        RFC 8705 section 3: a certificate-bound one the client's certificate.
+        This endpoint takes neither, so it refuses both."""
+        cnf = claims.get("cnf")
+        if not isinstance(cnf, Mapping) or (cnf.get("jkt") is None and cnf.get("x5t#S256") is None):
+            return False
+        what = "jkt" if cnf.get("jkt") is not None else "x5t#S256"
+        self._send_json(401, {"error": "invalid_token", "error_description": f"failed {what} verification"},
+                        [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+        return True
 
     def _userinfo_answer(self, claims: Mapping[str, Any]) -> None:
         provider = self.provider
