@@ -43,6 +43,7 @@ __all__ = [
     "ClaimRules",
     "IssuerRule",
     "includes",
+    "check_scope_names",
 ]
 
 logger = logging.getLogger("oidc_guard.rules")
@@ -70,12 +71,21 @@ class Rule:
         raise NotImplementedError
 
 
-def _check_scope_names(scopes: Sequence[Any], name: str) -> None:
+def check_scope_names(scopes: Sequence[Any], name: str) -> None:
+    """Check, at decoration time, the scope names given to the decorator (or
+    rule) ``name``: each a str that is an RFC 6749 section 3.3
+    ``scope-token``.  :class:`TypeError` for a non-str (with a hint when it
+    is a function: the decorator was used without parentheses),
+    :class:`ValueError` for a bad name (with a hint when it holds white
+    space: several scopes in one string).  The one check behind every
+    ``require_*scope*`` decorator and :class:`ScopeGroups`."""
     for scope in scopes:
         if not isinstance(scope, str):
-            raise TypeError(f"{name}() takes scopes as str, got {type(scope).__name__}")
+            hint = f' (write @{name}("scope"), not @{name})' if callable(scope) else ""
+            raise TypeError(f"{name}() takes scope names as str, got {type(scope).__name__}{hint}")
         if _SCOPE_TOKEN.fullmatch(scope) is None:
-            raise ValueError(f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3)")
+            hint = "; pass each scope separately" if any(c.isspace() for c in scope) else ""
+            raise ValueError(f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3{hint})")
 
 
 class ScopeGroups(Rule):
@@ -105,7 +115,7 @@ class ScopeGroups(Rule):
                                 f"got {type(group).__name__}")
             if not names:
                 raise ValueError(f"{name}(): an empty scope group would allow every token; use require_token()")
-            _check_scope_names(names, name)
+            check_scope_names(names, name)
             parsed.append(tuple(dict.fromkeys(names)))
         return cls(tuple(dict.fromkeys(parsed)))
 

@@ -60,7 +60,7 @@ from .errors import (
 from .loghint import note_refusal
 from .mtls import check_certificate_binding
 from .protocols import AccessTokenValidator
-from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
+from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, check_scope_names, includes
 
 __all__ = [
     "BearerMiddleware",
@@ -102,8 +102,6 @@ _AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # join repeated Authorization headers with ", " (RFC 7230 section 3.2.2).
 _LATER_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|$)", re.IGNORECASE)
 _LATER_DPOP = re.compile(r",[ \t]*dpop(?:[ \t]|$)", re.IGNORECASE)
-# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 # RFC 6750 section 2.2: the body has defined semantics for these methods;
 # "GET" MUST NOT be used.
@@ -781,16 +779,7 @@ def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str, bound: boo
     """Check the scopes given to a decorator once, at decoration time."""
     if not scopes:
         raise TypeError(f"{name}() needs at least one scope; use require_token() for any valid token")
-    for scope in scopes:
-        if not isinstance(scope, str):
-            raise TypeError(
-                f"{name}() takes scope names as str, got {type(scope).__name__}"
-                f" (write @{name}(\"scope\"), not @{name})"
-            )
-        if _SCOPE_TOKEN.fullmatch(scope) is None:
-            raise ValueError(
-                f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3; pass each scope separately)"
-            )
+    check_scope_names(scopes, name)
     unique = tuple(dict.fromkeys(scopes))
     return _Requirement(unique, mode, bool(bound))
 

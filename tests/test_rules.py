@@ -311,3 +311,39 @@ def test_issuers_setting_errors_are_clear(config, words):
 def test_issuers_and_validator_keyword_clash():
     with pytest.raises(TypeError, match="not both"):
         OIDCGuard(validator=object(), issuers=[("https://a", "a")])
+
+
+# --- one scope-name check for every decorator (oidc_guard.rules.check_scope_names)
+
+
+def _view(environ, start_response):  # pragma: no cover - never called
+    return []
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda *a: og_wsgi.require_scope(*a), "require_scope"),
+    (lambda *a: og_wsgi.require_any_scope(*a), "require_any_scope"),
+    (lambda *a: og_flask.require_scope(*a), "require_scope"),
+    (lambda *a: og_wsgi.require_scope_groups([*a]), "require_scope_groups"),
+    (lambda *a: ScopeGroups.parse([list(a)]), "require_scope_groups"),
+])
+def test_scope_name_errors_say_the_same_everywhere(make, name):
+    with pytest.raises(ValueError) as caught:
+        make("contacts", "a b")
+    assert str(caught.value) == (
+        f"{name}(): 'a b' is not a valid scope name (RFC 6749 section 3.3; pass each scope separately)")
+    with pytest.raises(ValueError) as caught:
+        make('a"b')
+    assert str(caught.value) == f"{name}(): 'a\"b' is not a valid scope name (RFC 6749 section 3.3)"
+    with pytest.raises(TypeError) as caught:
+        make("contacts", 3)
+    assert str(caught.value) == f"{name}() takes scope names as str, got int"
+
+
+@pytest.mark.parametrize("decorator", [og_wsgi.require_scope, og_wsgi.require_any_scope, og_flask.require_scope])
+def test_bare_scope_decorator_error_says_to_add_parentheses(decorator):
+    with pytest.raises(TypeError) as caught:
+        decorator(_view)
+    name = decorator.__name__
+    assert str(caught.value) == (
+        f'{name}() takes scope names as str, got function (write @{name}("scope"), not @{name})')
