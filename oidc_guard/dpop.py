@@ -45,7 +45,6 @@ namespace, the key thumbprint and the ``jti``; never a token.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import collections
 import functools
@@ -61,6 +60,7 @@ import time
 from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from ._b64 import b64url_encode
 from .errors import InvalidToken, ProviderError
 from .jwks import SUPPORTED_ALGORITHMS, VerifyKey, _show, parse_jwk
 from .validator import _B64URL_BYTES, _URLSAFE_TO_STD, _b64decode_std, _is_number, _parse_json_object
@@ -136,13 +136,9 @@ class ReplayStoreFull(ProviderError):
 # --- helpers ------------------------------------------------------------------
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def access_token_hash(access_token: str) -> str:
     """RFC 9449 section 4.2 ``ath``: base64url(SHA-256(ASCII of the token))."""
-    return _b64url(hashlib.sha256(access_token.encode("ascii", "surrogateescape")).digest())
+    return b64url_encode(hashlib.sha256(access_token.encode("ascii", "surrogateescape")).digest())
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -380,7 +376,7 @@ class DPoPNonces:
 
     def _for_step(self, n: int) -> str:
         mac = hmac.new(self._key, b"oidc_guard dpop nonce\x00" + struct.pack(">q", n), hashlib.sha256).digest()
-        return _b64url(mac[:16])
+        return b64url_encode(mac[:16])
 
     def _step_now(self) -> int:
         return int(self._clock() // self.step)

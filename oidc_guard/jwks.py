@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 # the public key objects a JWK becomes (RFC 7518 6.3.1, 6.2.1; RFC 8037 2)
 _PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
+from ._b64 import b64url_encode
 from .errors import InvalidToken, ProviderError
 
 __all__ = [
@@ -212,7 +213,7 @@ def _thumbprint(members: Mapping[str, str]) -> str:
     import json
 
     canonical = json.dumps(dict(sorted(members.items())), separators=(",", ":"))
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return b64url_encode(hashlib.sha256(canonical.encode()).digest())
 
 
 def parse_jwk(jwk: Any) -> VerifyKey:

@@ -42,6 +42,7 @@ import re
 from typing import Any, Optional
 from urllib.parse import unquote
 
+from ._b64 import b64url_encode
 from .errors import InvalidToken
 
 __all__ = ["certificate_thumbprint", "parse_client_certificate", "check_certificate_binding",
@@ -55,13 +56,9 @@ _PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", 
 _B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def certificate_thumbprint(der: bytes) -> str:
     """RFC 8705 section 3.1 ``x5t#S256``: base64url(SHA-256(DER))."""
-    return _b64url(hashlib.sha256(der).digest())
+    return b64url_encode(hashlib.sha256(der).digest())
 
 
 def _b64_der(text: str) -> bytes:

@@ -20,7 +20,6 @@ Specs implemented here:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -34,6 +33,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 
 from collections import OrderedDict
 
+from ._b64 import b64url_encode
 from .claims import Claims
 from .discovery import IssuerMismatch, ProviderMetadata, looks_like_discovery_url
 from .errors import ConfigurationError, InvalidToken, ProviderError
@@ -987,7 +987,7 @@ class TokenValidator:
             raise InvalidToken(f"ID Token has no {claim}, but the "
                                f"{'access token' if claim == 'at_hash' else 'code'} must be bound to it")
         digest = HASH_FOR_ALG[alg](value.encode("ascii", "replace")).digest()
-        expected = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+        expected = b64url_encode(digest[: len(digest) // 2])
         if not hmac.compare_digest(got.encode("ascii", "replace"), expected.encode("ascii")):
             raise InvalidToken(f"ID Token {claim} does not match the "
                                f"{'access token' if claim == 'at_hash' else 'code'}")

@@ -7,22 +7,18 @@ removes a member from a proof.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
 import uuid
 from typing import Any, Dict, Mapping, Optional
 
+from .._b64 import b64url_encode
 from .jose import OMIT
 
 __all__ = ["DPoPKey"]
 
 _CURVES = {"ES256": ("P-256", 32), "ES384": ("P-384", 48), "ES512": ("P-521", 66)}
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _json(obj: Any) -> bytes:
@@ -59,14 +55,14 @@ class DPoPKey:
         if self.alg in _CURVES:
             crv, size = _CURVES[self.alg]
             nums = public.public_numbers()
-            return {"kty": "EC", "crv": crv, "x": _b64url(nums.x.to_bytes(size, "big")),
-                    "y": _b64url(nums.y.to_bytes(size, "big"))}
+            return {"kty": "EC", "crv": crv, "x": b64url_encode(nums.x.to_bytes(size, "big")),
+                    "y": b64url_encode(nums.y.to_bytes(size, "big"))}
         if self.alg == "EdDSA":
             raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+            return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
         nums = public.public_numbers()
-        return {"kty": "RSA", "e": _b64url(nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big")),
-                "n": _b64url(nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big"))}
+        return {"kty": "RSA", "e": b64url_encode(nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big")),
+                "n": b64url_encode(nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big"))}
 
     @property
     def jkt(self) -> str:
@@ -74,7 +70,7 @@ class DPoPKey:
         required = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n")}
         members = {name: self.jwk[name] for name in required[self.jwk["kty"]]}
         canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        return _b64url(hashlib.sha256(canonical).digest())
+        return b64url_encode(hashlib.sha256(canonical).digest())
 
     @property
     def cnf(self) -> Dict[str, str]:
@@ -127,7 +123,7 @@ class DPoPKey:
         if iat is OMIT:
             del body["iat"]
         if access_token is not None:
-            body["ath"] = _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+            body["ath"] = b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
         if nonce is not None:
             body["nonce"] = nonce
         for target, changes in ((head, header or {}), (body, claims)):
@@ -136,9 +132,9 @@ class DPoPKey:
                     target.pop(name, None)
                 else:
                     target[name] = value
-        signing_input = (_b64url(_json(head)) + "." + _b64url(_json(body))).encode("ascii")
+        signing_input = (b64url_encode(_json(head)) + "." + b64url_encode(_json(body))).encode("ascii")
         sig = self.sign(signing_input) if signature is None else signature
-        return signing_input.decode("ascii") + "." + _b64url(sig)
+        return signing_input.decode("ascii") + "." + b64url_encode(sig)
 
     def __repr__(self) -> str:
         return f"DPoPKey(alg={self.alg!r}, jkt={self.jkt!r})"

@@ -11,6 +11,8 @@ import base64
 import json
 from typing import Any, Dict, Mapping, Optional
 
+from .._b64 import b64url_encode
+
 __all__ = ["OMIT", "b64url_encode", "b64url_decode"]
 
 
@@ -31,11 +33,6 @@ class _Omit:
 #: Use as a value in ``claims=``, ``header=``, ``discovery_overrides`` or
 #: ``jwk_overrides`` to remove that member instead of setting it.
 OMIT = _Omit()
-
-def b64url_encode(data: bytes) -> str:
-    """base64url without padding (RFC 7515 section 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
 
 def b64url_decode(text: str) -> bytes:
     """Inverse of :func:`b64url_encode` (adds the padding back)."""
