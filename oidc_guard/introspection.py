@@ -294,12 +294,6 @@ class Introspector:
                     del self._front[digest]
         return self._single_flight(token, digest)
 
-    def forget(self, token: str) -> None:
-        """Drop the in-process entry of ``token`` (e.g. after revoking it)."""
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        with self._front_lock:
-            self._front.pop(digest, None)
-
     def clear_cache(self) -> None:
         with self._front_lock:
             self._front.clear()
