@@ -516,6 +516,29 @@ def test_unpublished_key_signs_but_is_not_served(issuer):
         issuer.add_key("RS256", kid="hidden")
 
 
+def test_unpublished_key_still_signs_but_its_tokens_are_refused(issuer):
+    from oidc_guard import InvalidToken, TokenValidator
+
+    kid = issuer.add_key("RS256", kid="retiring")
+    token = issuer.mint(kid=kid)
+    v = TokenValidator(issuer.issuer, audience="api://contacts")
+    assert v.validate_access_token(token).subject == "alice"
+    issuer.unpublish(kid)
+    jwks, _ = get_json(issuer.jwks_uri)
+    assert kid not in {k["kid"] for k in jwks["keys"]}
+    assert jwt.get_unverified_header(issuer.mint(kid=kid))["kid"] == kid  # still signs
+    # A validator that fetches the JWKS now does not know the kid.
+    with pytest.raises(InvalidToken, match="kid 'retiring' not in the issuer's JWKS"):
+        TokenValidator(issuer.issuer, audience="api://contacts").validate_access_token(issuer.mint(kid=kid))
+    # The first validator learns it at its next JWKS fetch (a new kid makes
+    # it refetch): the verified-token cache entry dies with the key.
+    assert v.validate_access_token(issuer.mint(kid=issuer.rotate())).subject == "alice"
+    with pytest.raises(InvalidToken, match="kid 'retiring' not in the issuer's JWKS"):
+        v.validate_access_token(token)
+    issuer.publish(kid)  # and back
+    assert verify(issuer, token)["sub"] == "alice"
+
+
 def test_key_pool_is_shared_between_issuers_unless_fresh_keys():
     a, b, c = LocalIssuer(), LocalIssuer(), LocalIssuer(fresh_keys=True)
     assert a.signing_kid != b.signing_kid
