@@ -240,9 +240,17 @@ def _header_values(headers: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]],
             value = value.decode("latin-1")
         if not isinstance(value, str):
             continue
-        for piece in value.split(","):
-            out.append(piece.strip(" \t"))
+        out.extend(_split_field(value))
     return out
+
+
+def _split_field(value: str) -> List[str]:
+    """One header field value split at its commas (RFC 9110 5.3), each piece
+    stripped of SP and HTAB.  Without a comma (one proof: the rule) there is
+    nothing to split, and ``in`` finds that faster than ``split`` would."""
+    if "," not in value:
+        return [value.strip(" \t")]
+    return [piece.strip(" \t") for piece in value.split(",")]
 
 
 def _desc(exc: InvalidToken) -> str:
@@ -497,7 +505,8 @@ class DPoPVerifier:
         # byte (another key, an added "d") is a miss and is checked in full.
         # The signature, the payload checks and the jti record run on every
         # proof.  Bounded: cleared when it holds _HEADER_MEMO_MAX entries.
-        self._header_memo: Dict[bytes, Tuple[str, VerifyKey, str]] = {}
+        # Entries: (alg, key, jkt, jkt as bytes, replay-key prefix).
+        self._header_memo: Dict[bytes, Tuple[str, VerifyKey, str, bytes, bytes]] = {}
         self._memo_lock = threading.Lock()
         self._store_failing = False
 
@@ -530,10 +539,25 @@ class DPoPVerifier:
         with a nonce to retry with) or :class:`~oidc_guard.ProviderError`
         (503: the replay store cannot answer).
         """
-        values = _header_values(headers, "DPoP")
-        if not values:
-            raise InvalidDPoPProof("the request has no DPoP header (RFC 9449 section 7.1)")
+        return self._verify(method, url, _header_values(headers, "DPoP"), access_token, jkt)
+
+    def _verify_header_value(self, method: str, url: str, value: Any, access_token: Optional[str],
+                             jkt: Optional[str]) -> DPoPProof:
+        """:meth:`verify` for the one ``DPoP`` value a WSGI server passes
+        (``HTTP_DPOP``, repeated fields joined with commas by PEP 3333;
+        ``None`` when absent): the same checks without building a header
+        list and searching it (what :mod:`oidc_guard.wsgi` calls)."""
+        if type(value) is str:
+            values = _split_field(value)
+        else:
+            values = [] if value is None else _header_values([("DPoP", value)], "DPoP")
+        return self._verify(method, url, values, access_token, jkt)
+
+    def _verify(self, method: str, url: str, values: List[str], access_token: Optional[str],
+                jkt: Optional[str]) -> DPoPProof:
         if len(values) != 1:
+            if not values:
+                raise InvalidDPoPProof("the request has no DPoP header (RFC 9449 section 7.1)")
             raise InvalidDPoPProof("the request has more than one DPoP proof (RFC 9449 section 4.3 step 1)")
         proof = values[0]
         if not proof:
@@ -545,10 +569,18 @@ class DPoPVerifier:
         if not proof.isascii():
             raise InvalidDPoPProof("DPoP proof is not a JWS (characters outside base64url)")
         raw = proof.encode("ascii")
-        segments = raw.split(b".")
-        if len(segments) != 3:
+        # The two dots, found with find() (a memchr) rather than a split of
+        # the whole proof.  A third dot cannot slip through: a dot is not a
+        # base64url character, and every segment is checked against the
+        # alphabet below (the header either in full or as the exact bytes of
+        # a memo entry that was).
+        first = raw.find(b".")
+        second = raw.find(b".", first + 1) if first >= 0 else -1
+        if second < 0:
             raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
-        h_raw, p_raw, s_raw = segments
+        h_raw = raw[:first]
+        p_raw = raw[first + 1:second]
+        s_raw = raw[second + 1:]
         # The header memo (see _header_memo in __init__) is keyed by the exact
         # bytes of a header segment that passed steps 2-5 and 7 before: on a
         # hit those bytes were already checked to be base64url, so only the
@@ -574,16 +606,17 @@ class DPoPVerifier:
             raise InvalidDPoPProof("DPoP proof has a segment that is not valid base64url") from None
 
         if memo is None:
-            memo = self._check_header(header_raw)
+            alg, key, thumbprint = self._check_header(header_raw)
+            memo = (alg, key, thumbprint, thumbprint.encode("ascii"),
+                    _REPLAY_NAMESPACE + thumbprint.encode("ascii") + b"\x00")
             with self._memo_lock:
                 if len(self._header_memo) >= _HEADER_MEMO_MAX:
                     self._header_memo.clear()
                 self._header_memo[h_raw] = memo
-        alg, key, thumbprint = memo
+        alg, key, thumbprint, thumbprint_bytes, replay_prefix = memo
 
         # Step 6: the signature, with the key of the proof's own header.
-        signing_input = raw[: len(h_raw) + 1 + len(p_raw)]
-        if not key.verify(alg, signing_input, signature):
+        if not key.verify(alg, raw[:second], signature):
             raise InvalidDPoPProof(f"DPoP proof signature is invalid (alg {alg}, key of its jwk header)")
 
         # From here on the payload is what the key holder signed.
@@ -638,13 +671,14 @@ class DPoPVerifier:
             ath = payload.get("ath")
             if ath is None:
                 raise InvalidDPoPProof("DPoP proof has no ath claim (hash of the access token)")
-            if not isinstance(ath, str) or not hmac.compare_digest(
-                    ath.encode("ascii", "replace"), access_token_hash(access_token).encode("ascii")):
+            # compare_digest takes ASCII str; a non-ASCII ath is never the hash.
+            if not isinstance(ath, str) or not ath.isascii() or not hmac.compare_digest(
+                    ath, access_token_hash(access_token)):
                 raise InvalidDPoPProof("DPoP proof ath is not the hash of the access token")
 
         # Step 12 / section 6.1: the key is the one the token is bound to.
         if jkt is not None and not hmac.compare_digest(
-                thumbprint.encode("ascii"), jkt.encode("ascii", "replace") if isinstance(jkt, str) else b""):
+                thumbprint_bytes, jkt.encode("ascii", "replace") if isinstance(jkt, str) else b""):
             raise InvalidDPoPProof("DPoP proof key is not the key the access token is bound to (cnf.jkt)")
 
         # Step 10 / section 9: the server nonce, when nonces are on.
@@ -661,7 +695,7 @@ class DPoPVerifier:
 
         # Section 11.1: a jti is accepted once.  Last, so that only proofs that
         # passed every other check use up their jti.
-        self._record(thumbprint, jti, iat, now)
+        self._record(replay_prefix, jti, iat, now)
         return DPoPProof(thumbprint, jti, float(iat), htm, htu, alg, nonce_state)
 
     def _check_header(self, header_raw: bytes) -> Tuple[str, VerifyKey, str]:
@@ -698,9 +732,10 @@ class DPoPVerifier:
             raise InvalidDPoPProof(f"DPoP proof jwk ({key.kty}{' ' + key.crv if key.crv else ''}) cannot verify alg {alg}")
         return alg, key, key.fingerprint
 
-    def _record(self, jkt: str, jti: str, iat: float, now: float) -> None:
-        digest = hashlib.sha256(_REPLAY_NAMESPACE + jkt.encode("ascii") + b"\x00"
-                                + jti.encode("utf-8", "surrogatepass")).hexdigest()
+    def _record(self, prefix: bytes, jti: str, iat: float, now: float) -> None:
+        # prefix: _REPLAY_NAMESPACE + key thumbprint + NUL, made once per
+        # proof key (header memo): the key is SHA-256(namespace, jkt, jti).
+        digest = hashlib.sha256(prefix + jti.encode("utf-8", "surrogatepass")).hexdigest()
         # Until the proof could no longer be accepted anywhere, plus leeway
         # for hosts whose clocks run behind ours.
         ttl = max(1.0, iat + self.max_age - now + self.leeway)

@@ -521,9 +521,13 @@ class BearerMiddleware:
                 if not isinstance(jkt, str):
                     raise InvalidToken("token cnf.jkt is not a string")
                 assert self.dpop_verifier is not None
-                proof = self.dpop_verifier.verify(
+                # verify() on the HTTP_DPOP value itself (no header list to
+                # build and search; the same checks).  PEP 3333: repeated
+                # request headers arrive joined with commas in one HTTP_DPOP;
+                # the verifier splits them again and refuses two proofs.
+                proof = self.dpop_verifier._verify_header_value(
                     environ.get("REQUEST_METHOD", "GET"), self.request_url(environ),
-                    _dpop_headers(environ), access_token=token, jkt=jkt)
+                    environ.get("HTTP_DPOP"), token, jkt)
                 binding = "dpop"
             elif jkt is not None:
                 # RFC 9449 section 7.2: a DPoP-bound token must not be accepted
@@ -634,13 +638,6 @@ _QUOTE_MEMO_MAX_PATH = 512
 @functools.lru_cache(maxsize=1024)
 def _quote_path(path: str) -> str:
     return quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
-
-
-def _dpop_headers(environ: Dict[str, Any]) -> List[Tuple[str, str]]:
-    # PEP 3333: repeated request headers arrive joined with commas in one
-    # HTTP_DPOP; DPoPVerifier splits them again and refuses two proofs.
-    value = environ.get("HTTP_DPOP")
-    return [] if value is None else [("DPoP", value)]
 
 
 def _add_header(start_response: _StartResponse, name: str, value: str) -> _StartResponse:

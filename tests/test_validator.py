@@ -1463,3 +1463,30 @@ def test_with_audience_check_nonce_in_an_access_token_is_allowed(issuer, validat
     # The audience already tells the kinds apart; some providers put a nonce
     # in access tokens, and nothing is gained by refusing them here.
     assert validator.validate_access_token(issuer.mint({"nonce": "n"})).subject == "alice"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1,"b":[1,{"c":null}],"d":"x"}', b' {"a":1}', b'{"a":1} ', b'{"a":1}\n', b'\t{"a":1}\r\n',
+    b'{}', b'{"a":1}x', b'{"a":1}{}', b'{"a": x}', b'{"a":[1,}', b'{', b'{"a":1', b'{"a":1,"a":2}',
+    b' {"a":{"b":1,"b":2}} ', b'{"a":NaN}', b"[1]", b'"s"', b"", b"  ", b'{"a":"\\ud800"}',
+])
+def test_json_segment_parse_is_json_decoder_decode(raw):
+    # _parse_json_object parses a segment starting with "{" with the C scanner
+    # alone and falls back to JSONDecoder.decode for anything else: it must
+    # accept, return and refuse exactly what decode() does.
+    from oidc_guard.errors import InvalidToken
+    from oidc_guard.validator import _json_decoder, _parse_json_object
+
+    try:
+        expected = _json_decoder.decode(raw.decode("utf-8"))
+    except ValueError as exc:
+        words = "duplicate member" if str(exc).startswith("duplicate member") else "is not valid JSON"
+        with pytest.raises(InvalidToken, match=words):
+            _parse_json_object(raw, "payload")
+        return
+    if not isinstance(expected, dict):
+        with pytest.raises(InvalidToken, match="is not a JSON object"):
+            _parse_json_object(raw, "payload")
+        return
+    got = _parse_json_object(raw, "payload")
+    assert got == expected and type(got) is dict

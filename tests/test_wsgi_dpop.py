@@ -459,3 +459,44 @@ def test_flask_config_and_bound_decorator(issuer, key):
     assert r.status_code == 401 and r.headers.getlist("WWW-Authenticate")[0].startswith("DPoP ")
     mw = app_.extensions["oidc_guard"].middleware
     assert mw.dpop == "required" and mw.dpop_verifier.max_age == 60.0
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing", "no DPoP header"), ("two", "more than one DPoP proof"), ("empty", "the DPoP header is empty"),
+    ("blank", "the DPoP header is empty"), ("comma", "more than one DPoP proof"),
+    ("padded", None), ("bytes", None),
+])
+def test_http_dpop_value_read_as_verify_reads_a_header(validator, issuer, key, case, words):
+    # The middleware hands HTTP_DPOP itself to the verifier (no header list):
+    # the same splitting, stripping and counting as DPoPVerifier.verify.
+    token = bound_token(issuer, key)
+    proof = key.proof("GET", URL, token)
+    value = {"missing": None, "two": proof + "," + proof, "empty": "", "blank": " \t ", "comma": ",",
+             "padded": f" \t{proof}\t ", "bytes": proof.encode("ascii")}[case]
+    seen = {}
+
+    def inner(environ, start_response):
+        seen["claims"], seen["error"] = environ["oidc_guard.claims"], environ["oidc_guard.error"]
+        start_response("204 No Content", [])
+        return [b""]
+
+    mw = BearerMiddleware(inner, validator, required=False)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/token", "SCRIPT_NAME": "", "wsgi.url_scheme": "http",
+               "HTTP_HOST": HOST, "HTTP_AUTHORIZATION": "DPoP " + token}
+    if value is not None:
+        environ["HTTP_DPOP"] = value
+    mw(environ, lambda status, headers, exc_info=None: None)
+    if words is None:
+        assert seen["error"] is None and seen["claims"].binding == "dpop"
+    else:
+        assert seen["claims"] is None and seen["error"].error == "invalid_dpop_proof"
+        assert words in seen["error"].description
+    # and verify() says the same of the same value given as a header
+    from oidc_guard.dpop import DPoPVerifier, InvalidDPoPProof
+
+    headers = [] if value is None else [("DPoP", value)]
+    if words is None:
+        DPoPVerifier().verify("GET", URL, headers, access_token=token, jkt=key.jkt)
+    else:
+        with pytest.raises(InvalidDPoPProof, match=words):
+            DPoPVerifier().verify("GET", URL, headers, access_token=token, jkt=key.jkt)
