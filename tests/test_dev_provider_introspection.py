@@ -89,6 +89,24 @@ def test_introspect_needs_client_authentication(issuer):
     assert json.loads(body) == {"active": False}
 
 
+@pytest.mark.parametrize("endpoint", ["token_endpoint", "introspection_endpoint", "revocation_endpoint"])
+def test_bad_client_credentials_get_the_same_401_at_every_endpoint(issuer, endpoint):
+    # RFC 6749 section 5.2: invalid_client as 401 with a WWW-Authenticate
+    # challenge for the scheme the client tried (here Basic); RFC 7009
+    # section 2.2.1 answers revocation errors the same way.
+    url = getattr(issuer, endpoint)
+    form = {"grant_type": "client_credentials", "token": issuer.mint(reference=True)}
+    data = urllib.parse.urlencode(form).encode()
+    req = urllib.request.Request(url, data=data, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "Basic " + base64.b64encode(b"wte-worker-ref:wrong").decode()})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=5)
+    assert caught.value.code == 401
+    assert caught.value.headers["WWW-Authenticate"] == 'Basic realm="oidc_guard-dev"'
+    assert json.loads(caught.value.read())["error"] == "invalid_client"
+
+
 def test_introspection_of_a_revoked_jwt(issuer):
     jwt_token = issuer.mint()
     auth = (INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET)

@@ -103,6 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, obj: Any, headers: Iterable[Tuple[str, str]] = ()) -> None:
         self._send(status, _json_bytes(obj), "application/json", headers)
 
+    def _send_oauth_error(self, exc: "_OAuthError", headers: Iterable[Tuple[str, str]] = ()) -> None:
+        """RFC 6749 section 5.2 error response of the client-authenticated
+        endpoints (token, introspection, revocation); a 401 (invalid_client)
+        carries the Basic challenge it asks for."""
+        out = list(headers)
+        if exc.status == 401:
+            out.append(("WWW-Authenticate", 'Basic realm="oidc_guard-dev"'))
+        self._send_json(exc.status, {"error": exc.error, "error_description": exc.description}, out)
+
+    def _send_bearer_error(self, error: str, description: str) -> None:
+        """RFC 6750 section 3 401 of the UserInfo endpoint."""
+        challenge = 'Bearer realm="oidc_guard-dev"'
+        if error != "invalid_request":  # no token at all: a bare challenge (3.1)
+            challenge += f', error="{error}"'
+        self._send_json(401, {"error": error, "error_description": description}, [("WWW-Authenticate", challenge)])
+
     def _route(self) -> Tuple[Optional[str], Dict[str, str], Optional[str]]:
         """(path relative to the issuer, single-valued query, error)."""
         parts = urllib.parse.urlsplit(self.path)
@@ -442,10 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise _OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         except _OAuthError as exc:
-            headers = list(no_store)
-            if exc.status == 401:
-                headers.append(("WWW-Authenticate", 'Basic realm="oidc_guard-dev"'))
-            self._send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
+            self._send_oauth_error(exc, no_store)
             return
         self._send_json(200, body, no_store)
 
@@ -458,20 +471,17 @@ class _Handler(BaseHTTPRequestHandler):
         import jwt
 
         provider = self.provider
-        realm = 'Bearer realm="oidc_guard-dev"'
         scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            self._send_json(401, {"error": "invalid_request", "error_description": "no bearer token"},
-                            [("WWW-Authenticate", realm)])
+            self._send_bearer_error("invalid_request", "no bearer token")
             return
         token = token.strip()
         if "." not in token:  # a reference token: what /introspect would say
             answer = provider.introspect(token)
             if not answer.get("active") or not isinstance(answer.get("sub"), str):
-                self._send_json(401, {"error": "invalid_token", "error_description": "access token rejected"},
-                                [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+                self._send_bearer_error("invalid_token", "access token rejected")
                 return
-            if self._refuse_bound(answer, realm):
+            if self._refuse_bound(answer):
                 return
             self._userinfo_answer(answer)
             return
@@ -486,20 +496,18 @@ class _Handler(BaseHTTPRequestHandler):
                                 options={"require": ["exp", "sub"]})
         except jwt.InvalidTokenError as exc:
             description = f"access token rejected: {exc}"
-            self._send_json(401, {"error": "invalid_token", "error_description": description},
-                            [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+            self._send_bearer_error("invalid_token", description)
             return
         with provider._lock:
             revoked = claims.get("jti") in provider._revoked_jtis
         if revoked:
-            self._send_json(401, {"error": "invalid_token", "error_description": "access token revoked"},
-                            [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+            self._send_bearer_error("invalid_token", "access token revoked")
             return
-        if self._refuse_bound(claims, realm):
+        if self._refuse_bound(claims):
             return
         self._userinfo_answer(claims)
 
-    def _refuse_bound(self, claims: Mapping[str, Any], realm: str) -> bool:
+    def _refuse_bound(self, claims: Mapping[str, Any]) -> bool:
         """A sender-constrained token sent as a plain bearer token: 401, as
         npm oidc-provider answers ("failed jkt verification"). RFC 9449
         section 7.1: a DPoP-bound token needs a proof of the client's key;
@@ -509,8 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(cnf, Mapping) or (cnf.get("jkt") is None and cnf.get("x5t#S256") is None):
             return False
         what = "jkt" if cnf.get("jkt") is not None else "x5t#S256"
-        self._send_json(401, {"error": "invalid_token", "error_description": f"failed {what} verification"},
-                        [("WWW-Authenticate", f'{realm}, error="invalid_token"')])
+        self._send_bearer_error("invalid_token", f"failed {what} verification")
         return True
 
     def _userinfo_answer(self, claims: Mapping[str, Any]) -> None:
@@ -543,10 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not token:
                 raise _OAuthError("invalid_request", "token is missing")
         except _OAuthError as exc:
-            headers = list(no_store)
-            if exc.status == 401:
-                headers.append(("WWW-Authenticate", 'Basic realm="oidc_guard-dev"'))
-            self._send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
+            self._send_oauth_error(exc, no_store)
             return
         self._send_json(200, self.provider.introspect(token), no_store)
 
@@ -562,7 +566,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not token:
                 raise _OAuthError("invalid_request", "token is missing")
         except _OAuthError as exc:
-            self._send_json(exc.status, {"error": exc.error, "error_description": exc.description})
+            self._send_oauth_error(exc)
             return
         self.provider.revoke(token)
         self._send(200, b"", "text/plain")
