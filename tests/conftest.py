@@ -123,6 +123,24 @@ class LoopbackServer:
         self._thread.join(timeout=5)
 
 
+def _stopped_after(build: Callable[..., Any]) -> Any:
+    """Body of a factory fixture: yields ``make(**kwargs)``, which builds and
+    starts one server with ``build``; every server made is stopped after the
+    test, even when it fails."""
+    started: List[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        server = build(**kwargs)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
 @pytest.fixture
 def loopback():
     """A started :class:`LoopbackServer`, stopped after the test."""
@@ -136,36 +154,14 @@ def loopback():
 @pytest.fixture
 def make_loopback():
     """Factory for more loopback servers (e.g. a second origin)."""
-    started: List[LoopbackServer] = []
-
-    def make() -> LoopbackServer:
-        server = LoopbackServer()
-        started.append(server)
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in started:
-            server.stop()
+    yield from _stopped_after(LoopbackServer)
 
 
 @pytest.fixture
 def make_issuer():
     """Factory for started LocalIssuers (keys come from LocalIssuer's pool,
     so no RSA key generation per test); all are stopped after the test."""
-    started: List[LocalIssuer] = []
-
-    def make(**kwargs: Any) -> LocalIssuer:
-        iss = LocalIssuer(**kwargs).start()
-        started.append(iss)
-        return iss
-
-    try:
-        yield make
-    finally:
-        for iss in started:
-            iss.stop()
+    yield from _stopped_after(lambda **kwargs: LocalIssuer(**kwargs).start())
 
 
 @pytest.fixture
@@ -235,15 +231,4 @@ def redis_server():
 def make_redis_server():
     """Factory: ``make_redis_server(password=...)``; all are killed after the test."""
     _need_redis()
-    started = []
-
-    def make(**kwargs: Any) -> _RedisServer:
-        server = _RedisServer(**kwargs).start()
-        started.append(server)
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in started:
-            server.stop()
+    yield from _stopped_after(lambda **kwargs: _RedisServer(**kwargs).start())
