@@ -7,8 +7,6 @@ or certificate, JWTs and reference tokens (introspection returns cnf) alike."""
 from __future__ import annotations
 
 import base64
-import datetime
-import hashlib
 import json
 import urllib.error
 import urllib.parse
@@ -17,15 +15,13 @@ from urllib.parse import quote
 
 import pytest
 import webtest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from oidc_guard import BearerMiddleware, TokenValidator
 from oidc_guard.testing import DPoPKey, LocalIssuer
 from oidc_guard.testing.provider import DEV_CLIENT_CERT_HEADER
 from oidc_guard.wsgi import require_token
+
+from certs import make_cert, pem, x5t
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 API = "http://api.test"
@@ -117,29 +113,16 @@ def test_reference_token_bound_by_introspection_cnf(iss):
     assert "DPoP-bound" in r.json["error_description"]
 
 
-def _cert():
-    k = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wte-worker")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
-
-
 def test_certificate_bound_token(iss):
-    cert, other = _cert(), _cert()
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    status, body = token_request(iss, headers={DEV_CLIENT_CERT_HEADER: quote(pem, safe="")})
+    cert, other = make_cert("wte-worker"), make_cert("wte-worker")
+    status, body = token_request(iss, headers={DEV_CLIENT_CERT_HEADER: quote(pem(cert), safe="")})
     assert status == 200 and body["token_type"] == "Bearer"
     token = body["access_token"]
-    der = cert.public_bytes(serialization.Encoding.DER)
-    assert payload(token)["cnf"] == {
-        "x5t#S256": base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()}
+    assert payload(token)["cnf"] == {"x5t#S256": x5t(cert)}
     client = webtest.TestApp(BearerMiddleware(app, TokenValidator(iss.issuer, audience=iss.audience),
                                               client_cert_header="X-Proxy-Cert"))
     auth = {"Authorization": "Bearer " + token}
-    r = client.get("/x", headers=dict(auth, **{"X-Proxy-Cert": quote(pem, safe="")}))
+    r = client.get("/x", headers=dict(auth, **{"X-Proxy-Cert": quote(pem(cert), safe="")}))
     assert r.json["binding"] == "mtls"
-    other_pem = other.public_bytes(serialization.Encoding.PEM).decode()
-    client.get("/x", headers=dict(auth, **{"X-Proxy-Cert": quote(other_pem, safe="")}), status=401)
+    client.get("/x", headers=dict(auth, **{"X-Proxy-Cert": quote(pem(other), safe="")}), status=401)
     client.get("/x", headers=auth, status=401)

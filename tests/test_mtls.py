@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from oidc_guard import InvalidToken
 from oidc_guard.mtls import certificate_thumbprint, check_certificate_binding, parse_client_certificate
 
-
-def make_cert(cn: str = "client") -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+from certs import der, make_cert, pem, x5t
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +23,6 @@ def cert():
 @pytest.fixture(scope="module")
 def other_cert():
     return make_cert("other")
-
-
-def pem(cert) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def der(cert) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def x5t(cert) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(der(cert)).digest()).rstrip(b"=").decode()
 
 
 def test_thumbprint_is_base64url_sha256_of_der(cert):

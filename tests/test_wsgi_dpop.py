@@ -3,25 +3,20 @@ certificate-bound tokens (RFC 8705), through webtest against LocalIssuer."""
 
 from __future__ import annotations
 
-import base64
-import datetime
-import hashlib
 import json
 import logging
 from urllib.parse import quote
 
 import pytest
 import webtest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from oidc_guard import BearerMiddleware, ConfigurationError, TokenValidator
 from oidc_guard.testing import DPoPKey
 from oidc_guard.cache import CacheUnavailable
 from oidc_guard.testing import LocalIssuer
 from oidc_guard.wsgi import require_scope, require_token
+
+from certs import make_cert, pem, x5t
 
 REALM = "contacts-api"
 AUDIENCE = "api://contacts"
@@ -365,27 +360,9 @@ def test_shared_cache_of_the_validator_is_the_replay_store(validator):
 # --- mTLS (RFC 8705) ------------------------------------------------------------------------------
 
 
-def make_cert(cn):
-    k = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
-
-
 @pytest.fixture(scope="module")
 def certs():
     return make_cert("client"), make_cert("other")
-
-
-def pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def x5t(cert):
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
 def test_cert_bound_token_with_ssl_client_cert(api, issuer, certs):
