@@ -566,6 +566,55 @@ def test_bad_payloads_signed_by_the_issuer(issuer, validator, payload, words):
     rejected(validator, token, words)
 
 
+# The payload parser calls the JSON scanner directly when the segment is one
+# value with nothing around it, and falls back to JSONDecoder.decode
+# otherwise: both must accept and refuse exactly what decode() alone does,
+# with the cache on (the sharing decoder) and off (cache_size=0).
+@pytest.mark.parametrize("cache_size", [10000, 0])
+@pytest.mark.parametrize("before, after, accepted", [
+    (b"", b"", True),
+    (b" \t\r\n", b"", True),        # JSON whitespace before the object: decode() allows it
+    (b"", b" \n", True),              # ... and after it
+    (b"", b" x", False),               # "Extra data"
+    (b"", b"{}", False),               # a second value
+    (b"", b",", False),
+    (b"\x0b", b"", False),             # VT is not JSON whitespace
+    (b"", b"\x00", False),
+])
+def test_payload_with_text_around_the_object(issuer, make_validator, cache_size, before, after, accepted):
+    validator = make_validator(issuer, cache_size=cache_size)
+    header = json.dumps({"alg": "RS256", "kid": issuer.signing_kid, "typ": "at+jwt"}).encode()
+    body = before + json.dumps(valid_claims(issuer)).encode() + after
+    token = sign_raw(issuer.private_key(issuer.signing_kid), "RS256", header, body)
+    if accepted:
+        assert validator.validate_access_token(token)["sub"] == "alice"
+    else:
+        rejected(validator, token, "payload is not valid JSON")
+
+
+def test_alphabet_check_is_exactly_the_compact_jws_regex(issuer, validator):
+    # _verify_signature checks the alphabet with one bytes.translate; for
+    # every ASCII byte, in each segment, it must refuse exactly what
+    # _COMPACT_JWS refuses (and never with a 500-style exception).
+    from oidc_guard.validator import _COMPACT_JWS
+
+    good = issuer.mint()
+    h, p, s = good.split(".")
+    for byte in range(128):
+        char = chr(byte)
+        for token in (f"{h[:5]}{char}{h[5:]}.{p}.{s}", f"{h}.{p[:7]}{char}{p[7:]}.{s}", f"{h}.{p}.{s}{char}"):
+            with pytest.raises(InvalidToken) as info:
+                validator.validate_access_token(token)
+            shape_ok = _COMPACT_JWS.fullmatch(token) is not None
+            shape_refusal = "segment" in info.value.description and "base64url" not in info.value.description \
+                or "alphabet" in info.value.description
+            if shape_ok:  # an alphabet character: the token is well-formed, refused later (signature, base64)
+                assert "alphabet" not in info.value.description, (byte, info.value.description)
+            else:
+                assert shape_refusal, (byte, info.value.description)
+    assert validator.validate_access_token(good)["sub"] == "alice"
+
+
 @pytest.mark.parametrize("dup", ["sub", "aud", "exp", "iss"])
 def test_duplicate_claims_signed_by_the_issuer_are_rejected(issuer, validator, dup):
     # Parsers disagree on duplicates (first vs last wins): refuse them.
