@@ -250,10 +250,8 @@ def test_a_reload_keeps_the_session_for_the_tab_only(page, shots, dev_stack):
     assert not [line for line in page.console_seen if line.startswith("error")], page.console_seen
 
 
-def test_a_reload_after_expiry_says_the_session_expired(page, shots, dev_stack):
-    stack = dev_stack
-    sign_in(page, shots, stack)
-    _signed_in(page)
+def _expire_session(page):
+    """Move the stored session's expiry into the past, as if its token had run out."""
     page.evaluate(
         """(key) => {
              const s = JSON.parse(sessionStorage.getItem(key));
@@ -262,6 +260,13 @@ def test_a_reload_after_expiry_says_the_session_expired(page, shots, dev_stack):
            }""",
         SESSION_KEY,
     )
+
+
+def test_a_reload_after_expiry_says_the_session_expired(page, shots, dev_stack):
+    stack = dev_stack
+    sign_in(page, shots, stack)
+    _signed_in(page)
+    _expire_session(page)
     calls_before = len(api_calls(page, stack))
     page.reload()
     page.wait_for_selector("body[data-phase='expired']")
@@ -441,14 +446,7 @@ def test_signed_out_and_ended_views_fit(page_factory, shots, dev_stack, width):
     report = page.evaluate(OVERFLOW_REPORT)
     assert report["scrollWidth"] <= width and report["out"] == [], report
 
-    page.evaluate(
-        """(key) => {
-             const s = JSON.parse(sessionStorage.getItem(key));
-             s.expiresAt = Date.now() - 1000;
-             sessionStorage.setItem(key, JSON.stringify(s));
-           }""",
-        SESSION_KEY,
-    )
+    _expire_session(page)
     page.reload()
     page.wait_for_selector("body[data-phase='expired']")
     assert page.locator("#welcome").is_visible()
