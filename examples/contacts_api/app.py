@@ -330,7 +330,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     def me():
         # The profile comes from the provider (UserInfo), not from the token:
         # current_userinfo() answers 401/503 itself when the provider
-        # refuses the token or is down.
+        # refuses the token or is down, and 401 for a DPoP- or
+        # certificate-bound token (only the client's key can present it).
         if current_claims.is_client_token:
             return _needs_user("a profile")
         return jsonify(profile=dict(current_userinfo() or {}))
