@@ -723,3 +723,21 @@ def test_ec_point_helper_really_off_curve(es_key):
     x = base64.urlsafe_b64decode(es_key.jwk["x"] + "==")
     with pytest.raises(ValueError):
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + bytes(y))
+
+
+@pytest.mark.parametrize("char", ["+", "/", "=", ".", " ", "!", "\x7f", "%"])
+@pytest.mark.parametrize("where", ["payload", "signature"])
+def test_segment_alphabet_is_base64url_only_on_a_key_cache_hit(es_key, clock, verifier, char, where):
+    # The payload and signature segments are converted and alphabet-checked
+    # in one translate (every byte outside base64url becomes "="): a "+" or
+    # "/" (standard base64, same bits) or any other byte is refused, at the
+    # start, in the middle and at the end of the segment.
+    verify(verifier, make(es_key, clock))  # the header is now cached
+    head, body, sig = make(es_key, clock).split(".")
+    for pos in (0, 5) if char == " " else (0, 5, None):  # a trailing space is header OWS, stripped
+        seg = body if where == "payload" else sig
+        bad = seg + char if pos is None else seg[:pos] + char + seg[pos + 1:]
+        proof = f"{head}.{bad}.{sig}" if where == "payload" else f"{head}.{body}.{bad}"
+        with pytest.raises(InvalidDPoPProof, match="not a JWS compact serialization"):
+            verify(verifier, proof)
+    verify(verifier, f"{head}.{body}.{sig}")
