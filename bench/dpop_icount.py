@@ -9,7 +9,7 @@ times, which do).
 Only the code run inside ``sorted()`` is counted: ``sorted(range(N),
 key=...)`` calls the measured step N times.  Divide the "Collected" total
 valgrind prints by N for instructions per call.  Steps: ``verify``
-(``DPoPVerifier.verify`` with the proof's signature check made a no-op: what
+(``verify``: ``DPoPVerifier.verify`` as is; ``nosig_verify``: ``DPoPVerifier.verify`` with the proof's signature check made a no-op: what
 a proof costs beyond its signature) and ``middleware`` (a ``BearerMiddleware``
 DPoP request with a cached token, signature no-op) and ``bearer`` (the same
 request as Bearer, to subtract).  Needs valgrind (Debian package); not part
