@@ -741,3 +741,18 @@ def test_segment_alphabet_is_base64url_only_on_a_key_cache_hit(es_key, clock, ve
         with pytest.raises(InvalidDPoPProof, match="not a JWS compact serialization"):
             verify(verifier, proof)
     verify(verifier, f"{head}.{body}.{sig}")
+
+
+def test_htu_equal_to_the_request_url_is_still_checked(es_key, clock, verifier):
+    # htu the same string as the request URL skips normalising the URL a
+    # second time, never the check of htu itself; a bad request URL that
+    # htu does not repeat is still reported as the server's.
+    bad = "ftp://api.example.com/contacts"
+    with pytest.raises(InvalidDPoPProof, match="htu 'ftp://api.example.com/contacts' is not an http"):
+        verify(verifier, make(es_key, clock, url=bad), url=bad)
+    with pytest.raises(InvalidDPoPProof, match="the request URL cannot be compared with htu"):
+        verify(verifier, make(es_key, clock), url=bad)
+    with pytest.raises(InvalidDPoPProof, match="is not the request URL"):
+        verify(verifier, make(es_key, clock), url=URL + "/other")
+    assert verify(verifier, make(es_key, clock, url="HTTPS://api.example.com:443/contacts")).jkt == es_key.jkt
+    assert verify(verifier, make(es_key, clock)).htu == URL
