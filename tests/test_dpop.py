@@ -756,3 +756,23 @@ def test_htu_equal_to_the_request_url_is_still_checked(es_key, clock, verifier):
         verify(verifier, make(es_key, clock), url=URL + "/other")
     assert verify(verifier, make(es_key, clock, url="HTTPS://api.example.com:443/contacts")).jkt == es_key.jkt
     assert verify(verifier, make(es_key, clock)).htu == URL
+
+
+def test_replay_key_is_the_documented_digest(es_key, clock):
+    # Workers of two releases share one Redis during a rolling deploy: the
+    # replay key must stay SHA-256(namespace NUL jkt NUL jti), hex, so that a
+    # proof accepted by one is a replay for the other.
+    import hashlib
+
+    seen = []
+
+    class Spy:
+        def add(self, key, value, ttl):
+            seen.append(key)
+            return True
+
+    v = DPoPVerifier(clock=clock, replay_store=Spy())
+    for jti in ("j-1", "caf\u00e9-\U0001f600"):
+        verify(v, make(es_key, clock, jti=jti))
+        want = hashlib.sha256(b"oidc_guard/dpop/jti/v1\x00" + es_key.jkt.encode() + b"\x00" + jti.encode()).hexdigest()
+        assert seen[-1] == "dpop:jti:" + want
