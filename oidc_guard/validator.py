@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 from collections import OrderedDict
 
 from ._b64 import b64url_encode
+from ._sharing import StringSharing, check_no_duplicates
 from .claims import Claims
 from .discovery import IssuerMismatch, ProviderMetadata, looks_like_discovery_url
 from .errors import ConfigurationError, InvalidToken, ProviderError
@@ -78,16 +79,7 @@ _TO_STD_OR_BAD = bytes(
 ).translate(_URLSAFE_TO_STD)
 
 # Verified-token cache entries share their claim names and string values
-# (iss, aud, scope names, client_id, ...), which recur in every token of an
-# issuer: one str object each instead of one per entry.  Only immutable str
-# objects are shared, never lists or dicts.  Bounded: an issuer that puts a
-# new value in every token (jti) fills the table once and then those values
-# are simply not shared.
-_SHARED_STRINGS_MAX = 4096
-_SHARED_STRING_MAX_LEN = 256
-_SHARED_LISTS_MAX = 1024
-_SHARED_LIST_MAX_LEN = 64
-_STR_ONLY = frozenset((str,))
+# (one str object each instead of one per entry): oidc_guard._sharing.
 # The front of the verified-token cache: the most recent entries keyed by
 # the token string itself.  A hit there costs one str hash and compare
 # (about 0.2 us for 800 characters) instead of SHA-256 plus the LRU under its
@@ -146,20 +138,8 @@ def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     last kept); parsers disagree, so oidc_guard rejects."""
     obj = dict(pairs)
     if len(obj) != len(pairs):  # the check's own test, inlined: no call when nothing was lost
-        _check_no_duplicates(pairs, obj)
+        check_no_duplicates(pairs, obj)  # (oidc_guard._sharing: shared with the sharing decoder's hook)
     return obj
-
-
-def _check_no_duplicates(pairs: List[Tuple[str, Any]], obj: Dict[str, Any]) -> None:
-    """Raise if ``obj`` (built from ``pairs``) lost a member: RFC 7515
-    section 4 / RFC 7519 section 4 duplicate member names are rejected.
-    Shared by both decoder hooks so the check and its error text are one."""
-    if len(obj) != len(pairs):
-        seen = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise ValueError(f"duplicate member {name[:40]!r}")
-            seen.add(name)
 
 
 _json_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
@@ -416,21 +396,16 @@ class TokenValidator:
         # OrderedDict), about 1 us less per stored token and less memory.
         self._cache_size = int(cache_size)
         self._cache: Optional["OrderedDict[bytes, Claims]"] = OrderedDict() if cache_size > 0 else None
-        # tuple of str items -> the same items as shared instances (lists of
-        # str claims: aud, scope, amr); bounded
-        self._shared_lists: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
         self._cache_lock = threading.Lock()
         # token string -> cached Claims, for the most recent hits (see _FRONT_MAX)
         self._front: Dict[str, Claims] = {}
-        # str -> the one shared instance (see _SHARED_STRINGS_MAX)
-        self._shared_strings: Dict[str, str] = {}
-        # The payload of a token that will be cached is parsed with this
-        # decoder: one pass that rejects duplicates and shares strings (see
-        # _share_pairs).  Strings not yet shared are collected per thread in
-        # _sharing.misses and only join the tables once the signature is
-        # verified, so unsigned junk can never fill them.
-        self._sharing_decoder = json.JSONDecoder(object_pairs_hook=self._share_pairs)
-        self._sharing = threading.local()
+        # The payload of a token that will be cached is parsed with
+        # _sharing.decoder: one pass that rejects duplicates and shares
+        # strings (oidc_guard._sharing).  Strings not yet shared are
+        # collected per thread (_sharing.start()) and only join the tables
+        # once the signature is verified (_sharing.learn()), so unsigned junk
+        # can never fill them.
+        self._sharing = StringSharing()
         # (header segment, allowed typ, algorithms) -> (read-only header, alg, kid)
         self._header_memo: Dict[Tuple[bytes, FrozenSet[str], FrozenSet[str]],
                                 Tuple[Mapping[str, Any], str, Optional[str]]] = {}
@@ -665,81 +640,6 @@ class TokenValidator:
         """
         return self._userinfo.get(access_token, claims)
 
-    def _share_pairs(self, pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-        """``object_pairs_hook`` of the payload of a token that will be
-        cached (one pass instead of parse + copy): rejects duplicate member
-        names exactly as _reject_duplicates (RFC 7515 section 4 / RFC 7519
-        section 4), and puts the validator's shared instance in place of
-        every claim name and str value (also items of lists of str) that is
-        already shared.  Equal str only: the value never changes, only which
-        object carries it.  Strings not shared yet are noted in
-        self._sharing.misses; _learn_shared adds them after the signature
-        is verified (the payload is still unverified here).  Lists are the
-        parser's own new lists (or new exactly-sized copies), so no two
-        cache entries share a mutable object."""
-        get = self._shared_strings.get
-        lists = self._shared_lists
-        misses: List[Any] = self._sharing.misses
-        obj: Dict[str, Any] = {}
-        for name, value in pairs:
-            shared = get(name)
-            if shared is None:
-                misses.append(name)
-            else:
-                name = shared
-            kind = type(value)
-            if kind is str:
-                shared = get(value)
-                if shared is None:
-                    misses.append(value)
-                else:
-                    value = shared
-            elif kind is list and value:
-                # A list of str only (aud, scope, amr: the common case): its
-                # shared items come from one look-up of the whole tuple.
-                # Only all-str tuples are ever put in the table (by
-                # _learn_shared), and no JSON value other than a str equals
-                # a str, so a hit means the items are these very str values
-                # (1 == True == 1.0 can never swap one for another).  An
-                # unhashable item (an object or list inside) is a TypeError.
-                try:
-                    shared_items = lists.get(tuple(value))
-                except TypeError:
-                    shared_items = None
-                if shared_items is not None:
-                    value = list(shared_items)  # exactly sized, this entry's own
-                elif set(map(type, value)) <= _STR_ONLY:
-                    items = tuple(value)
-                    misses.append(items)
-                    value = list([get(item) or item for item in items])
-                else:
-                    # [:] is deliberate: the list is kept in the cache, and a
-                    # slice is exactly sized where the comprehension's own
-                    # list is over-allocated (CPython 3.11: 88 -> 64 bytes
-                    # for one item); the 100,000-token memory target is tight.
-                    value = [(get(item) or item) if type(item) is str else item for item in value][:]
-            obj[name] = value
-        _check_no_duplicates(pairs, obj)
-        return obj
-
-    def _learn_shared(self, misses: List[Any]) -> None:
-        """After the signature is verified: share the strings (and tuples of
-        str) the decoder did not find, within the tables' bounds
-        (_SHARED_STRINGS_MAX, _SHARED_LISTS_MAX).  The payload already holds
-        these very objects, so they become the shared instances."""
-        table = self._shared_strings
-        lists = self._shared_lists
-        for item in misses:
-            if type(item) is str:
-                if len(table) < _SHARED_STRINGS_MAX and len(item) <= _SHARED_STRING_MAX_LEN:
-                    table.setdefault(item, item)
-            else:
-                for text in item:
-                    if len(table) < _SHARED_STRINGS_MAX and len(text) <= _SHARED_STRING_MAX_LEN:
-                        table.setdefault(text, text)
-                if len(lists) < _SHARED_LISTS_MAX and len(item) <= _SHARED_LIST_MAX_LEN:
-                    lists.setdefault(item, tuple([table.get(text) or text for text in item]))
-
     def validate_id_token(
         self,
         token: Any,
@@ -839,7 +739,7 @@ class TokenValidator:
         """Parse the compact JWS once and verify its signature.
 
         ``share``: the Claims goes into the cache; parse the payload with
-        the sharing decoder to keep its memory small (_share_pairs).
+        the sharing decoder to keep its memory small (oidc_guard._sharing).
 
         Returns (header, payload, key, alg).  Everything raised is
         InvalidToken or ProviderError; the token is never echoed.
@@ -893,9 +793,9 @@ class TokenValidator:
         # below with our issuer's key, and the verified iss is checked again
         # (_check_issuer).  A missing iss goes the normal path.
         if share:
-            misses: List[Any] = []
-            self._sharing.misses = misses
-            payload = _parse_json_object(payload_raw, "payload", self._sharing_decoder)
+            sharing = self._sharing
+            misses = sharing.start()
+            payload = _parse_json_object(payload_raw, "payload", sharing.decoder)
         else:
             payload = _parse_json_object(payload_raw, "payload")
         iss = payload.get("iss")
@@ -906,7 +806,7 @@ class TokenValidator:
         if not key.verify(alg, signing_input, signature):
             raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})")
         if share and misses:  # verified: what it had that was not shared yet may be
-            self._learn_shared(misses)
+            sharing.learn(misses)
         return header, payload, key, alg
 
     def _foreign_issuer(self, iss: Any, what: str) -> str:

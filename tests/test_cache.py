@@ -430,15 +430,15 @@ def test_cache_entries_share_strings_and_scope_sets_not_lists(issuer, make_valid
 
 
 def test_shared_string_table_is_bounded(issuer, make_validator, monkeypatch):
-    from oidc_guard import validator as validator_module
+    from oidc_guard import _sharing as sharing_module
 
-    monkeypatch.setattr(validator_module, "_SHARED_STRINGS_MAX", 20)
+    monkeypatch.setattr(sharing_module, "_SHARED_STRINGS_MAX", 20)
     validator = make_validator(issuer)
     for n in range(10):
         claims = validator.validate_access_token(issuer.mint(subject=f"user-{n}", claims={"note": "x" * 300}))
         assert claims["note"] == "x" * 300 and claims.subject == f"user-{n}"
-    assert len(validator._shared_strings) <= 20
-    assert "x" * 300 not in validator._shared_strings  # long values are not kept
+    assert len(validator._sharing.strings) <= 20
+    assert "x" * 300 not in validator._sharing.strings  # long values are not kept
 
 
 def test_front_table_is_bounded_and_only_an_accelerator(issuer, make_validator, clock, verifications, monkeypatch):
