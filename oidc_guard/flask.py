@@ -47,6 +47,7 @@ from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
+from .credentials import extract_credentials
 from .errors import OIDCGuardError
 from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
@@ -59,7 +60,6 @@ from .wsgi import (
     _Requirement,
     _scope_requirement,
     check_access,
-    extract_credentials,
 )
 
 __all__ = [

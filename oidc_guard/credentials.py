@@ -1,0 +1,225 @@
+"""Credential extraction: the access token of a WSGI request.
+
+RFC 6750 section 2 (the ``Bearer`` scheme of the ``Authorization`` header,
+section 2.1; the form body, section 2.2; the query string, section 2.3) and
+RFC 9449 section 7.1 (the ``DPoP`` scheme).  :func:`extract_credentials`
+finds ``(scheme, token)``, :func:`extract_token` the bearer token alone;
+both refuse a malformed header or parameter, and a token sent by more than
+one method, with :class:`~oidc_guard.InvalidRequest` (RFC 6750 section 3.1).
+
+:class:`~oidc_guard.wsgi.BearerMiddleware` and the Flask layer call these;
+both names are also importable from :mod:`oidc_guard.wsgi`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl
+
+from .errors import InvalidRequest
+
+__all__ = ["extract_token", "extract_credentials"]
+
+# The one line logged here (a form body over max_form_bytes) belongs with
+# the middleware's other refusal lines: same logger as oidc_guard.wsgi
+# (docs/logging.md).
+logger = logging.getLogger("oidc_guard.wsgi")
+
+# RFC 6750 section 2.1:
+#   b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 7235 section 2.1 / RFC 7230 section 3.2.6: auth-scheme = token
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# A "Bearer" credential further along a comma-joined header value.  Servers
+# join repeated Authorization headers with ", " (RFC 7230 section 3.2.2).
+_LATER_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|$)", re.IGNORECASE)
+_LATER_DPOP = re.compile(r",[ \t]*dpop(?:[ \t]|$)", re.IGNORECASE)
+
+# RFC 6750 section 2.2: the body has defined semantics for these methods;
+# "GET" MUST NOT be used.
+_FORM_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+_DEFAULT_MAX_FORM_BYTES = 1024 * 1024
+
+
+def _credentials_from_header(value: str, *, dpop: bool) -> Optional[Tuple[str, str]]:
+    """``(scheme, token)`` of an ``Authorization`` header value, scheme
+    ``"bearer"`` or (when ``dpop``) ``"dpop"``; ``None`` for another scheme.
+
+    RFC 6750 section 2.1 (``Bearer`` 1*SP b64token) and RFC 9449 section 7.1
+    (``DPoP`` 1*SP token68, the same characters); schemes are
+    case-insensitive (RFC 7235 section 2.1).  A header that names one of
+    these schemes but breaks the grammar raises :class:`InvalidRequest`.
+    """
+    # Fast path for the usual "Bearer <b64token>" (one space, any case).
+    if value[6:7] == " " and value[:6].lower() == "bearer" and _B64TOKEN.fullmatch(value, 7):
+        return "bearer", value[7:]
+    if dpop and value[4:5] == " " and value[:4].lower() == "dpop" and _B64TOKEN.fullmatch(value, 5):
+        return "dpop", value[5:]
+    # RFC 7230 section 3.2.4: leading and trailing whitespace is not part of
+    # the field value.
+    value = value.strip(" \t")
+    match = _AUTH_SCHEME.match(value)
+    scheme = match.group().lower() if match is not None else None
+    if scheme != "bearer" and not (dpop and scheme == "dpop"):
+        # Another scheme (Basic, Digest, DPoP when disabled, ...) belongs to
+        # someone else: not a token of ours, not our error.  Only when a
+        # Bearer (or DPoP) credential hides behind it in a comma-joined list
+        # do we refuse, because silently ignoring a token the client did
+        # send would be wrong.
+        if _LATER_BEARER.search(value) or (dpop and _LATER_DPOP.search(value)):
+            raise InvalidRequest("the Authorization header carries more than one credential")
+        return None
+    assert match is not None and scheme is not None
+    name = "Bearer" if scheme == "bearer" else "DPoP"
+    section = "RFC 6750 section 2.1" if scheme == "bearer" else "RFC 9449 section 7.1"
+    rest = value[match.end():]
+    if not rest:
+        raise InvalidRequest(f"the Authorization header names the {name} scheme but carries no token")
+    if rest[0] != " ":
+        raise InvalidRequest(f"the {name} scheme must be followed by a space and the token ({section})")
+    token = rest.lstrip(" ")
+    if not token:
+        raise InvalidRequest(f"the Authorization header names the {name} scheme but carries no token")
+    if _B64TOKEN.fullmatch(token) is None:
+        if " " in token or "," in token or "\t" in token:
+            raise InvalidRequest("the Authorization header carries more than one token")
+        what = "bearer token" if scheme == "bearer" else "DPoP-bound access token"
+        raise InvalidRequest(f"the {what} contains characters {section} does not allow")
+    return scheme, token
+
+
+def _form_pairs(text: str) -> List[Tuple[str, str]]:
+    # latin-1 maps every byte (raw or %-escaped) to one character and never
+    # fails, so any body or query decodes; a byte outside the b64token
+    # alphabet then fails the grammar check below instead of raising here.
+    return parse_qsl(text, keep_blank_values=True, encoding="latin-1", errors="strict")
+
+
+def _token_from_pairs(pairs: List[Tuple[str, str]], where: str) -> Optional[str]:
+    """The single ``access_token`` of decoded form/query pairs, or ``None``."""
+    found = [value for key, value in pairs if key == "access_token"]
+    if not found:
+        return None
+    if len(found) > 1:
+        # RFC 6750 section 3.1: "repeats the same parameter" is invalid_request.
+        raise InvalidRequest(f"the access_token parameter appears more than once in the {where}")
+    token = found[0]
+    if not token:
+        raise InvalidRequest(f"the access_token parameter in the {where} is empty")
+    if _B64TOKEN.fullmatch(token) is None:
+        raise InvalidRequest(f"the access_token in the {where} contains characters RFC 6750 section 2.1 does not allow")
+    return token
+
+
+def _is_form_request(environ: Dict[str, Any]) -> bool:
+    if environ.get("REQUEST_METHOD", "GET").upper() not in _FORM_METHODS:
+        return False
+    # RFC 6750 section 2.2: Content-Type "application/x-www-form-urlencoded";
+    # media types compare case-insensitively and parameters (charset) are
+    # ignored (RFC 7231 section 3.1.1.1).
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    media_type = content_type.split(";", 1)[0].strip(" \t").lower()
+    return media_type == _FORM_MEDIA_TYPE
+
+
+def _read_form_body(environ: Dict[str, Any], limit: int) -> Optional[bytes]:
+    """Read a form body of known length (at most ``limit`` bytes) and put it
+    back into ``wsgi.input`` so the application can still read it.
+
+    Returns ``None``, without touching the stream, when the length is
+    unknown (chunked) or over the limit: such a body is not searched for a
+    token.
+    """
+    length_text = environ.get("CONTENT_LENGTH", "")
+    if not length_text or not length_text.isdigit() or not length_text.isascii():
+        return None
+    length = int(length_text)
+    if length > limit:
+        logger.info(
+            "form body of %d bytes is over the %d-byte limit; not searched for access_token", length, limit
+        )
+        return None
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return None
+    chunks = []
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break  # client sent less than Content-Length; hand on what came
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    body = b"".join(chunks)
+    # PEP 3333: the application reads wsgi.input up to CONTENT_LENGTH; give it
+    # the very same bytes.  CONTENT_LENGTH stays as the client sent it.
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def extract_token(
+    environ: Dict[str, Any],
+    *,
+    accept_form: bool = False,
+    accept_query: bool = False,
+    max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
+) -> Optional[str]:
+    """Find the bearer token of a request (RFC 6750 section 2).
+
+    Returns the token, ``None`` when the request carries none, or raises
+    :class:`InvalidRequest` for a malformed ``Authorization`` header, a
+    malformed or repeated ``access_token`` parameter, or a token sent by more
+    than one method (RFC 6750 section 3.1).  The DPoP scheme is not read
+    here (see :func:`extract_credentials`).
+    """
+    found = extract_credentials(environ, dpop=False, accept_form=accept_form, accept_query=accept_query,
+                                max_form_bytes=max_form_bytes)
+    return None if found is None else found[1]
+
+
+def extract_credentials(
+    environ: Dict[str, Any],
+    *,
+    dpop: bool = True,
+    accept_form: bool = False,
+    accept_query: bool = False,
+    max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
+) -> Optional[Tuple[str, str]]:
+    """``(scheme, token)`` of a request: scheme ``"bearer"`` (header, or
+    form/query when switched on) or ``"dpop"`` (``Authorization: DPoP``,
+    RFC 9449 section 7.1; only with ``dpop=True``); ``None`` when there is no
+    token; :class:`InvalidRequest` as :func:`extract_token`.
+    """
+    found: List[Tuple[str, str, str]] = []
+
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        creds = _credentials_from_header(header, dpop=dpop)
+        if creds is not None:
+            found.append(("Authorization header", creds[1], creds[0]))
+
+    if accept_form and _is_form_request(environ):
+        body = _read_form_body(environ, max_form_bytes)
+        if body:
+            token = _token_from_pairs(_form_pairs(body.decode("latin-1")), "form body")
+            if token is not None:
+                found.append(("form body", token, "bearer"))
+
+    if accept_query:
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            # PEP 3333: QUERY_STRING is the raw bytes decoded as latin-1.
+            token = _token_from_pairs(_form_pairs(query), "query string")
+            if token is not None:
+                found.append(("query string", token, "bearer"))
+
+    if len(found) > 1:
+        # RFC 6750 section 2: "Clients MUST NOT use more than one method to
+        # transmit the token in each request."
+        methods = " and ".join(where for where, _, _ in found)
+        raise InvalidRequest(f"the access token was sent by more than one method ({methods})")
+    return (found[0][2], found[0][1]) if found else None
