@@ -23,11 +23,11 @@ tests/reliability/test_dpop_replay.py.
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any, Dict, List
 
 from benchkit import AUDIENCE
+from benchkit.contenders import bare_verifier
 from benchkit.timing import interleaved, med, spread
 from sections import Context, Section, register
 
@@ -42,25 +42,6 @@ class _AcceptAll:
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         return True
-
-
-def _bare_verify(key: Any, proof: str):  # -> callable
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-    head, body, sig = proof.split(".")
-    data = f"{head}.{body}".encode()
-    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
-    public = key.private_key.public_key()
-    if key.alg == "ES256":
-        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-        algo = ec.ECDSA(hashes.SHA256())
-        return lambda: public.verify(der, data, algo)
-    if key.alg == "EdDSA":
-        return lambda: public.verify(raw, data)
-    pad, h = padding.PKCS1v15(), hashes.SHA256()
-    return lambda: public.verify(raw, data, pad, h)
 
 
 def section_dpop(issuer: Any, rounds: int, target: float) -> Dict[str, Any]:
@@ -110,7 +91,7 @@ def section_dpop(issuer: Any, rounds: int, target: float) -> Dict[str, Any]:
             return store.add("dpop:jti:%064x" % next(counter), b"1", 330.0)
 
         bearer(), dpop()  # both accepted (start_response raises otherwise), tokens cached
-        results[alg] = interleaved({"bare": _bare_verify(key, proof), "bearer": bearer, "dpop": dpop,
+        results[alg] = interleaved({"bare": bare_verifier(key.private_key.public_key(), key.alg, proof), "bearer": bearer, "dpop": dpop,
                                     "store": store_add}, rounds, target)
     return results
 

@@ -37,7 +37,8 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from benchkit import AUDIENCE, ROOT
-from benchkit.issuer import b64url_decode, kid_for, mint
+from benchkit.contenders import bare_verifier, rotating
+from benchkit.issuer import kid_for, mint
 from benchkit.timing import interleaved, med, paired_ratio
 from sections import Context, Section, register
 
@@ -71,38 +72,6 @@ def round1_validator_class() -> Tuple[Optional[Any], str]:
     return Round1, ""
 
 
-def _bare(issuer: Any, alg: str, token: str) -> Callable[[], None]:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-    pub = issuer.public_key(kid_for(issuer, alg))
-    h, p, s = token.split(".")
-    data = f"{h}.{p}".encode("ascii")
-    sig = b64url_decode(s)
-    if alg == "RS256":
-        pad, sha = padding.PKCS1v15(), hashes.SHA256()
-        return lambda: pub.verify(sig, data, pad, sha)
-    der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-    algo = ec.ECDSA(hashes.SHA256())
-    return lambda: pub.verify(der, data, algo)
-
-
-def _rotating(validator: Any, tokens: list) -> Callable[[], Any]:
-    """Each call validates the next token of ``tokens`` (a new str each
-    time, as a server slices it out of the header).  The warm-up left
-    tokens[1:] in the cache, tokens[1] least recently used: starting at
-    tokens[0] makes every call a miss (each evicts the token due next)."""
-    state = [-1]
-    n = len(tokens)
-
-    def call() -> Any:
-        i = state[0] = (state[0] + 1) % n
-        return validator.validate_access_token(tokens[i][1:])
-
-    return call
-
-
 def section_reference(issuer: Any, rounds: int, target: float, pool: int) -> Dict[str, Any]:
     from oidc_guard import TokenValidator
 
@@ -113,15 +82,16 @@ def section_reference(issuer: Any, rounds: int, target: float, pool: int) -> Dic
     results: Dict[str, Any] = {}
     for alg in ALGS:
         tokens = ["." + mint(issuer, alg, now, n=100 + i) for i in range(pool + 1)]
-        cases: Dict[str, Callable[[], Any]] = {"bare": _bare(issuer, alg, tokens[0][1:])}
+        cases: Dict[str, Callable[[], Any]] = {
+            "bare": bare_verifier(issuer.public_key(kid_for(issuer, alg)), alg, tokens[0][1:])}
         for name, cls in (("today", TokenValidator), ("round1", Round1)):
             cold = cls(issuer.issuer, audience=AUDIENCE, cache_size=0)
             new = cls(issuer.issuer, audience=AUDIENCE, cache_size=pool)
             for token in tokens:  # both accept every token; the new-token cache is full
                 cold.validate_access_token(token[1:])
                 new.validate_access_token(token[1:])
-            cases[f"{name} cold"] = _rotating(cold, tokens)
-            cases[f"{name} new"] = _rotating(new, tokens)
+            cases[f"{name} cold"] = rotating(cold, tokens)
+            cases[f"{name} new"] = rotating(new, tokens)
         results[alg] = interleaved(cases, rounds, target)
     return results
 

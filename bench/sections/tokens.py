@@ -11,16 +11,14 @@ import warnings
 from typing import Any, Dict
 
 from benchkit import ALGS, AUDIENCE
-from benchkit.issuer import b64url_decode, kid_for, mint
+from benchkit.contenders import bare_verifier, rotating
+from benchkit.issuer import kid_for, mint
 from benchkit.timing import interleaved, med, paired_ratio, spread
 from sections import Context, Section, register
 
 
 def section_tokens(issuer: Any, rounds: int, target: float, new_pool: int = 10000) -> Dict[str, Any]:
     import jwt as pyjwt
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
     from oidc_guard import TokenValidator
 
@@ -39,24 +37,7 @@ def section_tokens(issuer: Any, rounds: int, target: float, new_pool: int = 1000
         lengths[alg] = len(token)
         kid = kid_for(issuer, alg)
         pub = issuer.public_key(kid)
-        h, p, s = token.split(".")
-        data = f"{h}.{p}".encode("ascii")
-        sig = b64url_decode(s)
-
-        if alg == "RS256":
-            pad, sha = padding.PKCS1v15(), hashes.SHA256()
-
-            def bare(pub=pub, sig=sig, data=data, pad=pad, sha=sha):
-                pub.verify(sig, data, pad, sha)
-        elif alg == "ES256":
-            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-            algo = ec.ECDSA(hashes.SHA256())
-
-            def bare(pub=pub, der=der, data=data, algo=algo):
-                pub.verify(der, data, algo)
-        else:
-            def bare(pub=pub, sig=sig, data=data):
-                pub.verify(sig, data)
+        bare = bare_verifier(pub, alg, token)
 
         def pyjwt_key(token=token, pub=pub, alg=alg):
             return pyjwt.decode(token, pub, algorithms=[alg], audience=AUDIENCE, issuer=issuer.issuer)
@@ -106,12 +87,7 @@ def section_tokens(issuer: Any, rounds: int, target: float, new_pool: int = 1000
         # least recently used entry goes: a full cache, as in a server that
         # has run for a while).  Each call passes a new str, as a server does.
         new_tokens = ["." + mint(issuer, alg, now, n=2 + i) for i in range(new_pool + 1)]
-        new_validator = TokenValidator(issuer.issuer, audience=AUDIENCE, cache_size=new_pool)
-        new_state = [0]
-
-        def og_new(tokens=new_tokens, validator=new_validator, state=new_state, n=len(new_tokens)):
-            i = state[0] = (state[0] + 1) % n
-            return validator.validate_access_token(tokens[i][1:])
+        og_new = rotating(TokenValidator(issuer.issuer, audience=AUDIENCE, cache_size=new_pool), new_tokens)
 
         cases = {"bare": bare, "pyjwt": pyjwt_key, "pyjwk": pyjwt_jwks, "authlib": authlib_decode,
                  "cold": og_cold, "miss": og_miss, "new": og_new, "cached": og_cached}
