@@ -19,8 +19,8 @@ import webtest
 from oidc_guard import BearerMiddleware, TokenValidator
 from oidc_guard.testing import DPoPKey, LocalIssuer
 from oidc_guard.testing.provider import DEV_CLIENT_CERT_HEADER
-from oidc_guard.wsgi import require_token
 
+from apps import bound_app
 from certs import make_cert, pem, x5t
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -44,12 +44,7 @@ def payload(jwt):
     return json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
 
 
-@require_token(bound=True)
-def app(environ, start_response):
-    claims = environ["oidc_guard.claims"]
-    body = json.dumps({"client_id": claims.client_id, "binding": claims.binding}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+app = bound_app  # requires a bound token (tests/apps.py)
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ import webtest
 
 from oidc_guard import BearerMiddleware, TokenValidator
 from oidc_guard.testing import DPoPKey
-from oidc_guard.wsgi import require_token
 
+from apps import bound_app
 from processes import stop_process
 
 from .conftest import ProviderProcess, free_port
@@ -67,12 +67,7 @@ def dpop_token(op, key, client="wte-worker", resource=API):
     return body["access_token"]
 
 
-@require_token(bound=True)
-def app(environ, start_response):
-    claims = environ["oidc_guard.claims"]
-    body = json.dumps({"client_id": claims.client_id, "binding": claims.binding}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+app = bound_app  # requires a bound token (tests/apps.py)
 
 
 def check_bound_token(client, key, token):
