@@ -167,9 +167,10 @@ def measure(alg: str) -> Dict[str, float]:
     out["  _split_field(value) (middleware)"] = best(lambda: d._split_field(proof))
     out["  isascii + encode + 2 finds + 3 slices"] = best(
         lambda: proof.isascii() and (raw.find(b"."), raw.find(b".", 30), raw[:30], raw[31:40], raw[41:]))
-    p_std, s_std = p_raw.translate(d._TO_STD_OR_PAD), s_raw.translate(d._TO_STD_OR_PAD)
-    out["  2 translates to std-or-'=' + '=' checks"] = best(
-        lambda: b"=" in p_raw.translate(d._TO_STD_OR_PAD) or b"=" in s_raw.translate(d._TO_STD_OR_PAD))
+    table = d._SEGMENT_TO_STD_OR_BAD
+    p_std, s_std = p_raw.translate(table), s_raw.translate(table)
+    out["  2 translates to std-or-'!' + '!' checks"] = best(
+        lambda: b"!" in p_raw.translate(table) or b"!" in s_raw.translate(table))
     out["  b64 decode payload + signature"] = best(lambda: (_b64decode_std(p_std), _b64decode_std(s_std)))
     out["  memo lookup (hash of the header bytes)"] = best(lambda: verifier._header_memo.get(h_raw + b""))
     out["  payload JSON (duplicate check)"] = best(lambda: _parse_json_object(payload_raw, "payload"))

@@ -63,7 +63,14 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from ._b64 import b64url_encode
 from .errors import InvalidToken, ProviderError
 from .jwks import SUPPORTED_ALGORITHMS, VerifyKey, _show, parse_jwk
-from .validator import _B64URL_BYTES, _URLSAFE_TO_STD, _b64decode_std, _is_number, _parse_json_object
+from .validator import (
+    _B64URL_BYTES,
+    _SEGMENT_TO_STD_OR_BAD,
+    _URLSAFE_TO_STD,
+    _b64decode_std,
+    _is_number,
+    _parse_json_object,
+)
 
 __all__ = [
     "DPoPVerifier",
@@ -100,13 +107,6 @@ _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _REPLAY_NAMESPACE = b"oidc_guard/dpop/jti/v1\x00"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
-# A translate table: base64url bytes to their standard base64 twins
-# (_URLSAFE_TO_STD: "-" -> "+", "_" -> "/", the rest unchanged), every other
-# byte to "=".  A canonical unpadded base64url segment (RFC 7515 section 2)
-# never contains "=", so one translate both converts a segment for
-# binascii and, with b"=" not in the result, checks its alphabet (a "+",
-# "/", "=", "." or anything else in the input becomes "=").
-_TO_STD_OR_PAD = bytes(_URLSAFE_TO_STD[c] if c in _B64URL_BYTES else 0x3D for c in range(256))
 
 
 class InvalidDPoPProof(InvalidToken):
@@ -598,12 +598,13 @@ class DPoPVerifier:
         # RFC 7638 thumbprint.  The signature is still verified below.
         memo = self._header_memo.get(h_raw)
         # Payload and signature: one translate each maps base64url to base64
-        # and every byte outside the base64url alphabet to "=" (see
-        # _TO_STD_OR_PAD), so that "no '=' in the result" is the alphabet
-        # check.  The header, on a memo miss, is checked with the whole proof.
-        p_std = p_raw.translate(_TO_STD_OR_PAD)
-        s_std = s_raw.translate(_TO_STD_OR_PAD)
-        if b"=" in p_std or b"=" in s_std or (memo is None and raw.translate(None, _B64URL_BYTES) != b".."):
+        # and every byte outside the base64url alphabet ("+", "/", "=", "."
+        # and the rest) to "!" (validator._SEGMENT_TO_STD_OR_BAD), so that
+        # "no '!' in the result" is the alphabet check.  The header, on a
+        # memo miss, is checked with the whole proof.
+        p_std = p_raw.translate(_SEGMENT_TO_STD_OR_BAD)
+        s_std = s_raw.translate(_SEGMENT_TO_STD_OR_BAD)
+        if b"!" in p_std or b"!" in s_std or (memo is None and raw.translate(None, _B64URL_BYTES) != b".."):
             raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
         if not (h_raw and p_raw and s_raw):
             raise InvalidDPoPProof("DPoP proof has an empty segment (unsigned proofs are never accepted)")

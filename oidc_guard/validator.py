@@ -77,6 +77,10 @@ _BAD_BYTE = ord("!")
 _TO_STD_OR_BAD = bytes(
     b if b in _B64URL_BYTES or b == ord(".") else _BAD_BYTE for b in range(256)
 ).translate(_URLSAFE_TO_STD)
+# The same for one segment on its own (dpop converts its segments one by
+# one): "." is outside a segment's alphabet, so it becomes "!" too, and
+# "no '!' in the result" is the whole alphabet check.
+_SEGMENT_TO_STD_OR_BAD = _TO_STD_OR_BAD.translate(bytes.maketrans(b".", b"!"))
 
 # Verified-token cache entries share their claim names and string values
 # (one str object each instead of one per entry): oidc_guard._sharing.

@@ -729,7 +729,7 @@ def test_ec_point_helper_really_off_curve(es_key):
 @pytest.mark.parametrize("where", ["payload", "signature"])
 def test_segment_alphabet_is_base64url_only_on_a_key_cache_hit(es_key, clock, verifier, char, where):
     # The payload and signature segments are converted and alphabet-checked
-    # in one translate (every byte outside base64url becomes "="): a "+" or
+    # in one translate (every byte outside base64url becomes "!"): a "+" or
     # "/" (standard base64, same bits) or any other byte is refused, at the
     # start, in the middle and at the end of the segment.
     verify(verifier, make(es_key, clock))  # the header is now cached
