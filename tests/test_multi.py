@@ -151,6 +151,20 @@ def test_parse_is_as_strict_as_the_validator(multi, old):
     assert fetches(old) == 0
 
 
+def test_payload_alphabet_is_checked_before_choosing_a_member(multi, old):
+    # The payload segment is converted and alphabet-checked in one
+    # translate: standard-base64 "+" "/", padding "=", the marker byte "!"
+    # itself and any other byte are refused with the validator's own shape
+    # message, before any member (or the network) is involved.
+    h, p, s = old.mint().split(".")
+    for char in ("+", "/", "=", "!", " ", "%", "\x7f"):
+        for pos in (0, 7, len(p)):
+            token = f"{h}.{p[:pos]}{char}{p[pos:]}.{s}"
+            with pytest.raises(InvalidToken, match="base64url alphabet"):
+                multi.validate_access_token(token)
+    assert fetches(old) == 0
+
+
 def test_a_token_naming_another_trusted_issuer_fails_that_issuers_checks(multi, old, new):
     # signed by old's key but claiming new's iss: routed to new, whose keys
     # do not verify it
