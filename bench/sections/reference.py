@@ -27,8 +27,10 @@ section says so and prints nothing else.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -61,6 +63,7 @@ def round1_validator_class() -> Tuple[Optional[Any], str]:
     if archive.returncode != 0:
         return None, f"commit {ROUND1_COMMIT} is not in this checkout ({archive.stderr.decode(errors='replace').strip()})"
     where = tempfile.mkdtemp(prefix="oidc_guard_round1_")
+    atexit.register(shutil.rmtree, where, True)  # imported from there until the run ends
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(where)  # our own history: a git archive of one commit's oidc_guard/
     os.rename(os.path.join(where, "oidc_guard"), os.path.join(where, "oidc_guard_round1"))
