@@ -1,6 +1,6 @@
 """A small key/value cache with per-entry expiry, in process or in Redis.
 
-Two users share it (DESIGN.md, second round):
+Two users share it (docs/architecture.md):
 
 * introspection results (RFC 7662), so a reference token is sent to the
   provider once, not once per request or per worker;
@@ -35,7 +35,7 @@ chooses what it means: introspection falls back to the endpoint; the DPoP
 replay store fails closed.
 
 Keys given to the cache must never be raw tokens: callers pass a SHA-256 of
-the token (DESIGN.md "Security rules").  The Redis backend additionally puts
+the token (docs/security.md).  The Redis backend additionally puts
 a namespace in front of every key (``prefix``), naming the issuer and the
 configuration the entry was made under, so two APIs sharing one Redis never
 read each other's entries.

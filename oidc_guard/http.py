@@ -1,6 +1,6 @@
 """Fetching the provider's JSON documents (discovery, JWKS) safely.
 
-Rules (DESIGN.md "Network"):
+Rules (docs/security.md, "What is deliberately refused"):
 
 * https only, except loopback hosts (127.0.0.0/8, ::1, localhost) or when
   the application explicitly set ``allow_http=True``.

@@ -674,7 +674,7 @@ class TokenValidator:
         header, payload, key, alg = self._verify_signature(token, _ID_TOKEN_TYP, "ID Token")
         now = self._clock()
         self._check_issuer(payload)
-        self._check_times(payload, now, exp_required=True, iat_required=True)
+        self._check_times(payload, now, iat_required=True)
 
         aud = payload.get("aud")
         auds = self._audience_list(aud)
@@ -718,7 +718,7 @@ class TokenValidator:
         header, payload, key, _alg = self._verify_signature(token, _ACCESS_TYP, "access token", share)
         now = self._clock()
         self._check_issuer(payload)
-        exp, nbf = self._check_times(payload, now, exp_required=True, iat_required=False)
+        exp, nbf = self._check_times(payload, now, iat_required=False)
         if self.verify_audience:
             auds = self._audience_list(payload.get("aud"))
             if not self._audience_set.intersection(auds):
@@ -791,8 +791,8 @@ class TokenValidator:
         # any case) for one reason only: a token naming another issuer is
         # refused here, in plain words, with no JWKS refetch and no network
         # request at all (its kid is of course not in our JWKS; looking it up
-        # would cost an unknown-kid refetch per token).  CONTRACT.md
-        # "Several issuers", last point.  This unverified iss can only cause
+        # would cost an unknown-kid refetch per token); docs/multi-issuer.md,
+        # "How the issuer is chosen".  This unverified iss can only cause
         # a rejection, never an acceptance: the signature is still verified
         # below with our issuer's key, and the verified iss is checked again
         # (_check_issuer).  A missing iss goes the normal path.
@@ -878,16 +878,18 @@ class TokenValidator:
         if iss != self.issuer:  # RFC 7519 4.1.1 / OIDC Core 3.1.3.7 step 2: exact match
             raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}")
 
-    def _check_times(self, payload: Dict[str, Any], now: float, *, exp_required: bool, iat_required: bool
+    def _check_times(self, payload: Dict[str, Any], now: float, *, iat_required: bool
                      ) -> Tuple[float, Optional[float]]:
+        """Check ``exp`` (always required: RFC 9068 section 2.2 for access
+        tokens, OpenID Connect Core section 2 for ID Tokens), ``nbf`` and
+        ``iat``; returns (exp, nbf), both checked NumericDates."""
         leeway = self.leeway
         exp = payload.get("exp")
         if exp is None:
-            if exp_required:
-                raise InvalidToken("token has no exp claim")
-        elif not _is_number(exp):
+            raise InvalidToken("token has no exp claim")
+        if not _is_number(exp):
             raise InvalidToken("token exp is not a number in the NumericDate range (RFC 7519 section 2)")
-        elif now > exp + leeway:  # RFC 7519 4.1.4
+        if now > exp + leeway:  # RFC 7519 4.1.4
             raise InvalidToken(f"token expired at {_iso(exp)}")
         nbf = payload.get("nbf")
         if nbf is not None:
@@ -903,7 +905,7 @@ class TokenValidator:
             raise InvalidToken("token iat is not a number in the NumericDate range (RFC 7519 section 2)")
         elif iat > now + leeway:
             raise InvalidToken(f"token issued in the future ({_iso(iat)})")
-        return exp, nbf  # type: ignore[return-value]
+        return exp, nbf
 
     @staticmethod
     def _audience_list(aud: Any) -> Tuple[str, ...]:

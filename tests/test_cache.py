@@ -1,6 +1,6 @@
 """The verified-token cache of ``TokenValidator.validate_access_token``.
 
-Rules (issue 5, DESIGN.md "Performance targets"):
+Rules (issue 5; the performance targets in bench/README.md):
 
 * a hit returns the same claims a cold validation returns;
 * an entry never outlives the token's ``exp`` (plus the leeway the cold path

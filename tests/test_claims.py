@@ -1,7 +1,7 @@
 """Claims: the read-only view of a verified payload (oidc_guard.claims).
 
 The IdentityServer v3 payloads below have the shapes of the real tokens in
-/work/shared/seeds (client credentials, resource owner, implicit), with
+../shared/seeds next to the repository (client credentials, resource owner, implicit), with
 fresh times; the RFC 9068 ones have the shape oidc-provider sends.
 """
 

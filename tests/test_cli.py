@@ -1,7 +1,7 @@
 """The ``oidc-guard`` command line, run as users run it: the installed
 console script in a subprocess, against a LocalIssuer on loopback.  Every
-exit code of every command (0, 1, 2, 3 as CONTRACT.md "Command line"
-fixes them), ``--json`` and ``-`` for standard input; the Flask commands
+exit code of every command (0, 1, 2, 3 as docs/cli.md, "In scripts",
+documents them), ``--json`` and ``-`` for standard input; the Flask commands
 through the real ``flask --app`` script.  No output may contain a whole
 token (nor its signature) or a secret."""
 

@@ -1,4 +1,4 @@
-"""TokenValidator.check() (CONTRACT.md "Start-up check") and the Flask
+"""TokenValidator.check() (docs/deployment.md, "Starting while the provider is down") and the Flask
 switch OIDC_GUARD_CHECK_ON_START that runs it in init_app.
 
 A mistyped issuer must show when the application starts, in words that say

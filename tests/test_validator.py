@@ -1420,7 +1420,7 @@ def test_non_canonical_spelling_of_a_valid_token_is_refused(issuer, validator, w
 
 
 def test_foreign_issuer_refused_without_any_network_request(issuer, make_validator):
-    """CONTRACT.md "Several issuers", last point: no JWKS refetch, and for a
+    """docs/multi-issuer.md, "How the issuer is chosen": no JWKS refetch, and for a
     fresh validator not even the first discovery/JWKS fetch."""
     with LocalIssuer() as other:
         foreign = other.mint(audience=issuer.audience)  # other key, other kid, other iss

@@ -156,7 +156,7 @@ def kid_for(issuer: Any, alg: str) -> str:
 
 def idsrv_claims(issuer_url: str, now: int, *, n: int = 0) -> Dict[str, Any]:
     """An IdentityServer v3 shaped access-token payload (see
-    /work/shared/seeds): scope as a JSON array, aud = <issuer>/resources plus
+    ../shared/seeds next to the repository): scope as a JSON array, aud = <issuer>/resources plus
     the APIs, client_id, amr, idp, auth_time, sub, nbf/exp, no iat."""
     return {
         "iss": issuer_url,

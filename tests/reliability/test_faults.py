@@ -1,7 +1,7 @@
 """Fault injection against a real loopback identity provider (LocalIssuer).
 
-What must hold while the provider misbehaves (issue 6, DESIGN.md "Security
-rules"):
+What must hold while the provider misbehaves (issue 6; docs/security.md,
+"Availability and last-known-good"):
 
 * tokens signed by keys already known keep validating (last-known-good);
 * a token with a kid the validator has never seen gets ``ProviderError``,
@@ -568,7 +568,7 @@ def test_discovery_and_jwks_both_hanging(issuer):
 
 
 def test_rotation_right_after_an_unknown_kid_refetch_waits_for_the_cooldown(issuer):
-    """The price of bounding refetches (CONTRACT: at most one unknown-kid
+    """The price of bounding refetches (docs/security.md: at most one unknown-kid
     refetch per cooldown): someone sends a junk kid, which spends the
     refetch; the provider then starts signing with a key it had not
     published before.  Those tokens are refused (401: the provider is
