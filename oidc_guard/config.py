@@ -380,11 +380,57 @@ def unknown_keys(keys: Iterable[str]) -> List[Tuple[str, Optional[str]]]:
     return out
 
 
-def from_environ(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def _unquote(value: str) -> str:
+    """One pair of matching quotes around the whole value, removed.
+
+    ``docker run --env-file`` (and some other loaders) keep quotes that a
+    shell would have removed: ``OIDC_GUARD_LEEWAY="30"`` arrives as the five
+    characters ``"30"``.  The rule is the same for every kind of setting:
+    when the value, leading and trailing whitespace aside, starts and ends
+    with the same quote character (``"`` or ``'``), that one pair goes;
+    nothing else is changed (no escapes are read, inner quotes stay).  A
+    value that really starts and ends with a quote needs a second pair.
+    """
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return value
+
+
+def from_environ(environ: Optional[Mapping[str, str]] = None, *, ignore: Iterable[str] = ()) -> Dict[str, str]:
     """The ``OIDC_GUARD_*`` settings of the environment (default
-    ``os.environ``, where ``flask --env-file`` and ``.env`` files put them),
-    as strings, ready for ``app.config.update(...)``.  Other variables,
-    including unknown ``OIDC_GUARD_*`` names, are left out; the values are
-    parsed (and refused when they make no sense) where they are used."""
+    ``os.environ``, where ``flask --env-file``, ``.env`` files and
+    ``docker run --env-file`` put them), as strings, ready for
+    ``app.config.update(...)``.
+
+    * Every ``OIDC_GUARD_*`` name must be a setting: an unknown one (a typo
+      such as ``OIDC_GUARD_LEEWAY_SECONDS``) is a
+      :class:`~oidc_guard.ConfigurationError` that names it, with the
+      closest setting as a hint, as ``app.config`` does.  Variables of
+      other programs that share the prefix go in ``ignore`` (exact names).
+    * One pair of quotes around a value is removed, for every kind of
+      setting (see :func:`_unquote`): ``OIDC_GUARD_AUDIENCE="api://a
+      api://b"`` from a Docker env file is the two audiences.
+    * Every value is parsed now, so that a value that makes no sense is a
+      ``ConfigurationError`` naming the environment variable it came from;
+      the returned strings parse the same way again in ``init_app``.
+
+    Variables without the prefix are left out.
+    """
     env = os.environ if environ is None else environ
-    return {key: env[key] for key in BY_KEY if key in env}
+    ignored = frozenset(ignore)
+    unknown = [(key, close) for key, close in unknown_keys(env) if key not in ignored]
+    if unknown:
+        named = "; ".join(f"{key} (did you mean {close}?)" if close else key for key, close in unknown)
+        raise ConfigurationError(
+            f"unknown oidc_guard setting(s) in the environment: {named}; the settings are listed in "
+            "docs/configuration.md (a variable of another program: pass its name in from_environ(ignore=...))"
+        )
+    out: Dict[str, str] = {}
+    for setting in SETTINGS:
+        if setting.key not in env:
+            continue
+        value = _unquote(env[setting.key])
+        parse_setting(setting, value, source=f"the environment variable {setting.key}")
+        out[setting.key] = value
+    return out

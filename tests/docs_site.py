@@ -13,7 +13,9 @@
   - before running, ``https://idp.example.com`` is replaced by the URL of a
     started LocalIssuer on loopback, whose audience is ``api://contacts``;
     the names ``token`` (an access token with scope ``contacts`` for subject
-    ``alice``) and ``local_issuer`` (the LocalIssuer) are predefined.
+    ``alice``) and ``local_issuer`` (the LocalIssuer) are predefined;
+  - ``OIDC_GUARD_*`` variables of the test tooling (no settings) are removed
+    from the environment, as a reader's environment has none.
 """
 
 from __future__ import annotations
@@ -144,6 +146,13 @@ def run_page(path: Path) -> int:
             raise AssertionError(f"{block.where}: unknown marker <!-- run: {block.marker_arg} -->")
     if not blocks:
         return 0
+    # The test tooling's own switches (OIDC_GUARD_BROWSER_REQUIRED, ...) share
+    # the settings' prefix; a reader's environment has none of them, and
+    # config.from_environ() refuses every OIDC_GUARD_* name that is no setting.
+    from oidc_guard import config
+
+    for name in [key for key, _close in config.unknown_keys(os.environ)]:
+        del os.environ[name]
     with LocalIssuer(audience="api://contacts") as issuer:
         namespace: Dict[str, object] = {
             "__name__": "docs_example",

@@ -144,13 +144,13 @@ def test_from_prefixed_env(monkeypatch):
     assert state.middleware.required is True and state.realm == "2024"
 
 
-def test_from_environ_takes_only_known_keys():
+def test_from_environ_takes_the_settings_and_leaves_other_variables_out():
     env = {
         "OIDC_GUARD_ISSUER": ISSUER,
         "OIDC_GUARD_AUDIENCE": AUDIENCE,
         "OIDC_GUARD_HTTP_TIMEOUT": "3",
-        "OIDC_GUARD_SOMETHING_ELSE": "x",
         "PATH": "/bin",
+        "OIDC_GUARD": "not a setting name: no underscore after the prefix",
     }
     settings = config.from_environ(env)
     assert settings == {"OIDC_GUARD_ISSUER": ISSUER, "OIDC_GUARD_AUDIENCE": AUDIENCE, "OIDC_GUARD_HTTP_TIMEOUT": "3"}
@@ -158,6 +158,79 @@ def test_from_environ_takes_only_known_keys():
     app.config.update(settings)
     OIDCGuard(app)
     assert app.extensions["oidc_guard"].validator.http_timeout == 3.0
+
+
+def test_from_environ_refuses_an_unknown_name_with_the_same_hint_as_app_config():
+    """A typo in the environment used to vanish (the library default
+    applied in silence); it is refused as app.config refuses it."""
+    env = {"OIDC_GUARD_ISSUER": ISSUER, "OIDC_GUARD_AUDIENCE": AUDIENCE, "OIDC_GUARD_LEEWAY_SECONDS": "30"}
+    with pytest.raises(ConfigurationError) as info:
+        config.from_environ(env)
+    message = str(info.value)
+    assert "in the environment: OIDC_GUARD_LEEWAY_SECONDS (did you mean OIDC_GUARD_LEEWAY?)" in message
+    with pytest.raises(ConfigurationError) as from_app:
+        guard_with(OIDC_GUARD_LEEWAY_SECONDS="30")
+    assert "OIDC_GUARD_LEEWAY_SECONDS (did you mean OIDC_GUARD_LEEWAY?)" in str(from_app.value)
+    # no close setting: named alone; several: all of them, sorted
+    with pytest.raises(ConfigurationError, match=r"environment: OIDC_GUARD_SOMETHING_ELSE; .*from_environ\(ignore="):
+        config.from_environ({"OIDC_GUARD_SOMETHING_ELSE": "x"})
+    with pytest.raises(ConfigurationError, match=r"OIDC_GUARD_AUDIENSE \(did you mean OIDC_GUARD_AUDIENCE\?\); "
+                                                 r"OIDC_GUARD_ISUER \(did you mean OIDC_GUARD_ISSUER\?\)"):
+        config.from_environ({"OIDC_GUARD_ISUER": ISSUER, "OIDC_GUARD_AUDIENSE": AUDIENCE})
+    # another program's variable with the prefix, named on purpose
+    assert config.from_environ({"OIDC_GUARD_SOMETHING_ELSE": "x", "OIDC_GUARD_LEEWAY": "5"},
+                               ignore=["OIDC_GUARD_SOMETHING_ELSE"]) == {"OIDC_GUARD_LEEWAY": "5"}
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_from_environ_removes_one_pair_of_quotes_for_every_kind(quote):
+    """docker run --env-file keeps the quotes of OIDC_GUARD_AUDIENCE="a b";
+    every kind of setting gets the same rule: one matching pair around the
+    whole value goes, before the value is parsed."""
+    q = quote
+    env = {
+        "OIDC_GUARD_ISSUER": f"{q}{ISSUER}{q}",                       # str
+        "OIDC_GUARD_AUDIENCE": f"{q}api://a api://contacts{q}",       # list of str
+        "OIDC_GUARD_LEEWAY": f"{q}30{q}",                             # number
+        "OIDC_GUARD_CACHE_SIZE": f" {q}100{q} ",                      # int (spaces outside the quotes)
+        "OIDC_GUARD_REQUIRED": f"{q}true{q}",                         # bool
+        "OIDC_GUARD_DPOP": f"{q}required{q}",                         # choice
+        "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": f"{q}s{q}cret{q}",  # secret: inner quotes stay
+        "OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+        "OIDC_GUARD_REALM": f"{q}{q}{q}contacts{q}{q}{q}",            # only one pair goes
+        "OIDC_GUARD_ALGORITHMS": f"{q}[\"RS256\", \"ES256\"]{q}",     # a quoted JSON array
+    }
+    settings = config.from_environ(env)
+    assert settings["OIDC_GUARD_AUDIENCE"] == "api://a api://contacts"
+    assert settings["OIDC_GUARD_LEEWAY"] == "30"
+    assert settings["OIDC_GUARD_INTROSPECTION_CLIENT_SECRET"] == f"s{q}cret"
+    app = Flask(__name__)
+    app.config.update(settings)
+    OIDCGuard(app)
+    state = app.extensions["oidc_guard"]
+    v = state.validator
+    assert v.issuer == ISSUER and v.audiences == ("api://a", "api://contacts")
+    assert v.leeway == 30.0 and v._cache_size == 100 and v.algorithms == {"RS256", "ES256"}
+    assert state.middleware.required is True and state.realm == f"{q}{q}contacts{q}{q}"
+    # unmatched or lone quotes are not a pair: the value is left as it is (and refused)
+    for odd in (f"{q}30", f"30{q}", q, "\"30'"):
+        with pytest.raises(ConfigurationError, match="OIDC_GUARD_LEEWAY must be a number"):
+            config.from_environ({"OIDC_GUARD_LEEWAY": odd})
+
+
+def test_an_error_in_the_environment_names_the_environment_variable():
+    with pytest.raises(ConfigurationError) as info:
+        config.from_environ({"OIDC_GUARD_LEEWAY": "thirty"})
+    assert str(info.value) == ("OIDC_GUARD_LEEWAY must be a number >= 0 (e.g. \"30\" or \"2.5\"), got 'thirty' "
+                               "(from the environment variable OIDC_GUARD_LEEWAY)")
+    assert "app.config" not in str(info.value)
+    # a secret's value is not shown, wherever it came from
+    with pytest.raises(ConfigurationError) as secret:
+        config.from_environ({"OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": '""'})
+    assert "(a secret: value not shown) (from the environment variable " in str(secret.value)
+    # empty after the quotes: refused, not taken as "no setting"
+    with pytest.raises(ConfigurationError, match=r"OIDC_GUARD_ISSUER must be a non-empty string.*environment variable"):
+        config.from_environ({"OIDC_GUARD_ISSUER": "''"})
 
 
 def test_a_misspelt_key_is_an_error_with_a_suggestion():
