@@ -17,7 +17,8 @@ def read(name):
 def test_license_file_is_the_mit_licence_setup_cfg_declares():
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))
-    assert cfg["metadata"]["license"] == "MIT"
+    assert cfg["metadata"]["license_expression"] == "MIT"  # PEP 639 (setuptools >= 77)
+    assert cfg["metadata"]["license_files"].strip() == "LICENSE"
     text = read("LICENSE")
     assert text.startswith("MIT License\n")
     assert "Copyright (c) " in text and "the oidc_guard authors" in text
