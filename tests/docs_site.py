@@ -13,7 +13,9 @@
   - before running, ``https://idp.example.com`` is replaced by the URL of a
     started LocalIssuer on loopback, whose audience is ``api://contacts``;
     the names ``token`` (an access token with scope ``contacts`` for subject
-    ``alice``) and ``local_issuer`` (the LocalIssuer) are predefined;
+    ``alice``, also in the environment variable ``TOKEN``, as the
+    quickstart's ``export TOKEN=...`` line leaves it) and ``local_issuer``
+    (the LocalIssuer) are predefined;
   - ``OIDC_GUARD_*`` variables of the test tooling (no settings) are removed
     from the environment, as a reader's environment has none.
 """
@@ -154,10 +156,13 @@ def run_page(path: Path) -> int:
     for name in [key for key, _close in config.unknown_keys(os.environ)]:
         del os.environ[name]
     with LocalIssuer(audience="api://contacts") as issuer:
+        token = issuer.mint(scope="contacts", subject="alice")
+        # What the quickstart's `export TOKEN=$(python -m oidc_guard.testing token ...)` gives a reader.
+        os.environ["TOKEN"] = token
         namespace: Dict[str, object] = {
             "__name__": "docs_example",
             "local_issuer": issuer,
-            "token": issuer.mint(scope="contacts", subject="alice"),
+            "token": token,
         }
         for block in blocks:
             code = block.code.replace(EXAMPLE_ISSUER, issuer.issuer)

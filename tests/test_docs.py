@@ -146,3 +146,22 @@ def test_the_example_harness_catches_a_wrong_example(tmp_path):
     assert result.returncode != 0
     assert "InvalidToken" in result.stderr and "audience" in result.stderr
     assert 'docs/bad.md", line 11' in result.stderr
+
+
+@pytest.mark.parametrize("page", ["quickstart.md", "frameworks.md"])
+def test_newcomer_pages_define_the_token_before_using_it(page):
+    """The harness predefines ``token``, a reader's interpreter does not: on
+    the pages a newcomer copies from, the examples say where their token
+    comes from (``token = os.environ["TOKEN"]``) before the first use."""
+    import ast
+
+    defined_at = None  # (block index, line) of the first assignment
+    for index, block in enumerate(b for b in docs_site.code_blocks(docs_site.DOCS / page)
+                                   if b.runs and b.marker != "run"):
+        tree = ast.parse(block.code)
+        for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "token"),
+                           key=lambda n: (n.lineno, n.col_offset)):
+            if isinstance(node.ctx, ast.Store):
+                defined_at = defined_at or (index, node.lineno)
+            elif defined_at is None or defined_at > (index, node.lineno):
+                pytest.fail(f"docs/{page}:{block.line + node.lineno - 1}: `token` is used before any example defines it")

@@ -32,6 +32,13 @@ _DEFAULT: Any = object()  # "argument not given" marker
 INTROSPECTION_CLIENT_ID = "contacts-api"
 INTROSPECTION_CLIENT_SECRET = "contacts-api-secret"
 
+#: The development command line's client (``python -m oidc_guard.testing
+#: token``): public, authorization code with PKCE only.  Its redirect URI is
+#: a loopback one (RFC 8252 section 7.3) that nothing needs to listen on: the
+#: command reads the code from the provider's redirect response itself.
+DEV_CLI_CLIENT_ID = "dev-cli"
+DEV_CLI_REDIRECT_URI = "http://127.0.0.1/oidc_guard-dev-cli/callback"
+
 
 @dataclass
 class _Key:
@@ -91,7 +98,10 @@ class LocalIssuer:
         default ``http://127.0.0.1:8080/`` and ``http://localhost:8080/``;
         scopes ``openid profile contacts wte coordinate``) and client
         ``wte-worker`` (secret ``wte-secret``; client_credentials; scope
-        ``wte``). :meth:`register_client` adds or replaces clients later.
+        ``wte``), its twin ``wte-worker-ref`` (reference tokens), the API's
+        introspection client, and ``dev-cli`` (public; authorization_code
+        with PKCE; the client of ``python -m oidc_guard.testing token``).
+        :meth:`register_client` adds or replaces clients later.
     ``token_lifetime``
         seconds; ``exp - iat`` of tokens from the dev provider, and the
         default of ``mint(expires_in=)``.
@@ -198,6 +208,11 @@ class LocalIssuer:
             )
             # The API's own credentials for /introspect (RFC 7662 section 2.1).
             self.register_client(INTROSPECTION_CLIENT_ID, secret=INTROSPECTION_CLIENT_SECRET, grant_types=())
+            # python -m oidc_guard.testing token: a user's token for curl or the CLI.
+            self.register_client(
+                DEV_CLI_CLIENT_ID, redirect_uris=(DEV_CLI_REDIRECT_URI,),
+                scopes="openid profile contacts wte coordinate", grant_types=("authorization_code",),
+            )
         else:
             for client_id, entry in clients.items():
                 self.register_client(
