@@ -592,7 +592,7 @@ class Introspector:
             form["client_secret"] = self.__secret
         body = urlencode(form).encode("ascii")
         raw = fetch(url, timeout=self.http_timeout, max_bytes=MAX_RESPONSE_BYTES, allow_http=self.allow_http,
-                    what="introspection endpoint", method="POST", body=body, headers=headers)
+                    what="introspection endpoint", method="POST", body=body, headers=headers, kind="introspection")
         if raw.status in (401, 403):
             # Our credentials, not the token: 503, and say it once.
             message = (f"the introspection endpoint {raw.url} refused this API's credentials "

@@ -138,7 +138,7 @@ class UserInfoClient:
             raw = fetch(url, timeout=self._v.http_timeout, max_bytes=MAX_USERINFO_BYTES,
                         allow_http=self._v.allow_http, what="userinfo endpoint",
                         headers={"Authorization": "Bearer " + access_token},
-                        accept="application/json, application/jwt")
+                        accept="application/json, application/jwt", kind="userinfo")
         finally:
             self._slots.release()
         if raw.status == 401:

@@ -476,7 +476,7 @@ class TokenValidator:
     def _fetch_jwks(self) -> Tuple[Any, Optional[str]]:
         uri = self._jwks_uri or self.metadata.jwks_uri()
         resp = fetch_json(uri, timeout=self.http_timeout, max_bytes=MAX_JWKS_BYTES,
-                          allow_http=self.allow_http, what="JWKS")
+                          allow_http=self.allow_http, what="JWKS", kind="jwks")
         return resp.json, resp.headers.get("cache-control")
 
     def _keys_removed(self, fingerprints: FrozenSet[str]) -> None:

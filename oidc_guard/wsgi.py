@@ -59,6 +59,7 @@ from .errors import (
     error_response,
     www_authenticate,
 )
+from . import metrics as _metrics
 from .loghint import note_refusal
 from .mtls import check_certificate_binding
 from .protocols import AccessTokenValidator
@@ -289,6 +290,8 @@ class BearerMiddleware:
             proof = None
         else:
             error, proof = self._authenticate(environ, scheme, token)
+        if _metrics.active is not None:  # one decision per request, after the binding check
+            _metrics.record_decision(error)
         if error is None:
             if proof is not None and proof.nonce_state == "previous" and self.dpop_verifier is not None \
                     and self.dpop_verifier.nonces is not None:
