@@ -82,6 +82,8 @@ class CacheUnavailable(ProviderError):
     ``redis://host:port/db`` and never carries a password.
     """
 
+    reason = "store_unavailable"
+
     def __init__(self, description: str, retry_after: float = 5.0) -> None:
         super().__init__(description, retry_after=retry_after)
 

@@ -85,7 +85,7 @@ _SCOPE_MEMO_MAX_LEN = 2048
 
 
 def _invalid(claim: str, why: str) -> InvalidToken:
-    return InvalidToken(f"the {claim} claim {why} (RFC 6749 section 3.3)")
+    return InvalidToken(f"the {claim} claim {why} (RFC 6749 section 3.3)", reason="claims")
 
 
 def parse_scopes(value: Any, claim: str = "scope") -> FrozenSet[str]:

@@ -147,6 +147,7 @@ class ProviderMetadata:
             max_bytes=MAX_DISCOVERY_BYTES,
             allow_http=self.allow_http,
             what="discovery document",
+            kind="discovery",
         )
         doc = resp.json
         # Discovery 4.3: exact string comparison, no normalisation.

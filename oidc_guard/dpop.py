@@ -120,6 +120,7 @@ class InvalidDPoPProof(InvalidToken):
 
     error = "invalid_dpop_proof"
     status = 401
+    reason = "dpop_proof"
 
 
 class UseDPoPNonce(InvalidDPoPProof):
@@ -128,6 +129,7 @@ class UseDPoPNonce(InvalidDPoPProof):
     the 401 so the client can retry at once."""
 
     error = "use_dpop_nonce"
+    reason = "dpop_nonce"
 
     def __init__(self, description: str, nonce: str) -> None:
         super().__init__(description)
@@ -138,6 +140,8 @@ class ReplayStoreFull(ProviderError):
     """The in-process replay store holds ``maxsize`` live records: a new one
     cannot be added without forgetting one that could still be replayed, so
     the request fails closed (503) instead."""
+
+    reason = "store_unavailable"
 
 
 # --- helpers ------------------------------------------------------------------
@@ -693,7 +697,7 @@ class DPoPVerifier:
         # Step 12 / section 6.1: the key is the one the token is bound to.
         if jkt is not None and not hmac.compare_digest(
                 thumbprint_bytes, jkt.encode("ascii", "replace") if isinstance(jkt, str) else b""):
-            raise InvalidDPoPProof("DPoP proof key is not the key the access token is bound to (cnf.jkt)")
+            raise InvalidDPoPProof("DPoP proof key is not the key the access token is bound to (cnf.jkt)", reason="binding")
 
         # Step 10 / section 9: the server nonce, when nonces are on.
         nonce_state: Optional[str] = None
@@ -760,12 +764,13 @@ class DPoPVerifier:
             raise ProviderError(
                 f"the DPoP replay store cannot be used ({exc.description}); DPoP requests are refused "
                 "until it is back, because replays could not be detected", retry_after=exc.retry_after,
+                reason="store_unavailable",
             ) from None
         except Exception as exc:  # any other failure of a store: fail closed, never 500
             self._store_down(exc.__class__.__name__)
             raise ProviderError(
                 f"the DPoP replay store failed ({exc.__class__.__name__}); DPoP requests are refused "
-                "until it is back", retry_after=5.0,
+                "until it is back", retry_after=5.0, reason="store_unavailable",
             ) from None
         if self._store_failing:
             self._store_failing = False

@@ -44,14 +44,23 @@ PROVIDER_UNAVAILABLE = "identity provider temporarily unavailable"
 
 
 class OIDCGuardError(Exception):
-    """Base of every error oidc_guard raises."""
+    """Base of every error oidc_guard raises.
+
+    ``reason`` is a stable lowercase code for programs, logs and metrics
+    (``error`` stays the RFC 6750 code, ``description`` the prose): a class
+    default where the class implies it, or the ``reason=`` given to the
+    constructor.  The codes are listed in the error reference (docs/errors.md).
+    """
 
     error: str = "server_error"
     status: int = 500
+    reason: str = "internal"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, reason: Optional[str] = None) -> None:
         super().__init__(description)
         self.description = description
+        if reason is not None:
+            self.reason = reason
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
@@ -63,6 +72,10 @@ class InvalidToken(OIDCGuardError):
 
     error = "invalid_token"
     status = 401
+    # oidc_guard names a precise reason at every place it raises this; the
+    # default is only for an InvalidToken raised by code outside it (a
+    # custom validator).
+    reason = "invalid_token"
 
 
 class InsufficientScope(OIDCGuardError):
@@ -75,9 +88,10 @@ class InsufficientScope(OIDCGuardError):
 
     error = "insufficient_scope"
     status = 403
+    reason = "insufficient_scope"
 
-    def __init__(self, description: str, scopes: Iterable[str] = ()) -> None:
-        super().__init__(description)
+    def __init__(self, description: str, scopes: Iterable[str] = (), *, reason: Optional[str] = None) -> None:
+        super().__init__(description, reason=reason)
         self.scopes: Tuple[str, ...] = tuple(scopes)
 
 
@@ -88,6 +102,7 @@ class InvalidRequest(OIDCGuardError):
 
     error = "invalid_request"
     status = 400
+    reason = "invalid_request"
 
 
 class ProviderError(OIDCGuardError):
@@ -101,9 +116,10 @@ class ProviderError(OIDCGuardError):
 
     error = "temporarily_unavailable"
     status = 503
+    reason = "provider_unavailable"
 
-    def __init__(self, description: str, retry_after: float = 30.0) -> None:
-        super().__init__(description)
+    def __init__(self, description: str, retry_after: float = 30.0, *, reason: Optional[str] = None) -> None:
+        super().__init__(description, reason=reason)
         self.retry_after = max(1, int(retry_after + 0.999))
 
 
@@ -114,6 +130,7 @@ class ConfigurationError(OIDCGuardError, ValueError):
 
     error = "server_error"
     status = 500
+    reason = "configuration"
 
 
 # --- RFC 6750 section 3: the WWW-Authenticate challenge ---------------------

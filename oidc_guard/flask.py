@@ -436,8 +436,8 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
             return None
         profile = cast(Mapping[str, Any], userinfo(found[1], claims))
     except OIDCGuardError as exc:
-        logger.info("UserInfo refused (%s %r): %s", environ.get("REQUEST_METHOD", "?"),
-                    environ.get("PATH_INFO", ""), exc.description)
+        logger.info("UserInfo refused (%s %r) reason=%s: %s", environ.get("REQUEST_METHOD", "?"),
+                    environ.get("PATH_INFO", ""), exc.reason, exc.description)
         # The challenges the middleware and decorators send (Bearer and/or
         # DPoP, RFC 9449 section 7.1), the error on the scheme used.
         status, headers, body = _error_response(environ, exc)

@@ -31,6 +31,7 @@ import time
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
+from . import metrics as _metrics
 from .errors import ProviderError
 
 __all__ = ["fetch_json", "fetch", "is_loopback_host", "check_url", "parse_json_body", "Response", "RawResponse"]
@@ -156,8 +157,23 @@ def fetch_json(
     allow_http: bool = False,
     what: str = "document",
     ssl_context: Optional[ssl.SSLContext] = None,
+    kind: Optional[str] = None,
 ) -> Response:
-    """GET ``url`` and return its JSON object, or raise ``ProviderError``."""
+    """GET ``url`` and return its JSON object, or raise ``ProviderError``.
+
+    ``kind`` (``"discovery"``, ``"jwks"``): count the call in the
+    oidc_guard.metrics instruments, when they are on; ``error`` unless a
+    JSON object came back with HTTP 200."""
+    if kind is not None and _metrics.active is not None:
+        started = time.monotonic()
+        ok = False
+        try:
+            response = fetch_json(url, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, what=what,
+                                  ssl_context=ssl_context)
+            ok = True
+            return response
+        finally:
+            _metrics.record_provider_call(kind, time.monotonic() - started, ok)
     raw = fetch(url, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, what=what,
                 ssl_context=ssl_context)
     current, status, headers = raw.url, raw.status, raw.headers
@@ -194,16 +210,31 @@ def fetch(
     headers: Optional[Mapping[str, str]] = None,
     accept: str = "application/json",
     ssl_context: Optional[ssl.SSLContext] = None,
+    kind: Optional[str] = None,
 ) -> RawResponse:
     """One HTTP exchange under the module's rules; any status is returned
     (the caller decides what 401 or 503 means), transport failures raise
     ``ProviderError``.
+
+    ``kind`` (``"introspection"``, ``"userinfo"``): count the call in the
+    oidc_guard.metrics instruments, when they are on; ``error`` for a
+    transport failure or an HTTP 5xx, ``ok`` for any other answer.
 
     Redirects: for GET, same-origin ones are followed (at most 3).  A POST
     (introspection) carries a credential and a token, so only 307/308 -- which
     keep method and body (RFC 9110 15.4.8/15.4.9) -- to the same origin are
     followed; any other redirect of a POST is an error.
     """
+    if kind is not None and _metrics.active is not None:
+        started = time.monotonic()
+        ok = False
+        try:
+            raw = fetch(url, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, what=what, method=method,
+                        body=body, headers=headers, accept=accept, ssl_context=ssl_context)
+            ok = raw.status < 500
+            return raw
+        finally:
+            _metrics.record_provider_call(kind, time.monotonic() - started, ok)
     check_url(url, allow_http, what)
     deadline = time.monotonic() + timeout
     current = url

@@ -131,12 +131,13 @@ class _Flight:
 class _Entry:
     """A front-cache entry: active Claims, or the reason it is inactive."""
 
-    __slots__ = ("claims", "reason", "until")
+    __slots__ = ("claims", "reason", "until", "code")
 
-    def __init__(self, claims: Optional[Claims], reason: str, until: float) -> None:
+    def __init__(self, claims: Optional[Claims], reason: str, until: float, code: str = "inactive") -> None:
         self.claims = claims
         self.reason = reason
         self.until = until
+        self.code = code  # the refusal's InvalidToken.reason
 
 
 class Introspector:
@@ -275,7 +276,7 @@ class Introspector:
         """Validate a reference token; ``Claims`` or ``InvalidToken`` /
         ``ProviderError``."""
         if type(token) is not str or len(token) > self.max_token_bytes:
-            raise InvalidToken(looks_like_token(token, self.max_token_bytes) or "access token is not a string")
+            raise InvalidToken(looks_like_token(token, self.max_token_bytes) or "access token is not a string", reason="malformed")
         # Only tokens that passed looks_like_token below ever get an entry,
         # so a hit (same SHA-256, same token) skips the syntax check.
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
@@ -283,12 +284,12 @@ class Introspector:
         if entry is None:
             reason = looks_like_token(token, self.max_token_bytes)
             if reason is not None:
-                raise InvalidToken(reason)
+                raise InvalidToken(reason, reason="malformed")
         else:
             if self._clock() < entry.until:
                 if entry.claims is not None:
                     return entry.claims
-                raise InvalidToken(entry.reason)
+                raise InvalidToken(entry.reason, reason=entry.code)
             with self._front_lock:
                 if self._front.get(digest) is entry:
                     del self._front[digest]
@@ -358,7 +359,7 @@ class Introspector:
         try:
             claims, until = self._accept(doc, now)
         except InvalidToken as exc:
-            self._remember(digest, key, None, exc.description, now + self.inactive_ttl, doc=None)
+            self._remember(digest, key, None, exc.description, now + self.inactive_ttl, doc=None, code=exc.reason)
             self._release_call(key)
             raise
         self._remember(digest, key, claims, "", until, doc=doc)
@@ -370,17 +371,17 @@ class Introspector:
         """Apply every rule; return the Claims and how long it may be cached."""
         if doc.get("active") is not True:  # the JSON value true, nothing else
             if doc.get("active") is False:
-                raise InvalidToken("token is not active (introspection: revoked, expired or unknown)")
-            raise InvalidToken("introspection response 'active' is not the JSON value true")
+                raise InvalidToken("token is not active (introspection: revoked, expired or unknown)", reason="inactive")
+            raise InvalidToken("introspection response 'active' is not the JSON value true", reason="inactive")
         token_type = doc.get("token_type")
         if token_type is not None:
             if not isinstance(token_type, str):
-                raise InvalidToken("introspection response token_type is not a string")
+                raise InvalidToken("introspection response token_type is not a string", reason="claims")
             if "refresh" in token_type.lower():
-                raise InvalidToken("token is a refresh token, not an access token")
+                raise InvalidToken("token is a refresh token, not an access token", reason="token_type")
         iss = doc.get("iss")
         if iss is not None and iss != self.issuer:  # RFC 7662 2.2 iss; exact match
-            raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}")
+            raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}", reason="issuer")
         if self.verify_audience and "aud" in doc:
             aud = doc.get("aud")
             if isinstance(aud, str):
@@ -388,34 +389,34 @@ class Introspector:
             elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
                 auds = tuple(aud)
             else:
-                raise InvalidToken("introspection response aud is neither a string nor an array of strings")
+                raise InvalidToken("introspection response aud is neither a string nor an array of strings", reason="claims")
             if not self._audience_set.intersection(auds):
                 shown = auds[0] if len(auds) == 1 else list(auds)
                 raise InvalidToken(f"audience {_show(shown, 120)} not accepted; expected one of "
-                                   f"{list(self.audiences)!r}")
+                                   f"{list(self.audiences)!r}", reason="audience")
         exp = doc.get("exp")
         if exp is not None:
             if not _is_number(exp):
-                raise InvalidToken("introspection exp is not a number in the NumericDate range (RFC 7519 section 2)")
+                raise InvalidToken("introspection exp is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
             if now > exp + self.leeway:
-                raise InvalidToken("token expired (introspection exp)")
+                raise InvalidToken("token expired (introspection exp)", reason="expired")
         nbf = doc.get("nbf")
         if nbf is not None:
             if not _is_number(nbf):
-                raise InvalidToken("introspection nbf is not a number in the NumericDate range (RFC 7519 section 2)")
+                raise InvalidToken("introspection nbf is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
             if now + self.leeway < nbf:
-                raise InvalidToken("token not valid yet (introspection nbf)")
+                raise InvalidToken("token not valid yet (introspection nbf)", reason="not_yet_valid")
         iat = doc.get("iat")
         if iat is not None and not _is_number(iat):
-            raise InvalidToken("introspection iat is not a number in the NumericDate range (RFC 7519 section 2)")
+            raise InvalidToken("introspection iat is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
         for name in ("sub", "client_id", "username"):
             value = doc.get(name)
             if value is not None and not isinstance(value, str):
-                raise InvalidToken(f"introspection response {name} is not a string")
+                raise InvalidToken(f"introspection response {name} is not a string", reason="claims")
         scope = doc.get("scope")
         if scope is not None and not (isinstance(scope, str) or
                                       (isinstance(scope, list) and all(isinstance(s, str) for s in scope))):
-            raise InvalidToken("introspection response scope is neither a string nor an array of strings")
+            raise InvalidToken("introspection response scope is neither a string nor an array of strings", reason="claims")
         # Claims: everything the provider said (cnf kept for DPoP / mTLS),
         # without the protocol field "active".
         payload = {k: v for k, v in doc.items() if k != "active"}
@@ -426,11 +427,11 @@ class Introspector:
 
     # --- caches ----------------------------------------------------------------
     def _remember(self, digest: bytes, key: str, claims: Optional[Claims], reason: str, until: float,
-                  doc: Optional[Mapping[str, Any]]) -> None:
+                  doc: Optional[Mapping[str, Any]], code: str = "inactive") -> None:
         now = self._clock()
         if self.cache_ttl <= 0 or until <= now:
             return
-        self._front_put(digest, _Entry(claims, reason, until))
+        self._front_put(digest, _Entry(claims, reason, until, code))
         if self._shared is not None:
             body = {"v": _ENTRY_VERSION, "until": until,
                     "active": claims is not None, "doc": dict(doc) if doc is not None else None}
@@ -479,7 +480,7 @@ class Introspector:
         if not active:
             reason = "token is not active (introspection: revoked, expired or unknown)"
             self._front_put(digest, _Entry(None, reason, min(until, now + self.inactive_ttl)))
-            raise InvalidToken(reason)
+            raise InvalidToken(reason, reason="inactive")
         try:
             claims, max_until = self._accept(doc, now)
         except InvalidToken:
@@ -591,7 +592,7 @@ class Introspector:
             form["client_secret"] = self.__secret
         body = urlencode(form).encode("ascii")
         raw = fetch(url, timeout=self.http_timeout, max_bytes=MAX_RESPONSE_BYTES, allow_http=self.allow_http,
-                    what="introspection endpoint", method="POST", body=body, headers=headers)
+                    what="introspection endpoint", method="POST", body=body, headers=headers, kind="introspection")
         if raw.status in (401, 403):
             # Our credentials, not the token: 503, and say it once.
             message = (f"the introspection endpoint {raw.url} refused this API's credentials "

@@ -424,7 +424,7 @@ class KeySet:
             return key
 
         if kid is None:
-            raise InvalidToken(self._no_kid_reason(alg))
+            raise InvalidToken(self._no_kid_reason(alg), reason="unknown_key")
 
         # Unknown kid: maybe the issuer rotated keys (OIDC Core 10.1).
         if waited or self._claim_unknown_refetch(now):
@@ -439,14 +439,14 @@ class KeySet:
                     f"{self._last_error.description}",
                     retry_after=self._seconds_until_refetch(),
                 )
-            raise InvalidToken(self._unknown_kid_reason(kid, "after refresh"))
+            raise InvalidToken(self._unknown_kid_reason(kid, "after refresh"), reason="unknown_key")
         if self._last_error is not None:
             raise ProviderError(
                 f"kid {_show(kid)} is not in the cached JWKS and the provider is failing: "
                 f"{self._last_error.description}",
                 retry_after=self._seconds_until_refetch(),
             )
-        raise InvalidToken(self._unknown_kid_reason(kid, "(refetch cooldown active)"))
+        raise InvalidToken(self._unknown_kid_reason(kid, "(refetch cooldown active)"), reason="unknown_key")
 
     def refresh(self, *, strict: bool = False) -> None:
         """Fetch the JWKS now (joins a fetch in flight).  Raises ProviderError
@@ -464,7 +464,7 @@ class KeySet:
                 return None
             if not key.fits(alg):
                 kind = key.kty + (f" {key.crv}" if key.crv else "") + (f" key for {key.alg}" if key.alg else " key")
-                raise InvalidToken(f"key {_show(kid)} is an {kind}; it cannot verify {alg}")
+                raise InvalidToken(f"key {_show(kid)} is an {kind}; it cannot verify {alg}", reason="algorithm")
             return key
         # RFC 7515 4.1.4: kid is optional; use the key only if it is the
         # one and only key that fits the alg.

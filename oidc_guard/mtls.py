@@ -110,16 +110,16 @@ def check_certificate_binding(expected: Any, certificate: Optional[str], source:
     raises :class:`~oidc_guard.InvalidToken` when the certificate is absent,
     unreadable or another one."""
     if not isinstance(expected, str) or not expected:
-        raise InvalidToken('token cnf "x5t#S256" is not a string')
+        raise InvalidToken('token cnf "x5t#S256" is not a string', reason="binding")
     if certificate is None or certificate == "":
         raise InvalidToken(
             f"token is bound to a client certificate (cnf x5t#S256) but the request has none ({source})"
-        )
+        , reason="binding")
     try:
         der = parse_client_certificate(certificate)
     except ValueError as exc:
-        raise InvalidToken(f"the client certificate ({source}) cannot be read: {exc}") from None
+        raise InvalidToken(f"the client certificate ({source}) cannot be read: {exc}", reason="binding") from None
     got = certificate_thumbprint(der)
     if not hmac.compare_digest(got.encode("ascii"), expected.encode("ascii", "replace")):
-        raise InvalidToken("token is bound to another client certificate (cnf x5t#S256 mismatch, RFC 8705 section 3)")
+        raise InvalidToken("token is bound to another client certificate (cnf x5t#S256 mismatch, RFC 8705 section 3)", reason="binding")
     return got

@@ -374,8 +374,8 @@ class MultiIssuerValidator:
             if opaque_ok and self._introspector is not None:
                 return self._introspector
             if not opaque_ok:
-                raise InvalidToken(f"{what} is not a JWT")
-            raise InvalidToken("no trusted issuer accepts reference tokens (opaque tokens need introspection)")
+                raise InvalidToken(f"{what} is not a JWT", reason="malformed")
+            raise InvalidToken("no trusted issuer accepts reference tokens (opaque tokens need introspection)", reason="malformed")
         return self._member_for(self._unverified_issuer(token, what))
 
     def _unverified_issuer(self, token: str, what: str) -> str:
@@ -390,16 +390,16 @@ class MultiIssuerValidator:
         second = token.find(".", first + 1)
         if first <= 0 or second < 0 or second == first + 1 or second == len(token) - 1 \
                 or token.find(".", second + 1) >= 0 or not token.isascii():
-            raise InvalidToken(TokenValidator._shape_error(token, what))
+            raise InvalidToken(TokenValidator._shape_error(token, what), reason="malformed")
         # One translate converts the segment to standard base64 and marks
         # every byte outside base64url with "!" (_SEGMENT_TO_STD_OR_BAD).
         p_std = token[first + 1:second].encode("ascii").translate(_SEGMENT_TO_STD_OR_BAD)
         if b"!" in p_std:
-            raise InvalidToken(TokenValidator._shape_error(token, what))
+            raise InvalidToken(TokenValidator._shape_error(token, what), reason="malformed")
         try:
             payload_raw = _b64decode_std(p_std)
         except (binascii.Error, ValueError):
-            raise InvalidToken(f"{what} has a segment that is not valid base64url") from None
+            raise InvalidToken(f"{what} has a segment that is not valid base64url", reason="malformed") from None
         # Fast path (a few find() calls instead of a full JSON parse): a
         # payload in which the bytes "iss" appear exactly once, as
         # "iss":"<value without escapes>".  Anything else (nested or
@@ -420,9 +420,9 @@ class MultiIssuerValidator:
         payload = _parse_json_object(payload_raw, "payload")
         iss = payload.get("iss")
         if iss is None:
-            raise InvalidToken(f"{what} has no iss claim, so no trusted issuer can be chosen")
+            raise InvalidToken(f"{what} has no iss claim, so no trusted issuer can be chosen", reason="issuer")
         if not isinstance(iss, str):
-            raise InvalidToken(f"{what} iss is not a string")
+            raise InvalidToken(f"{what} iss is not a string", reason="issuer")
         return iss
 
     def _member_for(self, iss: str) -> Any:
@@ -435,7 +435,7 @@ class MultiIssuerValidator:
 
     @staticmethod
     def _untrusted(iss: str, why: str = "") -> InvalidToken:
-        return InvalidToken(f"issuer {_show(iss, _ISSUER_SHOWN)} is not trusted{why}")
+        return InvalidToken(f"issuer {_show(iss, _ISSUER_SHOWN)} is not trusted{why}", reason="issuer")
 
     # --- the resolver ----------------------------------------------------------
     def _resolve(self, iss: str) -> Any:

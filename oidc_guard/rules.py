@@ -59,6 +59,7 @@ class InsufficientClaims(OIDCGuardError):
 
     error = "insufficient_claims"
     status = 403
+    reason = "insufficient_claims"
 
 
 class Rule:

@@ -108,7 +108,7 @@ class UserInfoClient:
             claims = self._v.validate_access_token(access_token)
         refusal = sender_constrained(claims)
         if refusal is not None:
-            raise InvalidToken(refusal)
+            raise InvalidToken(refusal, reason="binding")
         assert isinstance(access_token, str)  # validate_access_token refused anything else
         digest = hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest()
         now = self._v._clock()
@@ -138,11 +138,11 @@ class UserInfoClient:
             raw = fetch(url, timeout=self._v.http_timeout, max_bytes=MAX_USERINFO_BYTES,
                         allow_http=self._v.allow_http, what="userinfo endpoint",
                         headers={"Authorization": "Bearer " + access_token},
-                        accept="application/json, application/jwt")
+                        accept="application/json, application/jwt", kind="userinfo")
         finally:
             self._slots.release()
         if raw.status == 401:
-            raise InvalidToken("the UserInfo endpoint refused the access token (HTTP 401)")
+            raise InvalidToken("the UserInfo endpoint refused the access token (HTTP 401)", reason="inactive")
         if raw.status == 403:
             raise InsufficientScope("the UserInfo endpoint needs a token with the openid scope (HTTP 403)",
                                     scopes=("openid",))
@@ -156,10 +156,10 @@ class UserInfoClient:
         # it is, be that user (token substitution).
         sub = profile.get("sub")
         if not isinstance(sub, str) or not sub:
-            raise InvalidToken("UserInfo response has no sub (OpenID Connect Core 5.3.2)")
+            raise InvalidToken("UserInfo response has no sub (OpenID Connect Core 5.3.2)", reason="userinfo")
         expected = claims.subject
         if expected is not None and sub != expected:
-            raise InvalidToken("UserInfo sub is not the access token's sub (OpenID Connect Core 5.3.2)")
+            raise InvalidToken("UserInfo sub is not the access token's sub (OpenID Connect Core 5.3.2)", reason="userinfo")
         return MappingProxyType(dict(profile))
 
     def _from_jwt(self, body: bytes) -> Dict[str, Any]:
@@ -174,5 +174,5 @@ class UserInfoClient:
         _header, payload, _key, _alg = self._v._verify_signature(text, _USERINFO_TYP, "UserInfo JWT")
         iss = payload.get("iss")
         if iss is not None and iss != self._v.issuer:
-            raise InvalidToken(f"signed UserInfo names issuer {str(iss)[:120]!r}, not {self._v.issuer!r}")
+            raise InvalidToken(f"signed UserInfo names issuer {str(iss)[:120]!r}, not {self._v.issuer!r}", reason="issuer")
         return payload

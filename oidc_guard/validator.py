@@ -171,16 +171,16 @@ def _parse_json_object(raw: bytes, what: str, decoder: json.JSONDecoder = _json_
         else:
             obj = decoder.decode(text)
     except UnicodeDecodeError:
-        raise InvalidToken(f"token {what} is not UTF-8") from None
+        raise InvalidToken(f"token {what} is not UTF-8", reason="malformed") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         message = str(exc)
         if message.startswith("duplicate member"):
-            raise InvalidToken(f"token {what} has a {message}") from None
-        raise InvalidToken(f"token {what} is not valid JSON") from None
+            raise InvalidToken(f"token {what} has a {message}", reason="malformed") from None
+        raise InvalidToken(f"token {what} is not valid JSON", reason="malformed") from None
     except RecursionError:
-        raise InvalidToken(f"token {what} is nested too deeply") from None
+        raise InvalidToken(f"token {what} is nested too deeply", reason="malformed") from None
     if not isinstance(obj, dict):
-        raise InvalidToken(f"token {what} is not a JSON object")
+        raise InvalidToken(f"token {what} is not a JSON object", reason="malformed")
     return obj
 
 
@@ -205,13 +205,13 @@ def _token_text(token: Any, what: str, max_bytes: int) -> str:
         try:
             token = token.decode("ascii")
         except UnicodeDecodeError:
-            raise InvalidToken(f"{what} is not ASCII") from None
+            raise InvalidToken(f"{what} is not ASCII", reason="malformed") from None
     if not isinstance(token, str):
-        raise InvalidToken(f"{what} must be a string, not {type(token).__name__}")
+        raise InvalidToken(f"{what} must be a string, not {type(token).__name__}", reason="malformed")
     if not token:
-        raise InvalidToken(f"{what} is empty")
+        raise InvalidToken(f"{what} is empty", reason="malformed")
     if len(token) > max_bytes:
-        raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {max_bytes}")
+        raise InvalidToken(f"{what} is {len(token)} bytes; the limit is {max_bytes}", reason="malformed")
     return token
 
 
@@ -476,7 +476,7 @@ class TokenValidator:
     def _fetch_jwks(self) -> Tuple[Any, Optional[str]]:
         uri = self._jwks_uri or self.metadata.jwks_uri()
         resp = fetch_json(uri, timeout=self.http_timeout, max_bytes=MAX_JWKS_BYTES,
-                          allow_http=self.allow_http, what="JWKS")
+                          allow_http=self.allow_http, what="JWKS", kind="jwks")
         return resp.json, resp.headers.get("cache-control")
 
     def _keys_removed(self, fingerprints: FrozenSet[str]) -> None:
@@ -679,23 +679,23 @@ class TokenValidator:
         aud = payload.get("aud")
         auds = self._audience_list(aud)
         if client_id not in auds:
-            raise InvalidToken(f"ID Token audience {_show(list(auds), 120)} does not contain client_id {client_id!r}")
+            raise InvalidToken(f"ID Token audience {_show(list(auds), 120)} does not contain client_id {client_id!r}", reason="audience")
         azp = payload.get("azp")
         if len(auds) > 1 and azp is None:
-            raise InvalidToken("ID Token has several audiences but no azp claim")
+            raise InvalidToken("ID Token has several audiences but no azp claim", reason="authorized_party")
         if azp is not None and azp != client_id:
-            raise InvalidToken(f"ID Token azp {_show(azp)} is not client_id {client_id!r}")
+            raise InvalidToken(f"ID Token azp {_show(azp)} is not client_id {client_id!r}", reason="authorized_party")
 
         sub = payload.get("sub")
         if not isinstance(sub, str) or not sub:
-            raise InvalidToken("ID Token has no sub claim")
+            raise InvalidToken("ID Token has no sub claim", reason="claims")
 
         if nonce is not None:
             got = payload.get("nonce")
             if not isinstance(got, str):
-                raise InvalidToken("ID Token has no nonce, but one was sent in the request")
+                raise InvalidToken("ID Token has no nonce, but one was sent in the request", reason="nonce")
             if not hmac.compare_digest(got.encode(), nonce.encode()):
-                raise InvalidToken("ID Token nonce does not match the nonce sent in the request")
+                raise InvalidToken("ID Token nonce does not match the nonce sent in the request", reason="nonce")
 
         if access_token is not None:
             self._check_half_hash(payload, "at_hash", access_token, alg)
@@ -705,12 +705,12 @@ class TokenValidator:
         if max_age is not None:
             auth_time = payload.get("auth_time")
             if not _is_number(auth_time):
-                raise InvalidToken("ID Token has no auth_time, but max_age was requested")
+                raise InvalidToken("ID Token has no auth_time, but max_age was requested", reason="auth_time")
             assert auth_time is not None  # _is_number says it is a finite number
             if now > auth_time + max_age + self.leeway:
                 raise InvalidToken(
                     f"authentication at {_iso(auth_time)} is older than max_age {max_age:g} s"
-                )
+                , reason="auth_time")
         return Claims(payload, header)
 
     # --- the pipeline ------------------------------------------------------------
@@ -724,17 +724,17 @@ class TokenValidator:
             if not self._audience_set.intersection(auds):
                 if not auds:
                     raise InvalidToken("token has no aud claim; expected one of "
-                                       f"{list(self.audiences)!r}")
+                                       f"{list(self.audiences)!r}", reason="audience")
                 shown = auds[0] if len(auds) == 1 else list(auds)
                 raise InvalidToken(f"audience {_show(shown, 120)} not accepted; expected one of "
-                                   f"{list(self.audiences)!r}")
+                                   f"{list(self.audiences)!r}", reason="audience")
         else:
             # No audience check: nothing else would stop the issuer's ID
             # Tokens (aud = a client id) being used as access tokens.
             for name in _ID_TOKEN_ONLY_CLAIMS:
                 if name in payload:
                     raise InvalidToken(f"this looks like an ID Token (it has {name!r}); an ID Token is not an "
-                                       "access token (RFC 9068 section 4)")
+                                       "access token (RFC 9068 section 4)", reason="token_type")
         # the payload dict was made for this Claims alone: no copy
         return Claims(payload, header, _adopt=True), key, nbf, exp
 
@@ -752,14 +752,14 @@ class TokenValidator:
             token = _token_text(token, what, self.max_token_bytes)  # refuses, or decodes bytes
         # Same acceptance as _COMPACT_JWS.fullmatch(token) (see _TO_STD_OR_BAD).
         if not token.isascii():
-            raise InvalidToken(self._shape_error(token, what))
+            raise InvalidToken(self._shape_error(token, what), reason="malformed")
         raw = token.encode("ascii")
         std = raw.translate(_TO_STD_OR_BAD)
         if b"!" in std or std.count(b".") != 2:
-            raise InvalidToken(self._shape_error(token, what))
+            raise InvalidToken(self._shape_error(token, what), reason="malformed")
         h_seg, p_seg, s_seg = std.split(b".")
         if not (h_seg and p_seg and s_seg):
-            raise InvalidToken(self._shape_error(token, what))
+            raise InvalidToken(self._shape_error(token, what), reason="malformed")
 
         # The header of every token signed with one key is the same string,
         # so its parse and checks below are remembered per (segment, allowed
@@ -774,7 +774,7 @@ class TokenValidator:
             payload_raw = _b64decode_std(p_seg)
             signature = _b64decode_std(s_seg)
         except (binascii.Error, ValueError):
-            raise InvalidToken(f"{what} has a segment that is not valid base64url") from None
+            raise InvalidToken(f"{what} has a segment that is not valid base64url", reason="malformed") from None
         if memo is not None:
             header, alg, kid = memo
         else:
@@ -804,11 +804,11 @@ class TokenValidator:
             payload = _parse_json_object(payload_raw, "payload")
         iss = payload.get("iss")
         if iss is not None and iss != self.issuer:  # exact string, RFC 7519 4.1.1
-            raise InvalidToken(self._foreign_issuer(iss, what))
+            raise InvalidToken(self._foreign_issuer(iss, what), reason="issuer")
         key = self.keys.get(kid, alg)
         signing_input = raw[: len(h_seg) + 1 + len(p_seg)]
         if not key.verify(alg, signing_input, signature):
-            raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})")
+            raise InvalidToken(f"{what} signature is invalid (kid {_show(kid)}, alg {alg})", reason="signature")
         if share and misses:  # verified: what it had that was not shared yet may be
             sharing.learn(misses)
         return header, payload, key, alg
@@ -830,31 +830,31 @@ class TokenValidator:
 
         alg = header.get("alg")
         if not isinstance(alg, str):
-            raise InvalidToken(f"{what} header has no alg")
+            raise InvalidToken(f"{what} header has no alg", reason="algorithm")
         if alg not in self.algorithms:
             if alg.lower() == "none":
-                raise InvalidToken(f"{what} is unsigned (alg {_show(alg)}); unsigned tokens are never accepted")
+                raise InvalidToken(f"{what} is unsigned (alg {_show(alg)}); unsigned tokens are never accepted", reason="algorithm")
             if alg.upper().startswith("HS"):
-                raise InvalidToken(f"{what} uses symmetric alg {_show(alg)}; only asymmetric algorithms are accepted")
-            raise InvalidToken(f"{what} alg {_show(alg)} is not allowed; allowed: {sorted(self.algorithms)}")
+                raise InvalidToken(f"{what} uses symmetric alg {_show(alg)}; only asymmetric algorithms are accepted", reason="algorithm")
+            raise InvalidToken(f"{what} alg {_show(alg)} is not allowed; allowed: {sorted(self.algorithms)}", reason="algorithm")
         # RFC 7515 4.1.11: a crit we do not understand MUST make the JWS
         # invalid.  oidc_guard implements no extension, so any crit fails.
         if "crit" in header:
-            raise InvalidToken(f"{what} has critical header extension(s) {_show(header['crit'])} that are not supported")
+            raise InvalidToken(f"{what} has critical header extension(s) {_show(header['crit'])} that are not supported", reason="malformed")
         # RFC 7515 4.1.10 / RFC 8725 2.8: nested JWTs are not accepted.
         cty = header.get("cty")
         if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
-            raise InvalidToken(f"{what} is a nested JWT (cty {_show(cty)}); nested tokens are not accepted")
+            raise InvalidToken(f"{what} is a nested JWT (cty {_show(cty)}); nested tokens are not accepted", reason="token_type")
         typ = header.get("typ")
         if typ is not None:
             t = typ.lower() if isinstance(typ, str) else None
             if t is not None and t.startswith("application/"):
                 t = t[len("application/"):]
             if t not in allowed_typ:
-                raise InvalidToken(f"{what} has typ {_show(typ)}; expected {sorted(allowed_typ)} or none")
+                raise InvalidToken(f"{what} has typ {_show(typ)}; expected {sorted(allowed_typ)} or none", reason="token_type")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
-            raise InvalidToken(f"{what} kid is not a string")
+            raise InvalidToken(f"{what} kid is not a string", reason="malformed")
         # jwk / jku / x5u / x5c are deliberately never read (see module doc).
         return alg, kid
 
@@ -874,9 +874,9 @@ class TokenValidator:
     def _check_issuer(self, payload: Dict[str, Any]) -> None:
         iss = payload.get("iss")
         if iss is None:
-            raise InvalidToken("token has no iss claim")
+            raise InvalidToken("token has no iss claim", reason="issuer")
         if iss != self.issuer:  # RFC 7519 4.1.1 / OIDC Core 3.1.3.7 step 2: exact match
-            raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}")
+            raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}", reason="issuer")
 
     def _check_times(self, payload: Dict[str, Any], now: float, *, iat_required: bool
                      ) -> Tuple[float, Optional[float]]:
@@ -886,25 +886,25 @@ class TokenValidator:
         leeway = self.leeway
         exp = payload.get("exp")
         if exp is None:
-            raise InvalidToken("token has no exp claim")
+            raise InvalidToken("token has no exp claim", reason="claims")
         if not _is_number(exp):
-            raise InvalidToken("token exp is not a number in the NumericDate range (RFC 7519 section 2)")
+            raise InvalidToken("token exp is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
         if now > exp + leeway:  # RFC 7519 4.1.4
-            raise InvalidToken(f"token expired at {_iso(exp)}")
+            raise InvalidToken(f"token expired at {_iso(exp)}", reason="expired")
         nbf = payload.get("nbf")
         if nbf is not None:
             if not _is_number(nbf):
-                raise InvalidToken("token nbf is not a number in the NumericDate range (RFC 7519 section 2)")
+                raise InvalidToken("token nbf is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
             if now + leeway < nbf:  # RFC 7519 4.1.5
-                raise InvalidToken(f"token not valid before {_iso(nbf)}")
+                raise InvalidToken(f"token not valid before {_iso(nbf)}", reason="not_yet_valid")
         iat = payload.get("iat")
         if iat is None:
             if iat_required:
-                raise InvalidToken("token has no iat claim")
+                raise InvalidToken("token has no iat claim", reason="claims")
         elif not _is_number(iat):
-            raise InvalidToken("token iat is not a number in the NumericDate range (RFC 7519 section 2)")
+            raise InvalidToken("token iat is not a number in the NumericDate range (RFC 7519 section 2)", reason="claims")
         elif iat > now + leeway:
-            raise InvalidToken(f"token issued in the future ({_iso(iat)})")
+            raise InvalidToken(f"token issued in the future ({_iso(iat)})", reason="not_yet_valid")
         return exp, nbf
 
     @staticmethod
@@ -915,7 +915,7 @@ class TokenValidator:
             return tuple(aud)
         if aud is None:
             return ()
-        raise InvalidToken("token aud is neither a string nor an array of strings")
+        raise InvalidToken("token aud is neither a string nor an array of strings", reason="claims")
 
     @staticmethod
     def _check_half_hash(payload: Dict[str, Any], claim: str, value: str, alg: str) -> None:
@@ -924,9 +924,9 @@ class TokenValidator:
         got = payload.get(claim)
         if not isinstance(got, str):
             raise InvalidToken(f"ID Token has no {claim}, but the "
-                               f"{'access token' if claim == 'at_hash' else 'code'} must be bound to it")
+                               f"{'access token' if claim == 'at_hash' else 'code'} must be bound to it", reason="token_hash")
         digest = HASH_FOR_ALG[alg](value.encode("ascii", "replace")).digest()
         expected = b64url_encode(digest[: len(digest) // 2])
         if not hmac.compare_digest(got.encode("ascii", "replace"), expected.encode("ascii")):
             raise InvalidToken(f"ID Token {claim} does not match the "
-                               f"{'access token' if claim == 'at_hash' else 'code'}")
+                               f"{'access token' if claim == 'at_hash' else 'code'}", reason="token_hash")

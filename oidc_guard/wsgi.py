@@ -59,6 +59,7 @@ from .errors import (
     error_response,
     www_authenticate,
 )
+from . import metrics as _metrics
 from .loghint import note_refusal
 from .mtls import check_certificate_binding
 from .protocols import AccessTokenValidator
@@ -266,7 +267,7 @@ class BearerMiddleware:
                 max_form_bytes=self.max_form_bytes,
             )
         except InvalidRequest as exc:
-            logger.info("malformed bearer request %s: %s", _where(environ), exc.description)
+            logger.info("malformed bearer request %s reason=%s: %s", _where(environ), exc.reason, exc.description)
             note_refusal(logger)
             return _send(start_response, _error_response(environ, exc))
 
@@ -283,12 +284,14 @@ class BearerMiddleware:
         if scheme == "bearer" and self.dpop == "required":
             # Checked before validating: this API accepts no bearer tokens.
             error: Optional[OIDCGuardError] = InvalidToken(
-                "this API accepts only DPoP-bound tokens: send Authorization: DPoP with a DPoP proof (RFC 9449)")
-            logger.info("rejected bearer token %s: %s", _where(environ), error.description)  # type: ignore[union-attr]
+                "this API accepts only DPoP-bound tokens: send Authorization: DPoP with a DPoP proof (RFC 9449)", reason="binding")
+            logger.info("rejected bearer token %s reason=%s: %s", _where(environ), error.reason, error.description)  # type: ignore[union-attr]
             note_refusal(logger)
             proof = None
         else:
             error, proof = self._authenticate(environ, scheme, token)
+        if _metrics.active is not None:  # one decision per request, after the binding check
+            _metrics.record_decision(error)
         if error is None:
             if proof is not None and proof.nonce_state == "previous" and self.dpop_verifier is not None \
                     and self.dpop_verifier.nonces is not None:
@@ -314,15 +317,15 @@ class BearerMiddleware:
         try:
             cnf = claims.get("cnf") if hasattr(claims, "get") else None
             if cnf is not None and type(cnf) is not dict and not isinstance(cnf, Mapping):
-                raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)")
+                raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)", reason="binding")
             jkt = cnf.get("jkt") if cnf is not None else None
             x5t = cnf.get("x5t#S256") if cnf is not None else None
             if scheme == "dpop":
                 # RFC 9449 section 7.1: the DPoP scheme is for DPoP-bound tokens.
                 if jkt is None:
-                    raise InvalidToken("token is not DPoP-bound (no cnf.jkt); send it with the Bearer scheme")
+                    raise InvalidToken("token is not DPoP-bound (no cnf.jkt); send it with the Bearer scheme", reason="binding")
                 if not isinstance(jkt, str):
-                    raise InvalidToken("token cnf.jkt is not a string")
+                    raise InvalidToken("token cnf.jkt is not a string", reason="binding")
                 assert self.dpop_verifier is not None
                 # verify() on the HTTP_DPOP value itself (no header list to
                 # build and search; the same checks).  PEP 3333: repeated
@@ -335,23 +338,23 @@ class BearerMiddleware:
             elif jkt is not None:
                 # RFC 9449 section 7.2: a DPoP-bound token must not be accepted
                 # as a bearer token, or stealing it would be enough again.
-                raise InvalidToken("token is DPoP-bound (cnf.jkt); send it with the DPoP scheme and a DPoP proof")
+                raise InvalidToken("token is DPoP-bound (cnf.jkt); send it with the DPoP scheme and a DPoP proof", reason="binding")
             if x5t is not None:
                 # RFC 8705 section 3: only with the certificate it is bound to.
                 check_certificate_binding(x5t, *self._client_certificate(environ))
                 binding = binding or "mtls"
         except ProviderError as exc:  # the replay store cannot answer: fail closed
-            logger.info("DPoP replay store unusable %s: %s", _where(environ), exc.description)
+            logger.info("DPoP replay store unusable %s reason=%s: %s", _where(environ), exc.reason, exc.description)
             note_refusal(logger)
             return exc, None
         except InvalidToken as exc:
-            logger.info("rejected %s token %s: %s", "DPoP" if scheme == "dpop" else "bearer",
-                        _where(environ), exc.description)
+            logger.info("rejected %s token %s reason=%s: %s", "DPoP" if scheme == "dpop" else "bearer",
+                        _where(environ), exc.reason, exc.description)
             note_refusal(logger)
             return exc, None
         except Exception:  # a bug must not become a 500 a client can trigger
-            logger.exception("checking the token binding raised an unexpected error %s", _where(environ))
-            return InvalidToken("token binding could not be checked"), None
+            logger.exception("checking the token binding raised an unexpected error %s reason=internal", _where(environ))
+            return InvalidToken("token binding could not be checked", reason="internal"), None
         if binding is not None and hasattr(claims, "_with_binding"):
             claims = claims._with_binding(binding)
         environ[ENVIRON_CLAIMS] = claims
@@ -468,24 +471,24 @@ def _validated(validator: AccessTokenValidator, token: str, environ: Dict[str, A
         # INFO, not WARNING: the key set (oidc_guard.jwks) logs the cause at
         # WARNING once when an outage starts and once when it ends; a line
         # per request at WARNING would flood the logs during an outage.
-        logger.info("identity provider unusable %s: %s", _where(environ), exc.description)
+        logger.info("identity provider unusable %s reason=%s: %s", _where(environ), exc.reason, exc.description)
         note_refusal(logger)
         return None, exc
     except InvalidToken as exc:
-        logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
+        logger.info("rejected bearer token %s reason=%s: %s", _where(environ), exc.reason, exc.description)
         note_refusal(logger)
         return None, exc
     except OIDCGuardError as exc:
         # Another library error from the validator (none is expected): still
         # a token problem, answered like an invalid token.
-        logger.info("rejected bearer token %s: %s", _where(environ), exc.description)
+        logger.info("rejected bearer token %s reason=%s: %s", _where(environ), exc.reason, exc.description)
         note_refusal(logger)
-        return None, InvalidToken(exc.description)
+        return None, InvalidToken(exc.description, reason=exc.reason)
     except Exception:
         # A bug in the validator.  It must be visible (traceback at ERROR)
         # but must not become a 500 that a client can trigger at will.
-        logger.exception("the token validator raised an unexpected error %s", _where(environ))
-        return None, InvalidToken("token could not be validated")
+        logger.exception("the token validator raised an unexpected error %s reason=internal", _where(environ))
+        return None, InvalidToken("token could not be validated", reason="internal")
 
 
 def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> Tuple[str, List[Tuple[str, str]], bytes]:
@@ -557,7 +560,7 @@ class _Requirement(Rule):
         if self.bound and getattr(claims, "binding", None) is None:
             # A sender-constrained route: a stolen bearer token must not work here.
             return InvalidToken(
-                "this resource needs a sender-constrained token (DPoP, RFC 9449, or certificate-bound, RFC 8705)")
+                "this resource needs a sender-constrained token (DPoP, RFC 9449, or certificate-bound, RFC 8705)", reason="binding")
         if not self.scopes:
             return None
         granted = claims.scopes
@@ -618,9 +621,9 @@ def check_access(
     if denied is None:
         return None
     if isinstance(denied, InsufficientScope):
-        logger.info("insufficient scope %s: %s", _where(environ), denied.description)
+        logger.info("insufficient scope %s reason=%s: %s", _where(environ), denied.reason, denied.description)
     else:
-        logger.info("access denied %s: %s", _where(environ), denied.description)
+        logger.info("access denied %s reason=%s: %s", _where(environ), denied.reason, denied.description)
     note_refusal(logger)
     return _error_response(environ, denied)
 
