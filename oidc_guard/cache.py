@@ -23,7 +23,12 @@ The interface (:class:`Cache`) is deliberately tiny:
 ``delete(key)``
     remove the key if present.
 
-Values are ``bytes``.  What a shared cache gives back is *untrusted*: anyone
+Values are non-empty ``bytes``; the Redis backend reads at most
+``MAX_VALUE_BYTES + 1`` bytes of a value (``GETRANGE``), so a huge value
+planted under a key costs nothing to refuse.  A redis-py client that decodes
+replies (``decode_responses=True``) is refused at construction.
+
+What a shared cache gives back is *untrusted*: anyone
 who can write to the Redis database can put anything there, so callers must
 validate what they read (the introspection layer re-checks every rule it
 would apply to a fresh answer).
@@ -110,6 +115,10 @@ def _check_entry(key: str, value: bytes, ttl_seconds: float) -> None:
         raise TypeError("cache key must be a non-empty str")
     if not isinstance(value, (bytes, bytearray)):
         raise TypeError("cache value must be bytes")
+    if not value:
+        # The Redis backend reads with GETRANGE, which answers b"" for a
+        # missing key: an empty value could not be told from no value.
+        raise ValueError("cache value must not be empty")
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not math.isfinite(ttl_seconds):
         raise TypeError("ttl_seconds must be a finite number")
 
@@ -284,6 +293,17 @@ class RedisCache(Cache):
             raise ConfigurationError(
                 "shared_cache must be a redis://host:port/db URL or a redis.Redis client"
             )
+        # Values are bytes (MAC-sealed introspection entries, replay
+        # records): a client that decodes replies to str would raise
+        # UnicodeDecodeError on any non-UTF-8 value an attacker plants, and a
+        # str cannot be MAC-checked byte for byte.  Refuse it now rather than
+        # fail on requests.  (A URL can ask for it too: ?decode_responses=true.)
+        if _decodes_responses(self._client):
+            raise ConfigurationError(
+                f"shared_cache {self._where}: the redis client decodes replies to str "
+                "(decode_responses=True); oidc_guard stores bytes and needs a client that returns "
+                "them: build it with decode_responses=False (the redis-py default) or pass the URL"
+            )
         self.prefix = prefix
         self._cooldown = float(cooldown)
         self._clock = clock
@@ -341,15 +361,16 @@ class RedisCache(Cache):
         return result
 
     def _value(self, raw: Any) -> Optional[bytes]:
-        if raw is None:
-            return None
-        if isinstance(raw, str):  # a client built with decode_responses=True
-            raw = raw.encode("utf-8", "surrogateescape")
-        if not isinstance(raw, (bytes, bytearray)):
+        # raw is the reply of GETRANGE key 0 MAX_VALUE_BYTES: at most one
+        # byte more than the limit, b"" for a missing key.
+        if not isinstance(raw, (bytes, bytearray)):  # clients that decode are refused at construction
             raise CacheUnavailable(f"shared cache {self._where}: answered a {type(raw).__name__}, not a value")
+        if not raw:
+            return None
         if len(raw) > MAX_VALUE_BYTES:
             raise CacheUnavailable(
-                f"shared cache {self._where}: a value of {len(raw)} bytes exceeds the {MAX_VALUE_BYTES}-byte limit"
+                f"shared cache {self._where}: a value of more than {MAX_VALUE_BYTES} bytes (the limit); "
+                "only its first bytes were read"
             )
         return bytes(raw)
 
@@ -359,8 +380,14 @@ class RedisCache(Cache):
         return max(1, int(math.ceil(ttl_seconds * 1000)))
 
     def get(self, key: str) -> Optional[bytes]:
+        # GETRANGE, not GET: whatever is stored under the key (anyone who can
+        # write to Redis can plant 500 MB there), Redis sends at most
+        # MAX_VALUE_BYTES + 1 bytes, so an oversized value is recognised
+        # without being transferred or allocated.  GETRANGE answers b"" for
+        # a missing key; empty values are never stored (_check_entry).
+        # A key of another type answers WRONGTYPE, as GET would.
         full = self.prefix + key
-        return self._value(self._call("GET", lambda: self._client.get(full)))
+        return self._value(self._call("GETRANGE", lambda: self._client.getrange(full, 0, MAX_VALUE_BYTES)))
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         _check_entry(key, value, ttl_seconds)
@@ -387,6 +414,14 @@ class RedisCache(Cache):
         """Raise :class:`CacheUnavailable` unless Redis answers now (ignores the cooldown)."""
         self._state().down_until = 0.0
         self._call("PING", lambda: self._client.ping())
+
+
+def _decodes_responses(client: Any) -> bool:
+    """True when a redis-py client turns replies into str."""
+    try:
+        return bool(client.connection_pool.connection_kwargs.get("decode_responses"))
+    except Exception:  # a client of another shape: its replies are checked one by one
+        return False
 
 
 class _State:

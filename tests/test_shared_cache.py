@@ -169,6 +169,67 @@ def test_redis_garbage_is_an_error_not_a_value(redis_server):
     raw.close()
 
 
+def _net_output_bytes(client) -> int:
+    return int(client.info("stats")["total_net_output_bytes"])
+
+
+def test_redis_oversized_value_is_refused_without_being_transferred(redis_server):
+    # A value planted under a key (anyone who can write to Redis can) is
+    # bounded by the read itself: Redis sends at most the limit + 1 byte.
+    # The server's own count of bytes sent to clients proves it.
+    import redis
+
+    from oidc_guard.cache import MAX_VALUE_BYTES
+
+    raw = redis.Redis.from_url(redis_server.url)
+    planted = 8 * 1024 * 1024
+    raw.set("p:big", b"x" * planted)
+    c = RedisCache(redis_server.url, prefix="p:", cooldown=0)
+    c.set("small", b"v" * MAX_VALUE_BYTES, 30)  # the limit itself is a value
+    assert c.get("small") == b"v" * MAX_VALUE_BYTES
+    raw.config_resetstat()
+    before = _net_output_bytes(raw)
+    started = time.monotonic()
+    with pytest.raises(CacheUnavailable) as err:
+        c.get("big")
+    elapsed = time.monotonic() - started
+    sent = _net_output_bytes(raw) - before
+    assert sent < MAX_VALUE_BYTES + 16 * 1024, sent  # not the 8 MB
+    assert elapsed < 0.5
+    assert "more than" in err.value.description
+    assert raw.strlen("p:big") == planted  # it was there, whole
+    raw.close()
+
+
+def test_empty_values_are_refused_on_write(redis_server):
+    # GETRANGE answers b"" for a missing key, so b"" is never a value.
+    for c in (MemoryCache(), RedisCache(redis_server.url, prefix="p:")):
+        with pytest.raises(ValueError):
+            c.set("k", b"", 5)
+        with pytest.raises(ValueError):
+            c.add("k", b"", 5)
+
+
+def test_redis_client_decoding_replies_is_refused_at_construction(redis_server):
+    import redis
+
+    from oidc_guard import TokenValidator
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisCache(client)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisCache(redis_server.url + "?decode_responses=true")
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        TokenValidator("https://idp.example", audience="api://a", shared_cache=client)
+    # the same server through a client that returns bytes: a non-UTF-8
+    # value is just bytes
+    client.close()
+    ok = RedisCache(redis.Redis.from_url(redis_server.url), prefix="p:")
+    ok.set("k", b"\xff\xfe", 5)
+    assert ok.get("k") == b"\xff\xfe"
+
+
 def test_redis_killed_mid_run_raises_typed_error_fast_then_recovers(redis_server, caplog):
     clock = Clock()
     c = RedisCache(redis_server.url, prefix="p:", cooldown=2.0, clock=clock)
