@@ -77,6 +77,21 @@ log = logging.getLogger("oidc_guard.cache")
 # an attempt to make every worker allocate it) and is treated as a failure.
 MAX_VALUE_BYTES = 64 * 1024
 
+# Redis's maxmemory-policy under which a key is never dropped before its
+# expiry: every other policy (allkeys-*, volatile-*) evicts keys when
+# maxmemory is reached, and a DPoP replay record that is evicted lets its
+# proof be accepted again (RFC 9449 section 11.1).  Under noeviction a full
+# Redis refuses writes instead, which the replay store turns into 503.
+SAFE_EVICTION_POLICY = "noeviction"
+
+# Seconds between two reads of the policy by one RedisCache connection: an
+# operator's CONFIG SET is noticed (either way) within this time.
+POLICY_RECHECK_SECONDS = 60.0
+
+# The keyword that accepts an evicting Redis for DPoP replay records (named
+# in the error that explains the risk).
+ACCEPT_EVICTING_KEYWORD = "dpop_accept_evicting_redis"
+
 
 class CacheUnavailable(ProviderError):
     """The shared cache (Redis) could not be used: unreachable, slow, or
@@ -238,6 +253,10 @@ class RedisCache(Cache):
         this many seconds, then the next operation tries Redis again: a dead
         Redis costs one timeout per cooldown, not one per request, and the
         cache recovers by itself.
+    ``accept_evicting_for_replay``
+        ``True`` lets :meth:`replay_problem` accept a Redis whose
+        ``maxmemory-policy`` evicts keys (logged at WARNING): DPoP proofs can
+        then be replayed once their record is evicted.  Default ``False``.
 
     Errors raise :class:`CacheUnavailable`.  ``repr`` and error texts name
     the server without its password.
@@ -253,7 +272,10 @@ class RedisCache(Cache):
         timeout: float = 0.25,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        accept_evicting_for_replay: bool = False,
     ) -> None:
+        if not isinstance(accept_evicting_for_replay, bool):
+            raise ConfigurationError("accept_evicting_for_replay must be True or False")
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -305,6 +327,7 @@ class RedisCache(Cache):
                 "them: build it with decode_responses=False (the redis-py default) or pass the URL"
             )
         self.prefix = prefix
+        self.accept_evicting_for_replay = accept_evicting_for_replay
         self._cooldown = float(cooldown)
         self._clock = clock
         # The cooldown state is shared with every namespaced() view, so one
@@ -415,6 +438,81 @@ class RedisCache(Cache):
         self._state().down_until = 0.0
         self._call("PING", lambda: self._client.ping())
 
+    # --- may this Redis hold DPoP replay records? ------------------------------
+    def eviction_policy(self) -> Optional[str]:
+        """Redis's ``maxmemory-policy`` now, e.g. ``"noeviction"``.
+
+        Asked with ``CONFIG GET maxmemory-policy``; where CONFIG is disabled,
+        renamed or not permitted (managed Redis services, ACLs), read from
+        the ``maxmemory_policy`` line of ``INFO memory``.  ``None`` when the
+        server refuses both.  :class:`CacheUnavailable` when Redis cannot be
+        reached.
+        """
+        import redis
+
+        def read() -> Optional[str]:
+            try:
+                policy = _config_policy(self._client.execute_command("CONFIG", "GET", "maxmemory-policy"))
+                if policy is not None:
+                    return policy
+            except redis.exceptions.ResponseError:  # unknown command, NOPERM: the answer of a live server
+                pass
+            try:
+                return _info_policy(self._client.execute_command("INFO", "memory"))
+            except redis.exceptions.ResponseError:
+                return None
+
+        result: Optional[str] = self._call("CONFIG GET maxmemory-policy", read)
+        return result
+
+    def replay_problem(self, *, fresh: bool = False) -> Optional[str]:
+        """``None`` when DPoP replay records may be kept in this Redis, else
+        why not (a sentence naming the policy and the fix).
+
+        Only ``noeviction`` guarantees a record lives until its expiry.  The
+        policy is read at first use and again every
+        ``POLICY_RECHECK_SECONDS`` (60 s; shared by the views of one
+        connection); a policy that cannot be read is not trusted either.
+        With ``accept_evicting_for_replay`` an evicting or unreadable policy
+        is accepted and a WARNING says so once.  :class:`CacheUnavailable`
+        when Redis cannot be reached.  ``fresh=True`` reads the policy now
+        (the start-up check).
+        """
+        state = self._state()
+        now = self._clock()
+        if fresh or state.policy_read_at is None or now - state.policy_read_at >= POLICY_RECHECK_SECONDS:
+            policy = self.eviction_policy()
+            state.policy, state.policy_read_at = policy, now
+        policy = state.policy
+        if policy == SAFE_EVICTION_POLICY:
+            return None
+        if policy is None:
+            problem = (
+                f"the maxmemory-policy of the shared cache {self._where} cannot be read (CONFIG GET and "
+                "INFO memory both refused), so it is unknown whether Redis may evict DPoP replay records "
+                "before they expire; an evicted record lets a captured proof be replayed (RFC 9449 "
+                "section 11.1). Allow INFO for this client and set maxmemory-policy noeviction"
+            )
+        else:
+            problem = (
+                f"the shared cache {self._where} has maxmemory-policy {policy!r}, which evicts keys when "
+                "Redis is full: an attacker sending fresh DPoP proofs can have a victim's replay record "
+                "evicted and replay the victim's captured proof (RFC 9449 section 11.1). Set "
+                "maxmemory-policy noeviction on this Redis (CONFIG SET maxmemory-policy noeviction, or the "
+                "provider's parameter group; a full Redis then refuses DPoP requests with 503 instead "
+                "of forgetting)"
+            )
+        if self.accept_evicting_for_replay:
+            with state.lock:
+                first = not state.accept_logged
+                state.accept_logged = True
+            if first:
+                log.warning("oidc_guard: accepting the risk as configured (%s=True): %s",
+                            ACCEPT_EVICTING_KEYWORD, problem)
+            return None
+        return (f"{problem}, or pass {ACCEPT_EVICTING_KEYWORD}=True to TokenValidator "
+                f"(OIDC_GUARD_{ACCEPT_EVICTING_KEYWORD.upper()}) to accept the risk")
+
 
 def _decodes_responses(client: Any) -> bool:
     """True when a redis-py client turns replies into str."""
@@ -424,13 +522,53 @@ def _decodes_responses(client: Any) -> bool:
         return False
 
 
+def _text(value: Any) -> Optional[str]:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _config_policy(reply: Any) -> Optional[str]:
+    """The policy from a ``CONFIG GET maxmemory-policy`` reply: redis-py
+    makes it a dict; a raw reply is the flat list [name, value]."""
+    if isinstance(reply, dict):
+        items = list(reply.items())
+    elif isinstance(reply, (list, tuple)) and len(reply) % 2 == 0:
+        items = list(zip(reply[::2], reply[1::2]))
+    else:
+        return None
+    for name, value in items:
+        if _text(name) == "maxmemory-policy":
+            return _text(value)
+    return None
+
+
+def _info_policy(reply: Any) -> Optional[str]:
+    """The policy from an ``INFO memory`` reply (redis-py: a dict; raw: the
+    ``name:value`` lines)."""
+    if isinstance(reply, dict):
+        return _text(reply.get("maxmemory_policy"))
+    text = _text(reply)
+    if text is None:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "maxmemory_policy":
+            return value.strip()
+    return None
+
+
 class _State:
-    __slots__ = ("down_until", "logged", "lock")
+    __slots__ = ("down_until", "logged", "lock", "policy", "policy_read_at", "accept_logged")
 
     def __init__(self) -> None:
         self.down_until = 0.0
         self.logged = False
         self.lock = threading.Lock()
+        # maxmemory-policy as last read (replay_problem), and when
+        self.policy: Optional[str] = None
+        self.policy_read_at: Optional[float] = None
+        self.accept_logged = False
 
 
 def _reason(exc: BaseException) -> str:
