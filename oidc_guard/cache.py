@@ -23,7 +23,12 @@ The interface (:class:`Cache`) is deliberately tiny:
 ``delete(key)``
     remove the key if present.
 
-Values are ``bytes``.  What a shared cache gives back is *untrusted*: anyone
+Values are non-empty ``bytes``; the Redis backend reads at most
+``MAX_VALUE_BYTES + 1`` bytes of a value (``GETRANGE``), so a huge value
+planted under a key costs nothing to refuse.  A redis-py client that decodes
+replies (``decode_responses=True``) is refused at construction.
+
+What a shared cache gives back is *untrusted*: anyone
 who can write to the Redis database can put anything there, so callers must
 validate what they read (the introspection layer re-checks every rule it
 would apply to a fresh answer).
@@ -72,6 +77,21 @@ log = logging.getLogger("oidc_guard.cache")
 # an attempt to make every worker allocate it) and is treated as a failure.
 MAX_VALUE_BYTES = 64 * 1024
 
+# Redis's maxmemory-policy under which a key is never dropped before its
+# expiry: every other policy (allkeys-*, volatile-*) evicts keys when
+# maxmemory is reached, and a DPoP replay record that is evicted lets its
+# proof be accepted again (RFC 9449 section 11.1).  Under noeviction a full
+# Redis refuses writes instead, which the replay store turns into 503.
+SAFE_EVICTION_POLICY = "noeviction"
+
+# Seconds between two reads of the policy by one RedisCache connection: an
+# operator's CONFIG SET is noticed (either way) within this time.
+POLICY_RECHECK_SECONDS = 60.0
+
+# The keyword that accepts an evicting Redis for DPoP replay records (named
+# in the error that explains the risk).
+ACCEPT_EVICTING_KEYWORD = "dpop_accept_evicting_redis"
+
 
 class CacheUnavailable(ProviderError):
     """The shared cache (Redis) could not be used: unreachable, slow, or
@@ -112,6 +132,10 @@ def _check_entry(key: str, value: bytes, ttl_seconds: float) -> None:
         raise TypeError("cache key must be a non-empty str")
     if not isinstance(value, (bytes, bytearray)):
         raise TypeError("cache value must be bytes")
+    if not value:
+        # The Redis backend reads with GETRANGE, which answers b"" for a
+        # missing key: an empty value could not be told from no value.
+        raise ValueError("cache value must not be empty")
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not math.isfinite(ttl_seconds):
         raise TypeError("ttl_seconds must be a finite number")
 
@@ -231,6 +255,10 @@ class RedisCache(Cache):
         this many seconds, then the next operation tries Redis again: a dead
         Redis costs one timeout per cooldown, not one per request, and the
         cache recovers by itself.
+    ``accept_evicting_for_replay``
+        ``True`` lets :meth:`replay_problem` accept a Redis whose
+        ``maxmemory-policy`` evicts keys (logged at WARNING): DPoP proofs can
+        then be replayed once their record is evicted.  Default ``False``.
 
     Errors raise :class:`CacheUnavailable`.  ``repr`` and error texts name
     the server without its password.
@@ -246,7 +274,10 @@ class RedisCache(Cache):
         timeout: float = 0.25,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        accept_evicting_for_replay: bool = False,
     ) -> None:
+        if not isinstance(accept_evicting_for_replay, bool):
+            raise ConfigurationError("accept_evicting_for_replay must be True or False")
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -286,7 +317,19 @@ class RedisCache(Cache):
             raise ConfigurationError(
                 "shared_cache must be a redis://host:port/db URL or a redis.Redis client"
             )
+        # Values are bytes (MAC-sealed introspection entries, replay
+        # records): a client that decodes replies to str would raise
+        # UnicodeDecodeError on any non-UTF-8 value an attacker plants, and a
+        # str cannot be MAC-checked byte for byte.  Refuse it now rather than
+        # fail on requests.  (A URL can ask for it too: ?decode_responses=true.)
+        if _decodes_responses(self._client):
+            raise ConfigurationError(
+                f"shared_cache {self._where}: the redis client decodes replies to str "
+                "(decode_responses=True); oidc_guard stores bytes and needs a client that returns "
+                "them: build it with decode_responses=False (the redis-py default) or pass the URL"
+            )
         self.prefix = prefix
+        self.accept_evicting_for_replay = accept_evicting_for_replay
         self._cooldown = float(cooldown)
         self._clock = clock
         # The cooldown state is shared with every namespaced() view, so one
@@ -343,15 +386,16 @@ class RedisCache(Cache):
         return result
 
     def _value(self, raw: Any) -> Optional[bytes]:
-        if raw is None:
-            return None
-        if isinstance(raw, str):  # a client built with decode_responses=True
-            raw = raw.encode("utf-8", "surrogateescape")
-        if not isinstance(raw, (bytes, bytearray)):
+        # raw is the reply of GETRANGE key 0 MAX_VALUE_BYTES: at most one
+        # byte more than the limit, b"" for a missing key.
+        if not isinstance(raw, (bytes, bytearray)):  # clients that decode are refused at construction
             raise CacheUnavailable(f"shared cache {self._where}: answered a {type(raw).__name__}, not a value")
+        if not raw:
+            return None
         if len(raw) > MAX_VALUE_BYTES:
             raise CacheUnavailable(
-                f"shared cache {self._where}: a value of {len(raw)} bytes exceeds the {MAX_VALUE_BYTES}-byte limit"
+                f"shared cache {self._where}: a value of more than {MAX_VALUE_BYTES} bytes (the limit); "
+                "only its first bytes were read"
             )
         return bytes(raw)
 
@@ -361,8 +405,14 @@ class RedisCache(Cache):
         return max(1, int(math.ceil(ttl_seconds * 1000)))
 
     def get(self, key: str) -> Optional[bytes]:
+        # GETRANGE, not GET: whatever is stored under the key (anyone who can
+        # write to Redis can plant 500 MB there), Redis sends at most
+        # MAX_VALUE_BYTES + 1 bytes, so an oversized value is recognised
+        # without being transferred or allocated.  GETRANGE answers b"" for
+        # a missing key; empty values are never stored (_check_entry).
+        # A key of another type answers WRONGTYPE, as GET would.
         full = self.prefix + key
-        return self._value(self._call("GET", lambda: self._client.get(full)))
+        return self._value(self._call("GETRANGE", lambda: self._client.getrange(full, 0, MAX_VALUE_BYTES)))
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         _check_entry(key, value, ttl_seconds)
@@ -390,14 +440,137 @@ class RedisCache(Cache):
         self._state().down_until = 0.0
         self._call("PING", lambda: self._client.ping())
 
+    # --- may this Redis hold DPoP replay records? ------------------------------
+    def eviction_policy(self) -> Optional[str]:
+        """Redis's ``maxmemory-policy`` now, e.g. ``"noeviction"``.
+
+        Asked with ``CONFIG GET maxmemory-policy``; where CONFIG is disabled,
+        renamed or not permitted (managed Redis services, ACLs), read from
+        the ``maxmemory_policy`` line of ``INFO memory``.  ``None`` when the
+        server refuses both.  :class:`CacheUnavailable` when Redis cannot be
+        reached.
+        """
+        import redis
+
+        def read() -> Optional[str]:
+            try:
+                policy = _config_policy(self._client.execute_command("CONFIG", "GET", "maxmemory-policy"))
+                if policy is not None:
+                    return policy
+            except redis.exceptions.ResponseError:  # unknown command, NOPERM: the answer of a live server
+                pass
+            try:
+                return _info_policy(self._client.execute_command("INFO", "memory"))
+            except redis.exceptions.ResponseError:
+                return None
+
+        result: Optional[str] = self._call("CONFIG GET maxmemory-policy", read)
+        return result
+
+    def replay_problem(self, *, fresh: bool = False) -> Optional[str]:
+        """``None`` when DPoP replay records may be kept in this Redis, else
+        why not (a sentence naming the policy and the fix).
+
+        Only ``noeviction`` guarantees a record lives until its expiry.  The
+        policy is read at first use and again every
+        ``POLICY_RECHECK_SECONDS`` (60 s; shared by the views of one
+        connection); a policy that cannot be read is not trusted either.
+        With ``accept_evicting_for_replay`` an evicting or unreadable policy
+        is accepted and a WARNING says so once.  :class:`CacheUnavailable`
+        when Redis cannot be reached.  ``fresh=True`` reads the policy now
+        (the start-up check).
+        """
+        state = self._state()
+        now = self._clock()
+        if fresh or state.policy_read_at is None or now - state.policy_read_at >= POLICY_RECHECK_SECONDS:
+            policy = self.eviction_policy()
+            state.policy, state.policy_read_at = policy, now
+        policy = state.policy
+        if policy == SAFE_EVICTION_POLICY:
+            return None
+        if policy is None:
+            problem = (
+                f"the maxmemory-policy of the shared cache {self._where} cannot be read (CONFIG GET and "
+                "INFO memory both refused), so it is unknown whether Redis may evict DPoP replay records "
+                "before they expire; an evicted record lets a captured proof be replayed (RFC 9449 "
+                "section 11.1). Allow INFO for this client and set maxmemory-policy noeviction"
+            )
+        else:
+            problem = (
+                f"the shared cache {self._where} has maxmemory-policy {policy!r}, which evicts keys when "
+                "Redis is full: an attacker sending fresh DPoP proofs can have a victim's replay record "
+                "evicted and replay the victim's captured proof (RFC 9449 section 11.1). Set "
+                "maxmemory-policy noeviction on this Redis (CONFIG SET maxmemory-policy noeviction, or the "
+                "provider's parameter group; a full Redis then refuses DPoP requests with 503 instead "
+                "of forgetting)"
+            )
+        if self.accept_evicting_for_replay:
+            with state.lock:
+                first = not state.accept_logged
+                state.accept_logged = True
+            if first:
+                log.warning("oidc_guard: accepting the risk as configured (%s=True): %s",
+                            ACCEPT_EVICTING_KEYWORD, problem)
+            return None
+        return (f"{problem}, or pass {ACCEPT_EVICTING_KEYWORD}=True to TokenValidator "
+                f"(OIDC_GUARD_{ACCEPT_EVICTING_KEYWORD.upper()}) to accept the risk")
+
+
+def _decodes_responses(client: Any) -> bool:
+    """True when a redis-py client turns replies into str."""
+    try:
+        return bool(client.connection_pool.connection_kwargs.get("decode_responses"))
+    except Exception:  # a client of another shape: its replies are checked one by one
+        return False
+
+
+def _text(value: Any) -> Optional[str]:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _config_policy(reply: Any) -> Optional[str]:
+    """The policy from a ``CONFIG GET maxmemory-policy`` reply: redis-py
+    makes it a dict; a raw reply is the flat list [name, value]."""
+    if isinstance(reply, dict):
+        items = list(reply.items())
+    elif isinstance(reply, (list, tuple)) and len(reply) % 2 == 0:
+        items = list(zip(reply[::2], reply[1::2]))
+    else:
+        return None
+    for name, value in items:
+        if _text(name) == "maxmemory-policy":
+            return _text(value)
+    return None
+
+
+def _info_policy(reply: Any) -> Optional[str]:
+    """The policy from an ``INFO memory`` reply (redis-py: a dict; raw: the
+    ``name:value`` lines)."""
+    if isinstance(reply, dict):
+        return _text(reply.get("maxmemory_policy"))
+    text = _text(reply)
+    if text is None:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "maxmemory_policy":
+            return value.strip()
+    return None
+
 
 class _State:
-    __slots__ = ("down_until", "logged", "lock")
+    __slots__ = ("down_until", "logged", "lock", "policy", "policy_read_at", "accept_logged")
 
     def __init__(self) -> None:
         self.down_until = 0.0
         self.logged = False
         self.lock = threading.Lock()
+        # maxmemory-policy as last read (replay_problem), and when
+        self.policy: Optional[str] = None
+        self.policy_read_at: Optional[float] = None
+        self.accept_logged = False
 
 
 def _reason(exc: BaseException) -> str:

@@ -301,6 +301,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT", "introspection_max_in_flight", VALIDATOR, Int(minimum=1), "introspection calls in flight at once; over it, 503 after a short wait (default 4)"),
     Setting("OIDC_GUARD_INTROSPECTION_QUEUE_TIMEOUT", "introspection_queue_timeout", VALIDATOR, Number(minimum=0), "seconds a validation waits for a free introspection slot before 503 (default 1)"),
     Setting("OIDC_GUARD_SHARED_CACHE", "shared_cache", VALIDATOR, Secret(), "redis://host:port/db: introspection results and DPoP replay records shared by every worker (default: in-process)"),
+    Setting("OIDC_GUARD_DPOP_ACCEPT_EVICTING_REDIS", "dpop_accept_evicting_redis", VALIDATOR, Bool(), "True: keep DPoP replay records in a shared_cache Redis whose maxmemory-policy evicts keys, accepting that an evicted record can be replayed (default False: check() fails, DPoP gets 503)"),
     # --- BearerMiddleware -------------------------------------------------------
     Setting("OIDC_GUARD_REALM", "realm", MIDDLEWARE, Str(), "realm of the WWW-Authenticate challenge"),
     Setting("OIDC_GUARD_REQUIRED", "required", MIDDLEWARE, Bool(), "True: every request needs a valid token (default False: use the decorators)"),

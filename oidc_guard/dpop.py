@@ -39,7 +39,12 @@ add-if-absent: ``True`` when this call stored the key), the interface of
 process).  A :class:`~oidc_guard.cache.RedisCache` makes a proof replayed to
 another worker or host fail too.  A store that cannot answer raises a
 :class:`~oidc_guard.errors.ProviderError` (503): replay protection can no
-longer be promised, so DPoP requests fail closed.  Keys are a SHA-256 of a
+longer be promised, so DPoP requests fail closed.  So does a store that
+may forget a record before its expiry: a Redis whose ``maxmemory-policy``
+evicts keys (anything but ``noeviction``; the store's ``replay_problem()``
+reads it at first use and every minute) gets 503 for every DPoP request,
+logged once at ERROR, unless the operator accepted the risk by name
+(``dpop_accept_evicting_redis=True``).  Keys are a SHA-256 of a
 namespace, the key thumbprint and the ``jti``; never a token.
 """
 
@@ -61,6 +66,7 @@ from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Mappin
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from ._b64 import b64url_encode
+from .cache import POLICY_RECHECK_SECONDS
 from .errors import InvalidToken, ProviderError
 from .jwks import SUPPORTED_ALGORITHMS, VerifyKey, _show, parse_jwk
 from .validator import (
@@ -520,6 +526,7 @@ class DPoPVerifier:
         self._header_memo: Dict[bytes, Tuple[str, VerifyKey, str, bytes, bytes]] = {}
         self._memo_lock = threading.Lock()
         self._store_failing = False
+        self._store_untrusted = False
 
     def __repr__(self) -> str:
         return (f"DPoPVerifier(algorithms={list(self.algorithms)!r}, max_age={self.max_age:g}, "
@@ -758,7 +765,10 @@ class DPoPVerifier:
         # for hosts whose clocks run behind ours.
         ttl = max(1.0, iat + self.max_age - now + self.leeway)
         try:
-            first = self.replay_store.add("dpop:jti:" + digest, b"1", ttl)
+            # A store that can forget a record before its expiry (a Redis
+            # that evicts keys) cannot promise section 11.1: ask it first.
+            problem = self._store_problem()
+            first = problem is None and self.replay_store.add("dpop:jti:" + digest, b"1", ttl)
         except ProviderError as exc:
             self._store_down(exc.description)
             raise ProviderError(
@@ -775,8 +785,27 @@ class DPoPVerifier:
         if self._store_failing:
             self._store_failing = False
             log.warning("oidc_guard: the DPoP replay store answers again; DPoP requests are accepted again")
+        if problem is not None:
+            if not self._store_untrusted:  # once, until the store may be trusted again
+                self._store_untrusted = True
+                log.error("oidc_guard: DPoP requests are refused with 503: %s", problem)
+            raise ProviderError(f"the DPoP replay store cannot be trusted: {problem}",
+                                retry_after=POLICY_RECHECK_SECONDS)
+        if self._store_untrusted:
+            self._store_untrusted = False
+            log.warning("oidc_guard: the DPoP replay store may be trusted again; DPoP requests are accepted again")
         if not first:
             raise InvalidDPoPProof("DPoP proof was already used (jti seen before; RFC 9449 section 11.1)")
+
+    def _store_problem(self) -> Optional[str]:
+        """Why the replay store must not be trusted, or ``None``: a store
+        with ``replay_problem()`` (:class:`~oidc_guard.cache.RedisCache`:
+        its ``maxmemory-policy``) is asked; others are trusted."""
+        ask = getattr(self.replay_store, "replay_problem", None)
+        if not callable(ask):
+            return None
+        problem = ask()
+        return problem if isinstance(problem, str) and problem else None
 
     def _store_down(self, why: str) -> None:
         if not self._store_failing:  # once per outage

@@ -156,6 +156,8 @@ class OIDCGuard:
     ``OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT``    introspection calls at once
     ``OIDC_GUARD_INTROSPECTION_QUEUE_TIMEOUT``    seconds to wait for a free slot
     ``OIDC_GUARD_SHARED_CACHE``                   ``redis://host:port/db`` shared by every worker
+    ``OIDC_GUARD_DPOP_ACCEPT_EVICTING_REDIS``     ``True``: accept a Redis that evicts keys for
+                                                  the DPoP replay records (and the replay risk)
     ``OIDC_GUARD_REALM``                          ``realm`` of the ``WWW-Authenticate`` challenge
     ``OIDC_GUARD_REQUIRED``                       ``True``: every request needs a valid token
                                                   (default ``False``: protect routes with the

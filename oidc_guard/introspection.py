@@ -55,6 +55,12 @@ Cache (keys are SHA-256 of the token, never the token)
     does not pass is ignored (logged once) and the endpoint is asked.  Redis
     down or slow: the endpoint is asked (the cache logs it once and retries
     by itself).
+
+    Each entry also carries the time it was written.  A reader never keeps a
+    result longer than its *own* ``cache_ttl`` (``inactive_ttl`` for an
+    inactive one) after that time, nor past the token's ``exp``, whatever
+    lifetime the writer gave it: two APIs or releases sharing one Redis with
+    different TTLs each get the revocation delay they configured.
 """
 
 from __future__ import annotations
@@ -103,7 +109,10 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # of a JWT carries its JOSE header there).  Read-only and shared.
 INTROSPECTION_HEADER: Mapping[str, Any] = MappingProxyType({"oidc_guard.source": "introspection"})
 
-_ENTRY_VERSION = 1
+# Version 2 added the write time ("at") that readers cap their own TTL on;
+# it is also in the Redis key prefix, so workers of two releases never read
+# each other's entries during a rolling deploy.
+_ENTRY_VERSION = 2
 
 
 def looks_like_token(token: Any, max_bytes: int) -> Optional[str]:
@@ -433,7 +442,9 @@ class Introspector:
             return
         self._front_put(digest, _Entry(claims, reason, until, code))
         if self._shared is not None:
-            body = {"v": _ENTRY_VERSION, "until": until,
+            # "at": when the answer was obtained (this API's Unix clock);
+            # readers cap the entry at at + their own TTL (_from_shared).
+            body = {"v": _ENTRY_VERSION, "at": now, "until": until,
                     "active": claims is not None, "doc": dict(doc) if doc is not None else None}
             value = json.dumps(body, separators=(",", ":")).encode("utf-8")
             try:
@@ -474,7 +485,16 @@ class Introspector:
         parsed = self._unseal(key, raw)
         if parsed is None:
             return None
-        until, active, doc = parsed
+        at, until, active, doc = parsed
+        if at > now + self.leeway:
+            # Written "in the future" by more than the clock leeway: the
+            # writer's clock is wrong, and trusting it would stretch our TTL.
+            return None
+        # The writer chose `until` with its own TTL; ours may be shorter.  A
+        # result is never used longer than our TTL after it was obtained
+        # (RFC 7662 section 4: the cache duration is the resource server's
+        # choice, bounding how long a revoked token stays accepted).
+        until = min(until, at + (self.cache_ttl if active else self.inactive_ttl))
         if until <= now:
             return None
         if not active:
@@ -482,7 +502,7 @@ class Introspector:
             self._front_put(digest, _Entry(None, reason, min(until, now + self.inactive_ttl)))
             raise InvalidToken(reason, reason="inactive")
         try:
-            claims, max_until = self._accept(doc, now)
+            claims, max_until = self._accept(doc, now)  # max_until: at most exp
         except InvalidToken:
             return None  # the entry says active, the rules say no: ask the endpoint
         self._front_put(digest, _Entry(claims, "", min(until, max_until)))
@@ -530,7 +550,7 @@ class Introspector:
                 return None
         return None
 
-    def _unseal(self, key: str, raw: bytes) -> Optional[Tuple[float, bool, Dict[str, Any]]]:
+    def _unseal(self, key: str, raw: bytes) -> Optional[Tuple[float, float, bool, Dict[str, Any]]]:
         try:
             mac, _, value = raw.partition(b".")
             expected = hmac.new(self._mac_key, self.cache_prefix.encode() + key.encode() + b"\n" + value,
@@ -540,12 +560,13 @@ class Introspector:
             body = json.loads(value.decode("utf-8"))
             if not isinstance(body, dict) or body.get("v") != _ENTRY_VERSION:
                 raise ValueError("not an entry")
-            until, active, doc = body.get("until"), body.get("active"), body.get("doc")
-            if not _is_number(until) or not isinstance(active, bool):
+            at, until = body.get("at"), body.get("until")
+            active, doc = body.get("active"), body.get("doc")
+            if not _is_number(at) or not _is_number(until) or not isinstance(active, bool):
                 raise ValueError("not an entry")
             if active and not isinstance(doc, dict):
                 raise ValueError("not an entry")
-            return float(until), active, doc if isinstance(doc, dict) else {}  # type: ignore[arg-type]
+            return float(at), float(until), active, doc if isinstance(doc, dict) else {}  # type: ignore[arg-type]
         except (ValueError, UnicodeDecodeError, RecursionError):
             if not self._bad_entry_logged:
                 self._bad_entry_logged = True

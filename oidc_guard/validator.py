@@ -294,6 +294,13 @@ class TokenValidator:
         or a ``redis.Redis`` client: introspection results (and DPoP replay
         records) shared by every worker and host.  Redis down: validation
         goes on against the endpoint (logged once).
+    dpop_accept_evicting_redis
+        ``False`` (default): a ``shared_cache`` Redis whose
+        ``maxmemory-policy`` evicts keys (``allkeys-*``, ``volatile-*``) is
+        not trusted with DPoP replay records, because an evicted record lets
+        a captured proof be replayed: :meth:`check` raises
+        ``ConfigurationError`` and DPoP requests get 503.  ``True`` accepts
+        that risk (logged at WARNING).  Only ``noeviction`` is safe.
     introspection_max_in_flight
         At most this many introspection calls at once (default 4); callers
         over the bound wait up to ``introspection_queue_timeout`` seconds
@@ -326,6 +333,7 @@ class TokenValidator:
         shared_cache: Any = None,
         introspection_max_in_flight: int = 4,
         introspection_queue_timeout: float = 1.0,
+        dpop_accept_evicting_redis: bool = False,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string")
@@ -418,6 +426,12 @@ class TokenValidator:
             introspection_auth_method, validation_mode, introspection_cache_ttl, shared_cache,
             introspection_max_in_flight, introspection_queue_timeout,
         )
+        if not isinstance(dpop_accept_evicting_redis, bool):
+            raise ConfigurationError("dpop_accept_evicting_redis must be True or False")
+        if dpop_accept_evicting_redis and self.shared_cache is not None:
+            # The DPoP replay store is a view of this cache (made later by
+            # the middleware) and inherits the setting.
+            self.shared_cache.accept_evicting_for_replay = True
 
     def _setup_introspection(self, client_id: Optional[str], client_secret: Optional[str],
                              endpoint: Optional[str], auth_method: str, mode: Optional[str],
@@ -512,7 +526,9 @@ class TokenValidator:
         not call it still starts while the provider is down (keys are then
         fetched on first use).  With ``jwks_uri=`` discovery is not needed
         for JWT validation and is fetched only when something else needs it
-        (see :meth:`_check_extra`).
+        (see :meth:`_check_extra`).  With ``shared_cache``, the Redis is
+        asked for its ``maxmemory-policy`` too (DPoP replay records must not
+        be evicted; see ``dpop_accept_evicting_redis``).
         """
         meant = looks_like_discovery_url(self.issuer)
         if meant is not None:
@@ -542,6 +558,24 @@ class TokenValidator:
                 f"it publishes {', '.join(published)} keys: widen algorithms= or fix the provider's keys"
             )
         self._check_extra(document)
+        self._check_shared_cache()
+
+    def _check_shared_cache(self) -> None:
+        """The shared cache holds DPoP replay records: its Redis must not
+        evict them (RFC 9449 section 11.1).  Reads the maxmemory-policy now."""
+        if self.shared_cache is None:
+            return
+        from .cache import CacheUnavailable
+
+        try:
+            problem = self.shared_cache.replay_problem(fresh=True)
+        except CacheUnavailable as exc:
+            raise ProviderError(
+                f"{exc.description} (start-up check: shared_cache holds introspection results and DPoP "
+                "replay records; is the Redis URL right and is Redis up?)", retry_after=exc.retry_after,
+            ) from None
+        if problem is not None:
+            raise ConfigurationError(problem)
 
     def _check_needs_discovery(self) -> bool:
         """True when :meth:`check` must fetch discovery even with an

@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 __all__ = ["RedisServer", "redis_binary", "free_port"]
 
@@ -36,15 +36,21 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process on 127.0.0.1."""
+    """One redis-server process on 127.0.0.1.
 
-    def __init__(self, port: Optional[int] = None, password: Optional[str] = None) -> None:
+    ``args``: more redis-server options, e.g.
+    ``("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")``.
+    """
+
+    def __init__(self, port: Optional[int] = None, password: Optional[str] = None,
+                 args: Sequence[str] = ()) -> None:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server is not installed (bash scripts/install_redis.sh)")
         self.binary = binary
         self.port = port or free_port()
         self.password = password
+        self.extra_args = list(args)
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     @property
@@ -61,7 +67,7 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
-        return args
+        return args + self.extra_args
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         if self.proc is not None and self.proc.poll() is None:

@@ -285,3 +285,14 @@ def test_every_row_is_a_real_keyword():
         assert row.key == config.PREFIX + row.keyword.upper()
         if row.target in params:
             assert row.keyword in params[row.target], row
+
+
+def test_accepting_an_evicting_redis_is_a_setting_too():
+    for value, expected in (("true", True), (None, False)):
+        app = Flask(__name__)
+        app.config.update(OIDC_GUARD_ISSUER=ISSUER, OIDC_GUARD_AUDIENCE=AUDIENCE,
+                          OIDC_GUARD_SHARED_CACHE="redis://127.0.0.1:1/0",
+                          OIDC_GUARD_DPOP_ACCEPT_EVICTING_REDIS=value)
+        OIDCGuard(app)  # nothing connects yet
+        validator = app.extensions["oidc_guard"].validator
+        assert validator.shared_cache.accept_evicting_for_replay is expected

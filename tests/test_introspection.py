@@ -505,7 +505,7 @@ def test_redis_keys_name_the_issuer_and_hash_the_token(op, make_v, redis_server)
     raw = redis.Redis.from_url(redis_server.url)
     keys = [k.decode() for k in raw.keys("*")]
     assert len(keys) == 1
-    assert keys[0].startswith("oidc_guard:introspection:v1:" + op.issuer + ":")
+    assert keys[0].startswith("oidc_guard:introspection:v2:" + op.issuer + ":")
     assert keys[0].endswith(hashlib.sha256(b"SlAV32hkKG").hexdigest())
     assert "SlAV32hkKG" not in keys[0]
     assert b"SlAV32hkKG" not in raw.get(keys[0])
@@ -602,6 +602,70 @@ def test_redis_killed_mid_run_falls_back_to_the_endpoint(op, make_v, redis_serve
     calls = op.endpoint.calls
     make_v(shared_cache=redis_server.url).validate_access_token("c")
     assert op.endpoint.calls == calls  # recovered by itself: shared again
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_reader_never_keeps_a_shared_entry_beyond_its_own_ttl(op, make_v, redis_server):
+    # Two APIs (or two releases) on one Redis: the writer caches for 12 s,
+    # the reader for 2 s.  Once the token is revoked, the reader must notice
+    # within its own 2 s, not the writer's 12.
+    clock = _Clock()
+    op.endpoint.tokens["t"] = active(op)
+    writer = make_v(shared_cache=redis_server.url, introspection_cache_ttl=12, clock=clock)
+    reader = make_v(shared_cache=redis_server.url, introspection_cache_ttl=2, clock=clock)
+    assert writer.validate_access_token("t").client_id == "wte"
+    assert op.endpoint.calls == 1
+    clock.now += 1
+    assert reader.validate_access_token("t").client_id == "wte"  # from Redis, within 2 s
+    assert op.endpoint.calls == 1
+    op.endpoint.tokens["t"] = {"active": False}  # revoked at the provider
+    clock.now += 1.5  # 2.5 s after the answer: past the reader's TTL, not the writer's
+    with pytest.raises(InvalidToken, match="not active"):
+        reader.validate_access_token("t")
+    assert op.endpoint.calls == 2
+    # The token's exp caps it too: an entry written for a token expiring
+    # in 3 s is not used after that by a reader whose TTL is longer.
+    clock.now += 1
+    op.endpoint.tokens["short"] = active(op, exp=int(clock.now) + 3)
+    writer.validate_access_token("short")
+    calls = op.endpoint.calls
+    long_reader = make_v(shared_cache=redis_server.url, introspection_cache_ttl=12, clock=clock, leeway=0)
+    assert long_reader.validate_access_token("short").client_id == "wte"
+    assert op.endpoint.calls == calls
+    clock.now += 4
+    op.endpoint.tokens["short"] = {"active": False}
+    with pytest.raises(InvalidToken):
+        long_reader.validate_access_token("short")
+    assert op.endpoint.calls == calls + 1
+
+
+def test_a_reader_caps_inactive_shared_entries_at_its_own_inactive_ttl(op, make_v, redis_server):
+    clock = _Clock()
+    writer = make_v(shared_cache=redis_server.url, introspection_cache_ttl=12, clock=clock)
+    reader = make_v(shared_cache=redis_server.url, introspection_cache_ttl=2, clock=clock)
+    with pytest.raises(InvalidToken):
+        writer.validate_access_token("later")  # unknown: inactive, kept 10 s
+    op.endpoint.tokens["later"] = active(op)
+    clock.now += 3
+    assert reader.validate_access_token("later").client_id == "wte"  # asked again
+    assert op.endpoint.calls == 2
+
+
+def test_shared_entries_written_in_the_future_are_not_believed(op, make_v, redis_server):
+    clock = _Clock()
+    op.endpoint.tokens["t"] = active(op, exp=int(clock.now) + 86400)
+    ahead = _Clock()
+    ahead.now = clock.now + 3600  # a writer whose clock is an hour ahead
+    make_v(shared_cache=redis_server.url, clock=ahead).validate_access_token("t")
+    make_v(shared_cache=redis_server.url, clock=clock).validate_access_token("t")
+    assert op.endpoint.calls == 2
 
 
 def test_shared_cache_rejects_other_values():

@@ -169,6 +169,67 @@ def test_redis_garbage_is_an_error_not_a_value(redis_server):
     raw.close()
 
 
+def _net_output_bytes(client) -> int:
+    return int(client.info("stats")["total_net_output_bytes"])
+
+
+def test_redis_oversized_value_is_refused_without_being_transferred(redis_server):
+    # A value planted under a key (anyone who can write to Redis can) is
+    # bounded by the read itself: Redis sends at most the limit + 1 byte.
+    # The server's own count of bytes sent to clients proves it.
+    import redis
+
+    from oidc_guard.cache import MAX_VALUE_BYTES
+
+    raw = redis.Redis.from_url(redis_server.url)
+    planted = 8 * 1024 * 1024
+    raw.set("p:big", b"x" * planted)
+    c = RedisCache(redis_server.url, prefix="p:", cooldown=0)
+    c.set("small", b"v" * MAX_VALUE_BYTES, 30)  # the limit itself is a value
+    assert c.get("small") == b"v" * MAX_VALUE_BYTES
+    raw.config_resetstat()
+    before = _net_output_bytes(raw)
+    started = time.monotonic()
+    with pytest.raises(CacheUnavailable) as err:
+        c.get("big")
+    elapsed = time.monotonic() - started
+    sent = _net_output_bytes(raw) - before
+    assert sent < MAX_VALUE_BYTES + 16 * 1024, sent  # not the 8 MB
+    assert elapsed < 0.5
+    assert "more than" in err.value.description
+    assert raw.strlen("p:big") == planted  # it was there, whole
+    raw.close()
+
+
+def test_empty_values_are_refused_on_write(redis_server):
+    # GETRANGE answers b"" for a missing key, so b"" is never a value.
+    for c in (MemoryCache(), RedisCache(redis_server.url, prefix="p:")):
+        with pytest.raises(ValueError):
+            c.set("k", b"", 5)
+        with pytest.raises(ValueError):
+            c.add("k", b"", 5)
+
+
+def test_redis_client_decoding_replies_is_refused_at_construction(redis_server):
+    import redis
+
+    from oidc_guard import TokenValidator
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisCache(client)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisCache(redis_server.url + "?decode_responses=true")
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        TokenValidator("https://idp.example", audience="api://a", shared_cache=client)
+    # the same server through a client that returns bytes: a non-UTF-8
+    # value is just bytes
+    client.close()
+    ok = RedisCache(redis.Redis.from_url(redis_server.url), prefix="p:")
+    ok.set("k", b"\xff\xfe", 5)
+    assert ok.get("k") == b"\xff\xfe"
+
+
 def test_redis_killed_mid_run_raises_typed_error_fast_then_recovers(redis_server, caplog):
     clock = Clock()
     c = RedisCache(redis_server.url, prefix="p:", cooldown=2.0, clock=clock)
@@ -231,3 +292,70 @@ def test_bad_shared_cache_specs():
     with pytest.raises(ConfigurationError):
         RedisCache(object())
     assert isinstance(open_cache(None), MemoryCache)
+
+
+# --- may this Redis hold DPoP replay records? (maxmemory-policy) ---------------
+
+EVICTING = ("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+
+
+def test_eviction_policy_is_read_with_config_get_or_info(make_redis_server):
+    assert RedisCache(make_redis_server().url).eviction_policy() == "noeviction"
+    assert RedisCache(make_redis_server(args=EVICTING).url).eviction_policy() == "allkeys-lru"
+    # CONFIG renamed away, as managed Redis services do: INFO memory says it
+    hidden = make_redis_server(args=EVICTING + ("--rename-command", "CONFIG", ""))
+    c = RedisCache(hidden.url, cooldown=0)
+    assert c.eviction_policy() == "allkeys-lru"
+    c.set("k", b"v", 5)
+    assert c.get("k") == b"v"  # the refused CONFIG did not put the cache in its cooldown
+
+
+def test_a_policy_that_cannot_be_read_is_not_trusted(redis_server):
+    import redis
+
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.acl_setuser("api", enabled=True, passwords=["+pw"], keys=["*"],
+                    commands=["+@all", "-config", "-info"])
+    raw.close()
+    c = RedisCache(f"redis://api:pw@127.0.0.1:{redis_server.port}/0", cooldown=0)
+    assert c.eviction_policy() is None
+    problem = c.replay_problem()
+    assert problem is not None and "cannot be read" in problem and "dpop_accept_evicting_redis" in problem
+
+
+def test_replay_problem_names_the_policy_and_the_fixes(make_redis_server, caplog):
+    evicting = make_redis_server(args=EVICTING)
+    problem = RedisCache(evicting.url).replay_problem()
+    assert problem is not None
+    for words in ("'allkeys-lru'", "maxmemory-policy noeviction", "dpop_accept_evicting_redis=True",
+                  "OIDC_GUARD_DPOP_ACCEPT_EVICTING_REDIS", "RFC 9449"):
+        assert words in problem
+    assert RedisCache(make_redis_server().url).replay_problem() is None
+    caplog.set_level(logging.WARNING, logger="oidc_guard.cache")
+    accepted = RedisCache(evicting.url, accept_evicting_for_replay=True)
+    assert accepted.replay_problem() is None
+    assert accepted.namespaced("x:").replay_problem() is None  # views keep the setting
+    warned = [r for r in caplog.records if "accepting the risk" in r.getMessage()]
+    assert len(warned) == 1 and "allkeys-lru" in warned[0].getMessage()
+    with pytest.raises(ConfigurationError):
+        RedisCache(evicting.url, accept_evicting_for_replay="yes")  # type: ignore[arg-type]
+
+
+def test_policy_is_read_again_every_minute(redis_server):
+    import redis
+
+    from oidc_guard.cache import POLICY_RECHECK_SECONDS
+
+    clock = Clock()
+    raw = redis.Redis.from_url(redis_server.url)
+    c = RedisCache(redis_server.url, clock=clock)
+    assert c.replay_problem() is None
+    raw.config_set("maxmemory-policy", "volatile-lru")  # an operator changes it at run time
+    clock.now += POLICY_RECHECK_SECONDS - 1
+    assert c.replay_problem() is None  # not read again yet: no round trip per proof
+    clock.now += 1
+    assert "'volatile-lru'" in (c.replay_problem() or "")
+    raw.config_set("maxmemory-policy", "noeviction")
+    clock.now += POLICY_RECHECK_SECONDS
+    assert c.replay_problem() is None  # fixed: trusted again without a restart
+    raw.close()

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 import webtest
 
-from oidc_guard import BearerMiddleware, ConfigurationError, TokenValidator
+from oidc_guard import BearerMiddleware, ConfigurationError, ProviderError, TokenValidator
 from oidc_guard.testing import DPoPKey
 from oidc_guard.cache import CacheUnavailable
 from oidc_guard.testing import LocalIssuer
@@ -339,6 +339,83 @@ def test_replay_store_down_is_503_for_dpop_only(validator, issuer, key, caplog):
         assert "redis" not in r.text  # the internal address is for the log only
     assert len([rec for rec in caplog.records if "replay store is unavailable" in rec.getMessage()]) == 1
     assert api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()}).json["binding"] is None
+
+
+EVICTING = ("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+
+
+def test_an_evicting_redis_is_refused_by_check_and_dpop_gets_503(issuer, key, make_redis_server, caplog):
+    # RFC 9449 section 11.1: a replay record Redis may evict is no record.
+    server = make_redis_server(args=EVICTING)
+    v = TokenValidator(issuer=issuer.issuer, audience=AUDIENCE, shared_cache=server.url)
+    with pytest.raises(ConfigurationError) as err:
+        v.check()
+    for words in ("'allkeys-lru'", "noeviction", "dpop_accept_evicting_redis=True"):
+        assert words in err.value.description
+    api = client(v)
+    caplog.set_level(logging.WARNING, logger="oidc_guard.dpop")
+    token = bound_token(issuer, key)
+    for _ in range(3):
+        r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=503)
+        assert int(r.headers["Retry-After"]) >= 1 and "WWW-Authenticate" not in r.headers
+        assert "allkeys" not in r.text and "redis" not in r.text  # for the log only
+    logged = [rec for rec in caplog.records if "allkeys-lru" in rec.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == logging.ERROR  # once, not per request
+    # Bearer tokens do not use the replay store
+    assert api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()}).json["binding"] is None
+    # The operator fixes the policy: noticed at the next re-read, no restart
+    import redis
+
+    from oidc_guard.cache import POLICY_RECHECK_SECONDS
+
+    raw = redis.Redis.from_url(server.url)
+    raw.config_set("maxmemory-policy", "noeviction")
+    raw.close()
+    api.app.dpop_verifier.replay_store._state().policy_read_at -= POLICY_RECHECK_SECONDS  # a minute later
+    r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert r.json["binding"] == "dpop"
+    assert any("trusted again" in rec.getMessage() for rec in caplog.records)
+    v.check()
+
+
+def test_check_says_when_the_shared_cache_cannot_be_reached(issuer):
+    from redis_server import free_port
+
+    v = TokenValidator(issuer=issuer.issuer, audience=AUDIENCE, shared_cache=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(ProviderError, match="start-up check: shared_cache"):
+        v.check()
+
+
+def test_accepting_an_evicting_redis_by_name_and_the_risk_it_accepts(issuer, key, make_redis_server, caplog):
+    import redis
+
+    server = make_redis_server(args=EVICTING)
+    caplog.set_level(logging.WARNING)
+    v = TokenValidator(issuer=issuer.issuer, audience=AUDIENCE, shared_cache=server.url,
+                       dpop_accept_evicting_redis=True)
+    v.check()
+    assert any("accepting the risk" in rec.getMessage() and rec.levelno == logging.WARNING
+               for rec in caplog.records)
+    api = client(v)
+    token = bound_token(issuer, key)
+    proof = key.proof("GET", URL, token)
+    assert api.get("/token", headers=dpop_headers(token, proof)).json["binding"] == "dpop"
+    api.get("/token", headers=dpop_headers(token, proof), status=401)  # replay refused: the record is there
+    # Memory pressure (an attacker's fresh proofs make the same) evicts the record ...
+    raw = redis.Redis.from_url(server.url)
+    for round_ in range(20):
+        if not raw.keys("oidc_guard:dpop:jti:*"):
+            break
+        with raw.pipeline(transaction=False) as pipe:
+            for i in range(1000):
+                pipe.set(f"junk:{round_}:{i}", b"x" * 1024)
+            pipe.execute()
+    assert not raw.keys("oidc_guard:dpop:jti:*")
+    raw.close()
+    # ... and the captured proof is accepted again: the risk the keyword names.
+    assert api.get("/token", headers=dpop_headers(token, proof)).json["binding"] == "dpop"
+    with pytest.raises(ConfigurationError):
+        TokenValidator(issuer=issuer.issuer, audience=AUDIENCE, dpop_accept_evicting_redis=1)
 
 
 def test_shared_cache_of_the_validator_is_the_replay_store(validator):
