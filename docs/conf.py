@@ -80,6 +80,8 @@ nitpick_ignore_regex = [
 html_theme = "furo"
 html_title = f"oidc_guard {release}"
 html_static_path = ["_static"]
+# Tables that wrap instead of scrolling sideways on a phone (see the file).
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 html_theme_options = {
     "navigation_with_keys": True,

@@ -15,6 +15,11 @@
 //   tab. sessionStorage belongs to this tab and this origin only: other tabs
 //   do not see it and it is gone when the tab closes. It is removed on sign-out,
 //   when the access token expires and when the API refuses it (401).
+//   A sign-in whose handoff (below) was held up by an outage is kept there
+//   too (the tokens, the nonce, the error shown), so that a reload does not
+//   lose it: the page shows the same error and Retry again. It is removed
+//   when the handoff succeeds or fails for good, on a new sign-in, on
+//   sign-out and when its access token has expired.
 //   localStorage is never used (it would outlive the tab and be shared by
 //   every tab). Any script of this origin could read sessionStorage, which is
 //   why the page runs under a strict Content-Security-Policy (scripts from
@@ -36,6 +41,7 @@
   const MISSING = ["issuer", "apiUrl", "clientId", "scope"].filter((name) => !cfg[name]);
   const PENDING_KEY = "contacts-spa.pending";
   const SESSION_KEY = "contacts-spa.session";
+  const HANDOFF_KEY = "contacts-spa.handoff";
   const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
 
   // What each scope lets this page do, in plain words. Scopes the page does
@@ -164,9 +170,51 @@
     return null;
   }
 
+  // A handoff held up by an outage (API unreachable, or its identity
+  // provider answering 503): what Retry needs, and the error shown.
+  function savePendingHandoff(tokens, nonce) {
+    sessionStorage.setItem(
+      HANDOFF_KEY,
+      JSON.stringify({
+        accessToken: tokens.accessToken,
+        idToken: tokens.idToken,
+        expiresAt: tokens.expiresAt,
+        scopes: tokens.scopes,
+        nonce: nonce,
+        message: failure.message,
+        retryAt: failure.retryAt,
+        savedAt: Date.now(),
+      })
+    );
+  }
+
+  function loadPendingHandoff() {
+    const raw = sessionStorage.getItem(HANDOFF_KEY);
+    if (!raw) return null;
+    try {
+      const h = JSON.parse(raw);
+      const ok =
+        h &&
+        typeof h.accessToken === "string" &&
+        typeof h.idToken === "string" &&
+        typeof h.nonce === "string" &&
+        (h.expiresAt === null || typeof h.expiresAt === "number") &&
+        Array.isArray(h.scopes) &&
+        typeof h.message === "string" &&
+        (h.retryAt === null || typeof h.retryAt === "number") &&
+        typeof h.savedAt === "number";
+      if (ok) return h;
+    } catch (e) {
+      /* unreadable: forget it below */
+    }
+    sessionStorage.removeItem(HANDOFF_KEY);
+    return null;
+  }
+
   function forgetSession() {
     state.session = null;
     sessionStorage.removeItem(SESSION_KEY);
+    sessionStorage.removeItem(HANDOFF_KEY);
     clearChildren($("contacts-list"));
     $("contacts-count").textContent = "";
     ["import-result", "coordinate-result", "wte-result", "wte-summary", "handoff-result", "token-claims"].forEach((id) => ($(id).textContent = ""));
@@ -213,7 +261,7 @@
     status.textContent = signedIn ? "Signed in as " + userName(s.answer) : words[phase] || "";
     status.dataset.state = signedIn ? "signed-in" : phase;
     const notice = $("notice");
-    notice.hidden = !state.notice;
+    notice.hidden = !state.notice || !$("error-box").hidden;
     $("notice-text").textContent = state.notice || "";
     if (signedIn) renderSession(s);
   }
@@ -295,15 +343,22 @@
   }
 
   // The session is over (token expired, or the API refused it): drop the
-  // tokens, say why, offer to sign in again.
+  // tokens, say why, offer to sign in again. `why` goes to the notice; with
+  // no `why` the error box that is showing already says it (one event, one
+  // message: never the notice and the error box at once).
   function endSession(why) {
     forgetSession();
     state.phase = "expired";
-    state.notice = why;
+    if (why) clearError();
+    state.notice = why || null;
     render();
   }
 
   function showError(message, detail, retry, retryAt) {
+    // The error box replaces the notice: the page says one thing at a time.
+    state.notice = null;
+    $("notice").hidden = true;
+    $("notice-text").textContent = "";
     failure.message = message;
     failure.retry = retry || null;
     failure.retryAt = retryAt || null;
@@ -477,7 +532,9 @@
       await run();
     } catch (err) {
       if (describeFailure(what, err, () => apiAction(what, run))) {
-        endSession("The API no longer accepts this sign-in (HTTP 401). Sign in again to go on.");
+        // The error box says why (the API's error_description) and to sign
+        // in again: no second message in the notice.
+        endSession(null);
       }
       throw err;
     }
@@ -579,6 +636,8 @@
 
   async function signIn() {
     clearError();
+    // A new sign-in abandons one an outage held up.
+    sessionStorage.removeItem(HANDOFF_KEY);
     let endpoint;
     try {
       endpoint = await authorizationEndpoint();
@@ -710,7 +769,9 @@
   }
 
   // POST /session/handoff: the API verifies the id_token and says who the
-  // user is. Until it answered, the tokens stay in memory only.
+  // user is. Until it answered, the tokens stay in memory only, unless an
+  // outage holds the handoff up: then they wait in sessionStorage for Retry
+  // (HANDOFF_KEY), so that a reload of the tab does not lose the sign-in.
   async function handoff(tokens, nonce) {
     clearError();
     state.phase = "completing";
@@ -723,10 +784,13 @@
       // with the same tokens; anything else needs a new sign-in.
       const retryable = err instanceof UnreachableError || (err instanceof ApiError && err.status === 503);
       describeFailure("The id_token handoff", err, retryable ? () => handoff(tokens, nonce) : null);
+      if (retryable) savePendingHandoff(tokens, nonce);
+      else sessionStorage.removeItem(HANDOFF_KEY);
       state.phase = "error";
       render();
       return;
     }
+    sessionStorage.removeItem(HANDOFF_KEY);
     state.session = {
       accessToken: tokens.accessToken,
       idToken: tokens.idToken,
@@ -739,6 +803,24 @@
     state.notice = null;
     render();
     quietly(apiAction("Loading contacts", loadContacts));
+  }
+
+  // A reload while a handoff was held up by an outage: the same error and
+  // Retry as before the reload (no API call until the user retries). True
+  // when the page now shows that (or that the sign-in ran out).
+  function resumePendingHandoff() {
+    const h = loadPendingHandoff();
+    if (!h) return false;
+    const expired = h.expiresAt !== null ? Date.now() >= h.expiresAt : Date.now() - h.savedAt > PENDING_MAX_AGE_MS;
+    if (expired) {
+      endSession("The sign-in was not finished before its access token expired. Sign in again to go on.");
+      return true;
+    }
+    const tokens = { accessToken: h.accessToken, idToken: h.idToken, expiresAt: h.expiresAt, scopes: h.scopes };
+    state.phase = "error";
+    showError(h.message, null, () => handoff(tokens, h.nonce), h.retryAt);
+    render();
+    return true;
   }
 
   // --- start -------------------------------------------------------------------
@@ -772,6 +854,7 @@
       completeSignIn(params).catch((err) => rejectResponse("Sign-in failed: " + err.message));
       return;
     }
+    if (resumePendingHandoff()) return;
     const stored = loadStoredSession();
     if (stored && stored.expiresAt !== null && Date.now() >= stored.expiresAt) {
       endSession("Your last session in this tab expired at " + localTime(stored.expiresAt) + ". Sign in again to go on.");

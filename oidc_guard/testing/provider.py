@@ -70,11 +70,21 @@ _HTML_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
 )
 
+# Usable on a phone: the inputs and the button take the column's full width
+# and are at least 44 px high (WCAG 2.5.5 target size); text in the inputs
+# is at least 16 px, below which iOS Safari zooms into a focused field.
 _LOGIN_STYLE = (
-    "body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}"
+    "body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em;line-height:1.4}"
     ".warning{background:#fff3cd;border:1px solid #c9a227;padding:.6em}"
-    ".error{color:#a00}label{display:block;margin:.6em 0}"
+    ".error{color:#a00}label{display:block;margin:.8em 0}"
+    "code{overflow-wrap:anywhere}"
+    "label input,button{display:block;box-sizing:border-box;width:100%;min-height:44px;"
+    "font:inherit;font-size:max(16px,1rem);padding:.5em .6em;margin-top:.3em}"
+    "button{cursor:pointer}"
 )
+
+# Without it a phone lays the page out 980 px wide and shrinks it to fit.
+_VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -284,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error_page(self, status: int, message: str) -> None:
         page = (
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{_VIEWPORT}"
             "<title>Sign-in error - oidc_guard development provider</title>"
             f"<style>{_LOGIN_STYLE}</style></head><body>"
             "<p class=\"warning\"><strong>Development only, not for production.</strong></p>"
@@ -381,7 +391,10 @@ class _Handler(BaseHTTPRequestHandler):
         expected = (user or {}).get("password", "")
         # Compare in constant time even for unknown users.
         if not (hmac.compare_digest(password.encode("utf-8"), str(expected).encode("utf-8")) and user is not None):
-            self._login_page(params, client_id, granted, error="Wrong username or password.", status=200)
+            # The username typed is kept (the user corrects the password);
+            # the password never comes back in the page.
+            self._login_page(params, client_id, granted, error="Wrong username or password.", status=200,
+                             username=username)
             return
 
         auth_time = int(time.time())
@@ -405,7 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._redirect(redirect_uri, out, fragment=implicit)
 
     def _login_page(self, params: Mapping[str, str], client_id: str, scopes: List[str], *,
-                    error: Optional[str], status: int = 200) -> None:
+                    error: Optional[str], status: int = 200, username: str = "") -> None:
         esc = html.escape
         hidden = "".join(
             f'<input type="hidden" name="{esc(name)}" value="{esc(value)}">'
@@ -413,11 +426,14 @@ class _Handler(BaseHTTPRequestHandler):
             if name not in ("username", "password")
         )
         error_html = f'<p class="error" id="error" role="alert">{esc(error)}</p>' if error else ""
+        # The cursor goes where the user types next: the password once the
+        # username is known.
+        focus_user, focus_password = ("", " autofocus") if username else (" autofocus", "")
         hint = ""
         if self.provider._demo_users:
             hint = "<p>Demo users: <code>alice</code> / <code>alice</code>, <code>bob</code> / <code>bob</code>.</p>"
         page = (
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{_VIEWPORT}"
             "<title>Sign in - oidc_guard development provider</title>"
             f"<style>{_LOGIN_STYLE}</style></head><body>"
             "<p class=\"warning\" id=\"dev-warning\"><strong>Development only, not for production.</strong> "
@@ -427,9 +443,10 @@ class _Handler(BaseHTTPRequestHandler):
             f"<p>Application <code>{esc(client_id)}</code> asks for: <code>{esc(' '.join(scopes))}</code></p>"
             f"{error_html}"
             f"<form method=\"post\" action=\"{esc(self.provider.issuer_path)}/authorize\">{hidden}"
-            "<label>Username <input id=\"username\" name=\"username\" autocomplete=\"username\" autofocus></label>"
+            "<label>Username <input id=\"username\" name=\"username\" autocomplete=\"username\" "
+            f"autocapitalize=\"none\" autocorrect=\"off\" spellcheck=\"false\" value=\"{esc(username)}\"{focus_user}></label>"
             "<label>Password <input id=\"password\" name=\"password\" type=\"password\" "
-            "autocomplete=\"current-password\"></label>"
+            f"autocomplete=\"current-password\"{focus_password}></label>"
             "<button id=\"sign-in\" type=\"submit\">Sign in</button></form>"
             f"{hint}</body></html>"
         )

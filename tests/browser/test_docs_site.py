@@ -80,3 +80,54 @@ def test_quickstart_renders_with_working_navigation(page, shots, site_url):
     errors = [m for m in page.console_seen if m.startswith(("error", "pageerror"))]
     assert not failed, failed
     assert not errors, errors
+
+
+
+# Whether a page scrolls sideways at the viewport's width, as a whole or
+# inside one of its tables (furo wraps each table in a box that scrolls
+# sideways), and the narrowest table cell (a column squeezed to a few
+# letters is no fix).
+SIDEWAYS_REPORT = """() => {
+  const width = document.documentElement.clientWidth;
+  const tables = [];
+  let narrowest = Infinity;
+  document.querySelectorAll("article table.docutils").forEach((table, index) => {
+    const box = table.getBoundingClientRect();
+    const scroller = table.parentElement;
+    if (box.right > width + 0.5 || scroller.scrollWidth > scroller.clientWidth + 1)
+      tables.push(index + ": " + Math.round(box.width) + " px wide in a box of " + scroller.clientWidth + " px: "
+                  + table.querySelector("th, td").textContent.trim().slice(0, 40));
+    table.querySelectorAll("td").forEach((cell) => { narrowest = Math.min(narrowest, cell.getBoundingClientRect().width); });
+  });
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, tables: tables,
+          count: document.querySelectorAll("article table.docutils").length, narrowestCell: narrowest};
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_tables_fit_the_screen_without_sideways_scrolling(page_factory, shots, site_url, width):
+    """The configuration reference (four tables of long setting names) and
+    every other page of the site, on a phone 390 px wide and a laptop: the
+    page does not scroll sideways and no table scrolls inside its box."""
+    page = page_factory(viewport=(width, 844))
+    shots.use(page)
+    page.goto(f"{site_url}/configuration.html")
+    expect(page.locator("article h1").first).to_have_text(re.compile(r"^Configuration"))
+    shots(f"configuration-{width}px")
+    report = page.evaluate(SIDEWAYS_REPORT)
+    assert report["count"] >= 4, report
+    assert report["scrollWidth"] <= report["innerWidth"] == width, report
+    assert report["tables"] == [], report["tables"]
+    if width == 390:
+        assert report["narrowestCell"] >= 100, report  # readable columns, not a few letters each
+
+    links = page.locator(".sidebar-tree a.reference")
+    pages = sorted({links.nth(i).get_attribute("href").split("#")[0] for i in range(links.count())})
+    assert len(pages) >= 10, pages
+    overflowing = {}
+    for href in pages:
+        page.goto(f"{site_url}/{href}")
+        report = page.evaluate(SIDEWAYS_REPORT)
+        if report["scrollWidth"] > width or report["tables"]:
+            overflowing[href] = report
+    assert overflowing == {}, overflowing
