@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast, overload
 from urllib.parse import quote, urlsplit
 
@@ -242,6 +243,11 @@ class BearerMiddleware:
             raise ConfigurationError("dpop_nonce needs DPoP: dpop='allowed' or 'required'")
         # What a decorator needs to build the challenges (see _error_response).
         self._challenge = (dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "")
+        # The WARNING that the proofs' htu is checked against the Host header
+        # (no public_url) is logged once per middleware, at its first DPoP
+        # request (see _warn_no_public_url).
+        self._public_url_warned = self.public_url is not None
+        self._warn_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -280,6 +286,8 @@ class BearerMiddleware:
         scheme, token = found
         environ[ENVIRON_TOKEN_PRESENT] = True
         environ[ENVIRON_SCHEME] = scheme
+        if scheme == "dpop" and not self._public_url_warned:
+            self._warn_no_public_url()
         if scheme == "bearer" and self.dpop == "required":
             # Checked before validating: this API accepts no bearer tokens.
             error: Optional[OIDCGuardError] = InvalidToken(
@@ -359,6 +367,23 @@ class BearerMiddleware:
         if subject:
             environ["REMOTE_USER"] = subject
         return None, proof
+
+    def _warn_no_public_url(self) -> None:
+        """Say once that, without ``public_url``, the URL a DPoP proof must
+        name (RFC 9449 section 4.3 step 9, ``htu``) is rebuilt from the
+        request's ``Host`` header, which the client chooses: right when the
+        WSGI server is reached directly, wrong behind a proxy that rewrites
+        the host (good proofs refused) and weaker wherever a proof made for
+        another host could be replayed here."""
+        with self._warn_lock:
+            if self._public_url_warned:
+                return
+            self._public_url_warned = True
+        logger.warning(
+            "DPoP request received but public_url is not set: the URL each DPoP proof's htu must name is "
+            "built from the request's Host header, which the client controls; set public_url "
+            "(BearerMiddleware(public_url=...), Flask OIDC_GUARD_PUBLIC_URL) to the scheme and host clients "
+            "use, e.g. 'https://api.example.com'")
 
     def request_url(self, environ: Dict[str, Any]) -> str:
         """The URL a DPoP proof's ``htu`` must name (RFC 9449 section 4.3

@@ -280,6 +280,37 @@ def test_public_url_is_what_the_proof_must_name(validator, issuer, key):
     assert "is not the request URL" in r.json["error_description"]
 
 
+def _public_url_warnings(caplog):
+    return [r for r in caplog.records
+            if r.name == "oidc_guard.wsgi" and r.levelno == logging.WARNING and "public_url" in r.getMessage()]
+
+
+def test_dpop_without_public_url_warns_once_per_middleware(validator, issuer, key, caplog):
+    caplog.set_level(logging.WARNING, logger="oidc_guard.wsgi")
+    token = bound_token(issuer, key)
+    api = client(validator)
+    api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()})
+    assert _public_url_warnings(caplog) == []  # a Bearer request does not need the URL
+    for _ in range(3):
+        api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    api.get("/token", headers=dpop_headers(token, "not-a-proof"), status=401)
+    (warning,) = _public_url_warnings(caplog)
+    assert "Host header" in warning.getMessage() and "OIDC_GUARD_PUBLIC_URL" in warning.getMessage()
+    # once per middleware: a second one warns again, once
+    other = client(validator)
+    for _ in range(2):
+        other.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert len(_public_url_warnings(caplog)) == 2
+
+
+def test_dpop_with_public_url_does_not_warn(validator, issuer, key, caplog):
+    caplog.set_level(logging.WARNING, logger="oidc_guard.wsgi")
+    token = bound_token(issuer, key)
+    api = client(validator, public_url="https://api.example.com")
+    api.get("/token", headers=dpop_headers(token, key.proof("GET", "https://api.example.com/token", token)))
+    assert _public_url_warnings(caplog) == []
+
+
 def test_forwarded_headers_do_not_make_a_foreign_proof_pass(api, issuer, key):
     token = bound_token(issuer, key)
     proof = key.proof("GET", "https://evil.example/token", token)
