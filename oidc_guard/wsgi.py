@@ -23,6 +23,10 @@ result):
 ``oidc_guard.realm``
     the ``realm`` the middleware was configured with, for the challenge the
     decorators send.
+``oidc_guard.credential``
+    the :class:`~oidc_guard.credentials.Credential` the request carried
+    (``scheme``, ``source``, ``token``; the token left out of its repr),
+    else ``None``: read it instead of extracting the token a second time.
 ``REMOTE_USER``
     the token's ``sub`` when the token is valid and has one (left untouched
     otherwise).
@@ -48,7 +52,14 @@ from urllib.parse import quote, urlsplit
 # Credential extraction (RFC 6750 section 2, RFC 9449 section 7.1) lives in
 # oidc_guard.credentials; extract_token and extract_credentials stay
 # importable from here (__all__).
-from .credentials import _AUTH_SCHEME, _DEFAULT_MAX_FORM_BYTES, extract_credentials, extract_token
+from .credentials import (
+    _AUTH_SCHEME,
+    _DEFAULT_MAX_FORM_BYTES,
+    Credential,
+    extract_credentials,
+    extract_token,
+    find_credential,
+)
 from .dpop import DPoPNonces, DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
 from .errors import (
     ConfigurationError,
@@ -78,7 +89,9 @@ __all__ = [
     "check_access",
     "extract_token",
     "extract_credentials",
+    "Credential",
     "ENVIRON_CLAIMS",
+    "ENVIRON_CREDENTIAL",
     "ENVIRON_SCHEME",
     "ENVIRON_ERROR",
     "ENVIRON_TOKEN_PRESENT",
@@ -93,6 +106,10 @@ ENVIRON_TOKEN_PRESENT = "oidc_guard.token_present"
 ENVIRON_REALM = "oidc_guard.realm"
 #: "bearer" or "dpop": the scheme the request's token came with (None: no token)
 ENVIRON_SCHEME = "oidc_guard.scheme"
+#: the request's :class:`~oidc_guard.credentials.Credential` (scheme, source,
+#: token) as the middleware found it, else None: what later steps read
+#: instead of extracting the token again
+ENVIRON_CREDENTIAL = "oidc_guard.credential"
 # (dpop mode, algs) of the middleware, for the challenges of the decorators
 ENVIRON_CHALLENGE = "oidc_guard.challenge"
 
@@ -261,10 +278,11 @@ class BearerMiddleware:
         environ[ENVIRON_TOKEN_PRESENT] = False
         environ[ENVIRON_REALM] = self.realm
         environ[ENVIRON_SCHEME] = None
+        environ[ENVIRON_CREDENTIAL] = None
         environ[ENVIRON_CHALLENGE] = self._challenge
 
         try:
-            found = extract_credentials(
+            found = find_credential(
                 environ,
                 dpop=self.dpop != "disabled",
                 accept_form=self.accept_form,
@@ -283,9 +301,10 @@ class BearerMiddleware:
                 return _send(start_response, _error_response(environ, None))
             return self.app(environ, start_response)
 
-        scheme, token = found
+        scheme, token = found.scheme, found.token
         environ[ENVIRON_TOKEN_PRESENT] = True
         environ[ENVIRON_SCHEME] = scheme
+        environ[ENVIRON_CREDENTIAL] = found
         if scheme == "dpop" and not self._public_url_warned:
             self._warn_no_public_url()
         if scheme == "bearer" and self.dpop == "required":

@@ -68,6 +68,57 @@ def test_bearer_token_gets_the_profile(issuer):
     assert r.json["profile"]["name"] == issuer.users["alice"]["name"]
 
 
+def test_form_token_profile_after_the_view_read_request_form(issuer):
+    # accept_form: the middleware reads the body and puts it back; once the
+    # view has read request.form the body is consumed, so current_userinfo()
+    # must use the credential the middleware recorded, not look again.
+    app = flask.Flask("userinfo_form_test")
+    app.config.update(OIDC_GUARD_ISSUER=issuer.issuer, OIDC_GUARD_AUDIENCE=AUDIENCE, OIDC_GUARD_REALM=REALM,
+                      OIDC_GUARD_ACCEPT_FORM=True)
+    OIDCGuard(app)
+
+    @app.post("/me")
+    @require_token
+    def me():
+        note = flask.request.form["note"]
+        credential = flask.request.environ["oidc_guard.credential"]
+        return {"note": note, "profile": dict(current_userinfo() or {}),
+                "scheme": credential.scheme, "source": credential.source, "repr": repr(credential)}
+
+    token = issuer.mint(scope="openid profile")
+    before = userinfo_calls(issuer)
+    r = app.test_client().post("/me", data={"access_token": token, "note": "hello"})
+    assert r.status_code == 200, r.data
+    assert r.json["note"] == "hello"
+    assert r.json["profile"]["sub"] == "alice"
+    assert userinfo_calls(issuer) == before + 1
+    assert (r.json["scheme"], r.json["source"]) == ("bearer", "form")
+    assert token not in r.json["repr"]  # the record never shows the token
+
+
+def test_credential_record_is_immutable_and_fresh_per_request(issuer):
+    from dataclasses import FrozenInstanceError
+
+    from oidc_guard.wsgi import ENVIRON_CREDENTIAL, Credential
+    seen = []
+    app = flask.Flask("credential_test")
+    app.config.update(OIDC_GUARD_ISSUER=issuer.issuer, OIDC_GUARD_AUDIENCE=AUDIENCE)
+    OIDCGuard(app)
+
+    @app.get("/who")
+    def who():
+        seen.append(flask.request.environ[ENVIRON_CREDENTIAL])
+        return "ok"
+
+    c = app.test_client()
+    token = issuer.mint()
+    c.get("/who", headers={"Authorization": "Bearer " + token})
+    c.get("/who")
+    assert seen[0] == Credential("bearer", "header", token) and seen[1] is None
+    with pytest.raises(FrozenInstanceError):
+        seen[0].token = "other"  # type: ignore[misc]
+
+
 def test_dpop_token_is_refused_with_both_challenges_and_no_userinfo_call(issuer, key):
     c = make_app(issuer)
     token = issuer.mint(claims={"cnf": key.cnf}, scope="openid profile")
