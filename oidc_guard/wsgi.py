@@ -69,6 +69,7 @@ from .errors import (
     OIDCGuardError,
     ProviderError,
     error_response,
+    join_challenges,
     www_authenticate,
 )
 from .loghint import note_refusal
@@ -536,9 +537,19 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
     """:func:`oidc_guard.errors.error_response` with the challenges of the
     schemes the middleware accepts (RFC 9449 section 7.1): a ``Bearer``
     challenge unless DPoP is required, a ``DPoP`` challenge with ``algs``
-    unless DPoP is disabled.  The ``error`` goes on the challenge of the
-    scheme the request used; the other scheme's challenge is bare (401 only).
-    A ``use_dpop_nonce`` error adds the ``DPoP-Nonce`` header."""
+    unless DPoP is disabled.
+
+    Order: the challenge of the scheme the request used comes first and
+    carries the ``error`` (a request without a token counts as Bearer);
+    the other scheme's challenge follows, bare (401 only: a 400 or 403
+    answers the scheme that was used).  A bad Bearer token therefore leads
+    with ``Bearer ... error="invalid_token"`` and a DPoP client (one that
+    retries on ``use_dpop_nonce``) finds its ``DPoP`` challenge first.
+
+    Layout: one ``WWW-Authenticate`` field holding the challenges
+    comma-separated (see :func:`oidc_guard.errors.join_challenges`), so that
+    every way of reading a header gets the same value.  A ``use_dpop_nonce``
+    error adds the ``DPoP-Nonce`` header."""
     realm = environ.get(ENVIRON_REALM)
     status, headers, body = error_response(exc, realm)
     mode, algs = environ.get(ENVIRON_CHALLENGE) or ("disabled", "")
@@ -556,10 +567,8 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
         error_code, description = exc.error, exc.description
         scope = exc.scopes if isinstance(exc, InsufficientScope) else None
     challenges: List[str] = []
-    # DPoP first, Bearer last: a client library that keeps only the last
-    # WWW-Authenticate header (a dict of headers) still sees the Bearer
-    # challenge it always saw.
-    for scheme in ("dpop", "bearer"):
+    order = ("dpop", "bearer") if used == "dpop" else ("bearer", "dpop")
+    for scheme in order:
         if scheme == "bearer" and mode == "required":
             continue
         mine = scheme == used
@@ -573,12 +582,14 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
             scheme="Bearer" if scheme == "bearer" else "DPoP",
             algs=algs if scheme == "dpop" else None,
         ))
-    out = [(name, value) for name, value in headers if name != "WWW-Authenticate"]
-    at = next(i for i, (name, _) in enumerate(headers) if name == "WWW-Authenticate")
-    for offset, challenge in enumerate(challenges):
-        out.insert(at + offset, ("WWW-Authenticate", challenge))
-    if isinstance(exc, UseDPoPNonce):
-        out.insert(at + len(challenges), ("DPoP-Nonce", exc.nonce))
+    out: List[Tuple[str, str]] = []
+    for name, value in headers:
+        if name == "WWW-Authenticate":
+            out.append((name, join_challenges(challenges)))
+            if isinstance(exc, UseDPoPNonce):
+                out.append(("DPoP-Nonce", exc.nonce))
+        else:
+            out.append((name, value))
     return status, out, body
 
 

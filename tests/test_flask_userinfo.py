@@ -22,6 +22,8 @@ from oidc_guard import InvalidToken  # noqa: E402
 from oidc_guard.flask import OIDCGuard, current_userinfo, require_token  # noqa: E402
 from oidc_guard.testing import DPoPKey, LocalIssuer  # noqa: E402
 
+from challenges import challenges as parse_challenges  # noqa: E402
+
 REALM = "contacts-api"
 AUDIENCE = "api://contacts"
 ME = "http://localhost/me"
@@ -53,7 +55,10 @@ def make_app(issuer, **config):
 
 
 def challenges(response):
-    return {value.split(" ", 1)[0]: value for value in response.headers.getlist("WWW-Authenticate")}
+    """{scheme: challenge} in the order sent, from the one WWW-Authenticate field."""
+    fields = response.headers.getlist("WWW-Authenticate")
+    assert len(fields) == 1, fields
+    return parse_challenges(fields)
 
 
 def userinfo_calls(issuer):
@@ -129,8 +134,8 @@ def test_dpop_token_is_refused_with_both_challenges_and_no_userinfo_call(issuer,
     assert "UserInfo is not available for a DPoP-bound token" in r.json["error_description"]
     assert "RFC 9449 section 7" in r.json["error_description"]
     found = challenges(r)
-    assert set(found) == {"DPoP", "Bearer"}
-    # the error goes on the scheme the request used; the other is bare
+    assert list(found) == ["DPoP", "Bearer"]
+    # the error goes on the scheme the request used, first; the other is bare
     assert 'error="invalid_token"' in found["DPoP"] and "algs=" in found["DPoP"]
     assert found["Bearer"] == f'Bearer realm="{REALM}"'
     assert token not in r.get_data(as_text=True)
@@ -155,7 +160,7 @@ def test_provider_refusal_of_a_bearer_token_has_both_challenges(issuer):
     assert r.json == {"error": "invalid_token",
                       "error_description": "the UserInfo endpoint refused the access token (HTTP 401)"}
     found = challenges(r)
-    assert set(found) == {"DPoP", "Bearer"}
+    assert list(found) == ["Bearer", "DPoP"]
     assert 'error="invalid_token"' in found["Bearer"]
     assert "error=" not in found["DPoP"] and "algs=" in found["DPoP"]
 
