@@ -16,12 +16,13 @@ from __future__ import annotations
 import io
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl
 
 from .errors import InvalidRequest
 
-__all__ = ["extract_token", "extract_credentials"]
+__all__ = ["extract_token", "extract_credentials", "Credential"]
 
 # The one line logged here (a form body over max_form_bytes) belongs with
 # the middleware's other refusal lines: same logger as oidc_guard.wsgi
@@ -43,6 +44,30 @@ _LATER_DPOP = re.compile(r",[ \t]*dpop(?:[ \t]|$)", re.IGNORECASE)
 _FORM_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _DEFAULT_MAX_FORM_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The access token a request authenticated with, as the middleware
+    found it: one immutable record per request, put in the environ under
+    ``oidc_guard.credential`` so that nothing after the middleware has to
+    find the token again (a second extraction can disagree with the first:
+    a form body is gone once the application has read it).
+
+    ``scheme``: ``"bearer"`` (RFC 6750) or ``"dpop"`` (RFC 9449 section
+    7.1).  ``source``: ``"header"`` (the ``Authorization`` header),
+    ``"form"`` (an ``access_token`` body field, RFC 6750 section 2.2) or
+    ``"query"`` (RFC 6750 section 2.3).  ``token``: the access token itself;
+    a credential, so it is left out of ``repr()`` (RFC 6750 section 5.1:
+    tokens must not end up in logs).
+    """
+
+    scheme: str
+    source: str
+    token: str = field(repr=False)
+
+
+_SOURCES = {"Authorization header": "header", "form body": "form", "query string": "query"}
 
 
 def _credentials_from_header(value: str, *, dpop: bool) -> Optional[Tuple[str, str]]:
@@ -194,6 +219,21 @@ def extract_credentials(
     RFC 9449 section 7.1; only with ``dpop=True``); ``None`` when there is no
     token; :class:`InvalidRequest` as :func:`extract_token`.
     """
+    credential = find_credential(environ, dpop=dpop, accept_form=accept_form, accept_query=accept_query,
+                                 max_form_bytes=max_form_bytes)
+    return None if credential is None else (credential.scheme, credential.token)
+
+
+def find_credential(
+    environ: Dict[str, Any],
+    *,
+    dpop: bool = True,
+    accept_form: bool = False,
+    accept_query: bool = False,
+    max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
+) -> Optional[Credential]:
+    """The :class:`Credential` of a request, ``None`` when it carries no
+    token, or :class:`InvalidRequest` as :func:`extract_credentials`."""
     found: List[Tuple[str, str, str]] = []
 
     header = environ.get("HTTP_AUTHORIZATION")
@@ -222,4 +262,7 @@ def extract_credentials(
         # transmit the token in each request."
         methods = " and ".join(where for where, _, _ in found)
         raise InvalidRequest(f"the access token was sent by more than one method ({methods})")
-    return (found[0][2], found[0][1]) if found else None
+    if not found:
+        return None
+    where, token, scheme = found[0]
+    return Credential(scheme, _SOURCES[where], token)

@@ -21,7 +21,7 @@ credentials and must not leak into logs or error pages).
 from __future__ import annotations
 
 import json
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "OIDCGuardError",
@@ -31,6 +31,7 @@ __all__ = [
     "ProviderError",
     "ConfigurationError",
     "www_authenticate",
+    "join_challenges",
     "error_response",
     "PROVIDER_UNAVAILABLE",
 ]
@@ -186,6 +187,22 @@ def www_authenticate(
     if not params:
         return scheme
     return scheme + " " + ", ".join(params)
+
+
+def join_challenges(challenges: Sequence[str]) -> str:
+    """One ``WWW-Authenticate`` field value holding several challenges,
+    comma-separated, in the order given (the one that matters first).
+
+    RFC 9110 section 11.6.1: ``WWW-Authenticate = #challenge``, so one
+    field may carry several challenges, and it is equivalent to repeating
+    the field (section 5.3: a recipient may combine repeated fields into
+    one list).  One field is the layout every reader gets right: readers
+    that keep the first of repeated fields (werkzeug's ``headers[...]``,
+    so Flask's test client), the last (webtest's ``headers.get``, a plain
+    ``dict`` of headers) or join them (requests / urllib3) all see the same
+    value, starting with the first challenge.
+    """
+    return ", ".join(challenges)
 
 
 def error_response(

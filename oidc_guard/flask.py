@@ -47,7 +47,7 @@ from werkzeug.local import LocalProxy
 
 from . import config
 from .claims import Claims
-from .credentials import extract_credentials
+from .credentials import Credential
 from .errors import OIDCGuardError
 from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
@@ -55,6 +55,7 @@ from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups
 from .validator import ConfigurationError, TokenValidator
 from .wsgi import (
     ENVIRON_CLAIMS,
+    ENVIRON_CREDENTIAL,
     BearerMiddleware,
     _error_response,
     _Requirement,
@@ -427,16 +428,14 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
     userinfo = getattr(state.validator, "userinfo", None)
     if userinfo is None:
         raise ConfigurationError(f"the validator {type(state.validator).__name__} has no userinfo()")
-    middleware = state.middleware
+    # The token the middleware authenticated, as it recorded it: never
+    # extracted a second time (a form body the view has read is gone, and a
+    # second look could find another token than the one validated).
+    credential = environ.get(ENVIRON_CREDENTIAL)
+    if not isinstance(credential, Credential):
+        return None
     try:
-        # The token the middleware authenticated, by the same rules (a DPoP
-        # request's token comes with the DPoP scheme).
-        found = extract_credentials(environ, dpop=middleware.dpop != "disabled",
-                                    accept_form=middleware.accept_form, accept_query=middleware.accept_query,
-                                    max_form_bytes=middleware.max_form_bytes)
-        if found is None:
-            return None
-        profile = cast(Mapping[str, Any], userinfo(found[1], claims))
+        profile = cast(Mapping[str, Any], userinfo(credential.token, claims))
     except OIDCGuardError as exc:
         logger.info("UserInfo refused (%s %r) reason=%s: %s", environ.get("REQUEST_METHOD", "?"),
                     environ.get("PATH_INFO", ""), exc.reason, exc.description)

@@ -27,10 +27,21 @@ How a member is chosen (the design of Spring Security's
 For tenants not known in advance, ``resolver(issuer)`` may return a new
 validator (or ``None`` for "not trusted").  It is bounded so that random
 ``iss`` values cannot make the API build validators or fetch anything:
-at most ``max_resolved`` validators are ever created by it, issuers it
-refused are remembered in a bounded negative cache, concurrent requests
-for one new issuer call it once, and an issuer is offered to it only when
-it is a plausible issuer URL (https, or http on loopback/``allow_http``).
+at most ``max_resolved`` validators are ever created by it, at most
+``max_concurrent_resolutions`` calls run at once, issuers it refused are
+remembered in a bounded negative cache, concurrent requests for one new
+issuer call it once, and an issuer is offered to it only when it is a
+plausible issuer URL (https, or http on loopback/``allow_http``).
+
+Only a definite "not trusted" is a 401: the resolver's ``None`` (or its
+remembered refusal), an issuer that is not a plausible URL, or no resolver
+at all.  When trust cannot be decided now -- the resolver raised, has not
+answered within ``resolver_timeout``, every resolution slot is busy with
+other new issuers, or ``max_resolved`` validators exist already -- the
+answer is :class:`~oidc_guard.ProviderError` (503 with ``Retry-After``):
+a 401 would tell a real tenant's client to throw a good token away, and
+would let anyone who sends junk issuers turn the bounds against real
+tenants.
 """
 
 from __future__ import annotations
@@ -60,6 +71,10 @@ logger = logging.getLogger("oidc_guard.multi")
 
 #: ``resolver(issuer) -> validator or None``; user code.
 Resolver = Callable[[str], Optional[Any]]
+
+# Retry-After (seconds) of a 503 because every resolution slot is busy:
+# the calls in flight end within about resolver_timeout, usually sooner.
+_BUSY_RETRY_AFTER = 2.0
 
 # The longest iss value that is looked at at all: longer ones are refused
 # before any look-up or resolver call (no issuer URL is that long; the
@@ -140,8 +155,24 @@ class MultiIssuerValidator:
         issuer, so the tenant works as soon as the directory answers again
         (after ``resolver_backoff``).
     :param max_resolved: the most validators the resolver may create
-        (default 100).  Past it, new issuers are refused (InvalidToken) and
-        a WARNING is logged once.
+        (default 100).  Past it, new issuers get
+        :class:`~oidc_guard.ProviderError` (503: the server cannot take
+        another tenant, which says nothing about the token) and a WARNING
+        is logged once.  Calls in flight do not count against it; a call
+        that returns a validator when the bound was reached meanwhile is
+        answered 503 too and its validator dropped.
+    :param max_concurrent_resolutions: the most resolver calls in flight at
+        once, for different issuers (default 8).  A new issuer arriving
+        while all are busy waits for a free slot, at most
+        ``resolver_timeout``, then gets ProviderError (503): junk issuers
+        resolving at once delay a real tenant, they never refuse it.
+    :param resolver_timeout: the most seconds a request waits for a trust
+        decision made by another thread: a resolver call in flight for the
+        same issuer, or a free slot (default 5).  Past it: ProviderError
+        (503), logged, and the back-off of ``resolver_backoff`` starts.
+        The resolver itself runs in the requesting thread (so it sees that
+        thread's context); give its own network or database calls their
+        own timeouts.
     :param negative_cache_size: issuers the resolver refused that are
         remembered (default 1024; least recently used dropped first).
     :param negative_ttl: seconds a refusal is remembered (default 300).
@@ -165,6 +196,8 @@ class MultiIssuerValidator:
         negative_cache_size: int = 1024,
         negative_ttl: float = 300.0,
         resolver_backoff: float = 5.0,
+        max_concurrent_resolutions: int = 8,
+        resolver_timeout: float = 5.0,
         allow_http: bool = False,
         max_token_bytes: Optional[int] = None,
         clock: Callable[[], float] = time.monotonic,
@@ -203,6 +236,10 @@ class MultiIssuerValidator:
             raise ConfigurationError("negative_ttl must be >= 0")
         if resolver_backoff < 0:
             raise ConfigurationError("resolver_backoff must be >= 0")
+        if int(max_concurrent_resolutions) < 1:
+            raise ConfigurationError("max_concurrent_resolutions must be >= 1")
+        if not resolver_timeout > 0:
+            raise ConfigurationError("resolver_timeout must be > 0 seconds")
 
         self._static: Tuple[Any, ...] = tuple(members.values())
         # issuer -> member.  Only ever grows (resolver), under _lock; reads
@@ -215,12 +252,16 @@ class MultiIssuerValidator:
         self.negative_cache_size = int(negative_cache_size)
         self.negative_ttl = float(negative_ttl)
         self.resolver_backoff = float(resolver_backoff)
+        self.max_concurrent_resolutions = int(max_concurrent_resolutions)
+        self.resolver_timeout = float(resolver_timeout)
         self.allow_http = bool(allow_http)
         limits = [getattr(v, "max_token_bytes", 0) or 0 for v in members.values()]
         self.max_token_bytes = int(max_token_bytes) if max_token_bytes is not None else (max(limits) if limits else 16384)
         self._clock = clock
 
         self._lock = threading.Lock()
+        # Notified (under _lock) whenever a resolver call ends: a slot is free.
+        self._slot_freed = threading.Condition(self._lock)
         #: how many validators the resolver created (never above max_resolved)
         self.resolved_count = 0
         #: how many times the resolver was called (for tests and metrics)
@@ -443,6 +484,8 @@ class MultiIssuerValidator:
             check_url(iss, self.allow_http, "issuer")
         except ProviderError:
             raise self._untrusted(iss) from None
+        # Real time, not self._clock: this bounds how long a request waits.
+        deadline = time.monotonic() + self.resolver_timeout
         while True:
             with self._lock:
                 member = self._members.get(iss)
@@ -452,15 +495,10 @@ class MultiIssuerValidator:
                 if expiry is not None:
                     if self._clock() < expiry:
                         self._negative.move_to_end(iss)
-                        raise self._untrusted(iss)
+                        raise self._untrusted(iss)  # the resolver said "not trusted"
                     del self._negative[iss]
                 event = self._in_flight.get(iss)
-                if event is not None:
-                    leader = False
-                else:
-                    # Validators made plus resolver calls in flight (each may
-                    # make one): the bound holds even when several new
-                    # issuers arrive at once.
+                if event is None:
                     # The resolver failed a moment ago (its directory is
                     # down, say): new issuers get 503 at once instead of a
                     # resolver call each, so a stream of random iss values
@@ -470,27 +508,57 @@ class MultiIssuerValidator:
                         raise ProviderError(
                             f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the "
                             "issuer resolver failed moments ago)", retry_after=wait)
-                    if self.resolved_count + len(self._in_flight) >= self.max_resolved:
-                        if self.resolved_count >= self.max_resolved and not self._limit_logged:
-                            self._limit_logged = True
-                            logger.warning(
-                                "the issuer resolver created its maximum of %d validators; further new "
-                                "issuers are refused (raise max_resolved if this many tenants are real)",
-                                self.max_resolved)
-                        raise self._untrusted(iss)
+                    if self.resolved_count >= self.max_resolved:
+                        raise self._bound_reached(iss)
+                    if len(self._in_flight) >= self.max_concurrent_resolutions:
+                        # Every slot is busy with other new issuers (junk
+                        # ones, possibly): wait for one, never refuse.
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise ProviderError(
+                                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (all "
+                                f"{self.max_concurrent_resolutions} issuer resolver slots stayed busy for "
+                                f"{self.resolver_timeout:g} s)", retry_after=_BUSY_RETRY_AFTER)
+                        self._slot_freed.wait(remaining)
+                        continue
                     event = self._in_flight[iss] = threading.Event()
                     leader = True
+                else:
+                    leader = False
             if not leader:
                 # Another thread is asking the resolver about this issuer:
-                # wait for its answer, then look again (one call per issuer).
-                event.wait()
+                # wait for its answer (bounded: a hanging resolver must not
+                # hold every request that names the issuer), then look again
+                # (one call per issuer).
+                if not event.wait(max(0.0, deadline - time.monotonic())):
+                    self._resolver_failed()
+                    self._log_resolver_failure(
+                        iss, f"has not answered within resolver_timeout ({self.resolver_timeout:g} s)")
+                    raise ProviderError(
+                        f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer "
+                        f"resolver has not answered within {self.resolver_timeout:g} s)",
+                        retry_after=max(self.resolver_backoff, 1.0))
                 continue
             try:
                 return self._call_resolver(iss)
             finally:
                 with self._lock:
                     del self._in_flight[iss]
+                    self._slot_freed.notify_all()
                 event.set()
+
+    def _bound_reached(self, iss: str) -> ProviderError:
+        """max_resolved validators exist: 503, never 401 (the token may be a
+        real tenant's; the server cannot take another one).  Call with
+        _lock held."""
+        if not self._limit_logged:
+            self._limit_logged = True
+            logger.warning(
+                "the issuer resolver created its maximum of %d validators; further new issuers get 503 "
+                "(raise max_resolved if this many tenants are real)", self.max_resolved)
+        return ProviderError(
+            f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver "
+            f"created its maximum of {self.max_resolved} validators)", retry_after=30.0)
 
     def _call_resolver(self, iss: str) -> Any:
         assert self._resolver is not None
@@ -524,7 +592,10 @@ class MultiIssuerValidator:
                 "returned an unusable validator)")
         with self._lock:
             # One validator per issuer: the in-flight event guarantees no
-            # other call for iss runs now, and the bound was checked before.
+            # other call for iss runs now.  Calls in flight do not reserve a
+            # place under max_resolved, so the bound is checked again here.
+            if self.resolved_count >= self.max_resolved:
+                raise self._bound_reached(iss)
             self._members[iss] = validator
             self.resolved_count += 1
         logger.info("issuer resolver trusted %s (%d of at most %d)", _show(iss, _ISSUER_SHOWN),

@@ -23,6 +23,10 @@ result):
 ``oidc_guard.realm``
     the ``realm`` the middleware was configured with, for the challenge the
     decorators send.
+``oidc_guard.credential``
+    the :class:`~oidc_guard.credentials.Credential` the request carried
+    (``scheme``, ``source``, ``token``; the token left out of its repr),
+    else ``None``: read it instead of extracting the token a second time.
 ``REMOTE_USER``
     the token's ``sub`` when the token is valid and has one (left untouched
     otherwise).
@@ -41,13 +45,21 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast, overload
 from urllib.parse import quote, urlsplit
 
 # Credential extraction (RFC 6750 section 2, RFC 9449 section 7.1) lives in
 # oidc_guard.credentials; extract_token and extract_credentials stay
 # importable from here (__all__).
-from .credentials import _AUTH_SCHEME, _DEFAULT_MAX_FORM_BYTES, extract_credentials, extract_token
+from .credentials import (
+    _AUTH_SCHEME,
+    _DEFAULT_MAX_FORM_BYTES,
+    Credential,
+    extract_credentials,
+    extract_token,
+    find_credential,
+)
 from .dpop import DPoPNonces, DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
 from .errors import (
     ConfigurationError,
@@ -57,6 +69,7 @@ from .errors import (
     OIDCGuardError,
     ProviderError,
     error_response,
+    join_challenges,
     www_authenticate,
 )
 from . import metrics as _metrics
@@ -78,7 +91,9 @@ __all__ = [
     "check_access",
     "extract_token",
     "extract_credentials",
+    "Credential",
     "ENVIRON_CLAIMS",
+    "ENVIRON_CREDENTIAL",
     "ENVIRON_SCHEME",
     "ENVIRON_ERROR",
     "ENVIRON_TOKEN_PRESENT",
@@ -93,6 +108,10 @@ ENVIRON_TOKEN_PRESENT = "oidc_guard.token_present"
 ENVIRON_REALM = "oidc_guard.realm"
 #: "bearer" or "dpop": the scheme the request's token came with (None: no token)
 ENVIRON_SCHEME = "oidc_guard.scheme"
+#: the request's :class:`~oidc_guard.credentials.Credential` (scheme, source,
+#: token) as the middleware found it, else None: what later steps read
+#: instead of extracting the token again
+ENVIRON_CREDENTIAL = "oidc_guard.credential"
 # (dpop mode, algs) of the middleware, for the challenges of the decorators
 ENVIRON_CHALLENGE = "oidc_guard.challenge"
 
@@ -243,6 +262,11 @@ class BearerMiddleware:
             raise ConfigurationError("dpop_nonce needs DPoP: dpop='allowed' or 'required'")
         # What a decorator needs to build the challenges (see _error_response).
         self._challenge = (dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "")
+        # The WARNING that the proofs' htu is checked against the Host header
+        # (no public_url) is logged once per middleware, at its first DPoP
+        # request (see _warn_no_public_url).
+        self._public_url_warned = self.public_url is not None
+        self._warn_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -256,10 +280,11 @@ class BearerMiddleware:
         environ[ENVIRON_TOKEN_PRESENT] = False
         environ[ENVIRON_REALM] = self.realm
         environ[ENVIRON_SCHEME] = None
+        environ[ENVIRON_CREDENTIAL] = None
         environ[ENVIRON_CHALLENGE] = self._challenge
 
         try:
-            found = extract_credentials(
+            found = find_credential(
                 environ,
                 dpop=self.dpop != "disabled",
                 accept_form=self.accept_form,
@@ -278,9 +303,12 @@ class BearerMiddleware:
                 return _send(start_response, _error_response(environ, None))
             return self.app(environ, start_response)
 
-        scheme, token = found
+        scheme, token = found.scheme, found.token
         environ[ENVIRON_TOKEN_PRESENT] = True
         environ[ENVIRON_SCHEME] = scheme
+        environ[ENVIRON_CREDENTIAL] = found
+        if scheme == "dpop" and not self._public_url_warned:
+            self._warn_no_public_url()
         if scheme == "bearer" and self.dpop == "required":
             # Checked before validating: this API accepts no bearer tokens.
             error: Optional[OIDCGuardError] = InvalidToken(
@@ -362,6 +390,23 @@ class BearerMiddleware:
         if subject:
             environ["REMOTE_USER"] = subject
         return None, proof
+
+    def _warn_no_public_url(self) -> None:
+        """Say once that, without ``public_url``, the URL a DPoP proof must
+        name (RFC 9449 section 4.3 step 9, ``htu``) is rebuilt from the
+        request's ``Host`` header, which the client chooses: right when the
+        WSGI server is reached directly, wrong behind a proxy that rewrites
+        the host (good proofs refused) and weaker wherever a proof made for
+        another host could be replayed here."""
+        with self._warn_lock:
+            if self._public_url_warned:
+                return
+            self._public_url_warned = True
+        logger.warning(
+            "DPoP request received but public_url is not set: the URL each DPoP proof's htu must name is "
+            "built from the request's Host header, which the client controls; set public_url "
+            "(BearerMiddleware(public_url=...), Flask OIDC_GUARD_PUBLIC_URL) to the scheme and host clients "
+            "use, e.g. 'https://api.example.com'")
 
     def request_url(self, environ: Dict[str, Any]) -> str:
         """The URL a DPoP proof's ``htu`` must name (RFC 9449 section 4.3
@@ -495,9 +540,19 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
     """:func:`oidc_guard.errors.error_response` with the challenges of the
     schemes the middleware accepts (RFC 9449 section 7.1): a ``Bearer``
     challenge unless DPoP is required, a ``DPoP`` challenge with ``algs``
-    unless DPoP is disabled.  The ``error`` goes on the challenge of the
-    scheme the request used; the other scheme's challenge is bare (401 only).
-    A ``use_dpop_nonce`` error adds the ``DPoP-Nonce`` header."""
+    unless DPoP is disabled.
+
+    Order: the challenge of the scheme the request used comes first and
+    carries the ``error`` (a request without a token counts as Bearer);
+    the other scheme's challenge follows, bare (401 only: a 400 or 403
+    answers the scheme that was used).  A bad Bearer token therefore leads
+    with ``Bearer ... error="invalid_token"`` and a DPoP client (one that
+    retries on ``use_dpop_nonce``) finds its ``DPoP`` challenge first.
+
+    Layout: one ``WWW-Authenticate`` field holding the challenges
+    comma-separated (see :func:`oidc_guard.errors.join_challenges`), so that
+    every way of reading a header gets the same value.  A ``use_dpop_nonce``
+    error adds the ``DPoP-Nonce`` header."""
     realm = environ.get(ENVIRON_REALM)
     status, headers, body = error_response(exc, realm)
     mode, algs = environ.get(ENVIRON_CHALLENGE) or ("disabled", "")
@@ -515,10 +570,8 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
         error_code, description = exc.error, exc.description
         scope = exc.scopes if isinstance(exc, InsufficientScope) else None
     challenges: List[str] = []
-    # DPoP first, Bearer last: a client library that keeps only the last
-    # WWW-Authenticate header (a dict of headers) still sees the Bearer
-    # challenge it always saw.
-    for scheme in ("dpop", "bearer"):
+    order = ("dpop", "bearer") if used == "dpop" else ("bearer", "dpop")
+    for scheme in order:
         if scheme == "bearer" and mode == "required":
             continue
         mine = scheme == used
@@ -532,12 +585,14 @@ def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> T
             scheme="Bearer" if scheme == "bearer" else "DPoP",
             algs=algs if scheme == "dpop" else None,
         ))
-    out = [(name, value) for name, value in headers if name != "WWW-Authenticate"]
-    at = next(i for i, (name, _) in enumerate(headers) if name == "WWW-Authenticate")
-    for offset, challenge in enumerate(challenges):
-        out.insert(at + offset, ("WWW-Authenticate", challenge))
-    if isinstance(exc, UseDPoPNonce):
-        out.insert(at + len(challenges), ("DPoP-Nonce", exc.nonce))
+    out: List[Tuple[str, str]] = []
+    for name, value in headers:
+        if name == "WWW-Authenticate":
+            out.append((name, join_challenges(challenges)))
+            if isinstance(exc, UseDPoPNonce):
+                out.append(("DPoP-Nonce", exc.nonce))
+        else:
+            out.append((name, value))
     return status, out, body
 
 

@@ -22,6 +22,8 @@ from oidc_guard import InvalidToken  # noqa: E402
 from oidc_guard.flask import OIDCGuard, current_userinfo, require_token  # noqa: E402
 from oidc_guard.testing import DPoPKey, LocalIssuer  # noqa: E402
 
+from challenges import challenges as parse_challenges  # noqa: E402
+
 REALM = "contacts-api"
 AUDIENCE = "api://contacts"
 ME = "http://localhost/me"
@@ -53,7 +55,10 @@ def make_app(issuer, **config):
 
 
 def challenges(response):
-    return {value.split(" ", 1)[0]: value for value in response.headers.getlist("WWW-Authenticate")}
+    """{scheme: challenge} in the order sent, from the one WWW-Authenticate field."""
+    fields = response.headers.getlist("WWW-Authenticate")
+    assert len(fields) == 1, fields
+    return parse_challenges(fields)
 
 
 def userinfo_calls(issuer):
@@ -68,6 +73,57 @@ def test_bearer_token_gets_the_profile(issuer):
     assert r.json["profile"]["name"] == issuer.users["alice"]["name"]
 
 
+def test_form_token_profile_after_the_view_read_request_form(issuer):
+    # accept_form: the middleware reads the body and puts it back; once the
+    # view has read request.form the body is consumed, so current_userinfo()
+    # must use the credential the middleware recorded, not look again.
+    app = flask.Flask("userinfo_form_test")
+    app.config.update(OIDC_GUARD_ISSUER=issuer.issuer, OIDC_GUARD_AUDIENCE=AUDIENCE, OIDC_GUARD_REALM=REALM,
+                      OIDC_GUARD_ACCEPT_FORM=True)
+    OIDCGuard(app)
+
+    @app.post("/me")
+    @require_token
+    def me():
+        note = flask.request.form["note"]
+        credential = flask.request.environ["oidc_guard.credential"]
+        return {"note": note, "profile": dict(current_userinfo() or {}),
+                "scheme": credential.scheme, "source": credential.source, "repr": repr(credential)}
+
+    token = issuer.mint(scope="openid profile")
+    before = userinfo_calls(issuer)
+    r = app.test_client().post("/me", data={"access_token": token, "note": "hello"})
+    assert r.status_code == 200, r.data
+    assert r.json["note"] == "hello"
+    assert r.json["profile"]["sub"] == "alice"
+    assert userinfo_calls(issuer) == before + 1
+    assert (r.json["scheme"], r.json["source"]) == ("bearer", "form")
+    assert token not in r.json["repr"]  # the record never shows the token
+
+
+def test_credential_record_is_immutable_and_fresh_per_request(issuer):
+    from dataclasses import FrozenInstanceError
+
+    from oidc_guard.wsgi import ENVIRON_CREDENTIAL, Credential
+    seen = []
+    app = flask.Flask("credential_test")
+    app.config.update(OIDC_GUARD_ISSUER=issuer.issuer, OIDC_GUARD_AUDIENCE=AUDIENCE)
+    OIDCGuard(app)
+
+    @app.get("/who")
+    def who():
+        seen.append(flask.request.environ[ENVIRON_CREDENTIAL])
+        return "ok"
+
+    c = app.test_client()
+    token = issuer.mint()
+    c.get("/who", headers={"Authorization": "Bearer " + token})
+    c.get("/who")
+    assert seen[0] == Credential("bearer", "header", token) and seen[1] is None
+    with pytest.raises(FrozenInstanceError):
+        seen[0].token = "other"  # type: ignore[misc]
+
+
 def test_dpop_token_is_refused_with_both_challenges_and_no_userinfo_call(issuer, key):
     c = make_app(issuer)
     token = issuer.mint(claims={"cnf": key.cnf}, scope="openid profile")
@@ -78,8 +134,8 @@ def test_dpop_token_is_refused_with_both_challenges_and_no_userinfo_call(issuer,
     assert "UserInfo is not available for a DPoP-bound token" in r.json["error_description"]
     assert "RFC 9449 section 7" in r.json["error_description"]
     found = challenges(r)
-    assert set(found) == {"DPoP", "Bearer"}
-    # the error goes on the scheme the request used; the other is bare
+    assert list(found) == ["DPoP", "Bearer"]
+    # the error goes on the scheme the request used, first; the other is bare
     assert 'error="invalid_token"' in found["DPoP"] and "algs=" in found["DPoP"]
     assert found["Bearer"] == f'Bearer realm="{REALM}"'
     assert token not in r.get_data(as_text=True)
@@ -104,7 +160,7 @@ def test_provider_refusal_of_a_bearer_token_has_both_challenges(issuer):
     assert r.json == {"error": "invalid_token",
                       "error_description": "the UserInfo endpoint refused the access token (HTTP 401)"}
     found = challenges(r)
-    assert set(found) == {"DPoP", "Bearer"}
+    assert list(found) == ["Bearer", "DPoP"]
     assert 'error="invalid_token"' in found["Bearer"]
     assert "error=" not in found["DPoP"] and "algs=" in found["DPoP"]
 

@@ -459,10 +459,147 @@ def test_permissive_resolver_creates_at_most_max_resolved(old, caplog):
         iss = f"https://t{rng.getrandbits(40)}.invalid"
         try:
             v.choose(forge_token({"alg": "RS256"}, {"iss": iss}, signature=b"s"))
-        except InvalidToken:
-            pass
+        except ProviderError:
+            pass  # past the bound: 503 (see below)
     assert len(created) == 5 and v.resolved_count == 5 and len(v.validators) == 5
     assert sum("maximum of 5" in r.getMessage() for r in caplog.records) == 1
+    # past the bound a new issuer is 503, never 401: the server cannot take
+    # another tenant, which says nothing about the token
+    with pytest.raises(ProviderError, match="maximum of 5"):
+        v.choose(forge_token({"alg": "RS256"}, {"iss": "https://one-more.invalid"}, signature=b"s"))
+
+
+# --- the resolver under concurrency: undecided is 503, never 401 -----------------------
+
+
+class SlowDirectory:
+    """A resolver whose answer for each issuer waits on a gate (a real
+    threading.Event) or a delay; junk issuers are refused (None)."""
+
+    def __init__(self, tenants, delay=0.0):
+        self.tenants = dict(tenants)
+        self.delay = delay
+        self.gates = {}
+        self.started = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.calls = []
+
+    def __call__(self, issuer):
+        with self.lock:
+            self.calls.append(issuer)
+        self.started.release()
+        gate = self.gates.get(issuer)
+        if gate is not None:
+            gate.wait(30)
+        elif issuer not in self.tenants:
+            time.sleep(self.delay)
+        audience = self.tenants.get(issuer)
+        return None if audience is None else TokenValidator(issuer, audience=audience, http_timeout=2)
+
+
+def junk_token(n):
+    return forge_token({"alg": "RS256"}, {"iss": f"https://junk{n}.example"}, signature=b"s")
+
+
+def in_threads(fn, args):
+    """Run fn(arg) for every arg in its own thread; returns the threads and
+    the results list of (arg, outcome) filled as they end."""
+    out = []
+
+    def run(arg):
+        try:
+            out.append((arg, fn(arg)))
+        except Exception as exc:
+            out.append((arg, exc))
+
+    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def test_junk_issuers_resolving_at_once_do_not_refuse_a_real_tenant(new):
+    # The issue's figures: a 1.5 s resolver, max_resolved=5, five junk
+    # issuers resolving at once; a real new tenant arriving meanwhile used to
+    # get 401 "not trusted" because calls in flight counted against the bound.
+    d = SlowDirectory({new.issuer: "api://contacts"}, delay=1.5)
+    v = MultiIssuerValidator([], resolver=d, max_resolved=5)
+    threads, out = in_threads(lambda n: v.validate_access_token(junk_token(n)), range(5))
+    for _ in range(5):
+        assert d.started.acquire(timeout=5)  # all five are inside the resolver
+    assert len(v._in_flight) == 5
+    claims = v.validate_access_token(new.mint())
+    assert claims.issuer == new.issuer and v.resolved_count == 1
+    for t in threads:
+        t.join(10)
+    # the junk got the resolver's definite answer: 401
+    assert len(out) == 5 and all(isinstance(exc, InvalidToken) and "not trusted" in exc.description
+                                 for _n, exc in out)
+
+
+def test_all_resolution_slots_busy_means_wait_then_503_never_401(new):
+    d = SlowDirectory({new.issuer: "api://contacts"}, delay=1.0)
+    v = MultiIssuerValidator([], resolver=d, max_concurrent_resolutions=2, resolver_timeout=5)
+    threads, _out = in_threads(lambda n: v.validate_access_token(junk_token(n)), range(2))
+    for _ in range(2):
+        assert d.started.acquire(timeout=5)
+    started = time.monotonic()
+    assert v.validate_access_token(new.mint()).issuer == new.issuer  # waited for a free slot
+    assert 0.5 < time.monotonic() - started < 4.5
+    for t in threads:
+        t.join(10)
+
+    # slots busy for longer than resolver_timeout: 503 with Retry-After, not 401
+    v = MultiIssuerValidator([], resolver=d, max_concurrent_resolutions=2, resolver_timeout=0.3)
+    threads, _out = in_threads(lambda n: v.validate_access_token(junk_token(100 + n)), range(2))
+    for _ in range(2):
+        assert d.started.acquire(timeout=5)
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="slots stayed busy") as info:
+        v.validate_access_token(new.mint())
+    assert time.monotonic() - started < 3.0 and info.value.retry_after >= 1
+    assert v.validators == ()  # the tenant was not asked about, nothing remembered
+    for t in threads:
+        t.join(10)
+
+
+def test_waiters_behind_a_hanging_resolver_get_503_within_the_timeout(new, caplog):
+    caplog.set_level(logging.ERROR, logger="oidc_guard.multi")
+    d = SlowDirectory({new.issuer: "api://contacts"})
+    gate = d.gates[new.issuer] = threading.Event()
+    v = MultiIssuerValidator([], resolver=d, resolver_timeout=0.5, resolver_backoff=0)
+    token = new.mint()
+    leader, leader_out = in_threads(v.validate_access_token, [token])
+    assert d.started.acquire(timeout=5)  # the leader hangs inside the resolver
+    started = time.monotonic()
+    waiters, out = in_threads(v.validate_access_token, [token] * 4)
+    for t in waiters:
+        t.join(5)
+    elapsed = time.monotonic() - started
+    assert len(out) == 4 and all(isinstance(exc, ProviderError) for _t, exc in out), out
+    assert 0.4 < elapsed < 3.0
+    assert d.calls == [new.issuer]  # the waiters never called the resolver themselves
+    assert any("has not answered" in r.getMessage() for r in caplog.records)
+    # Through the middleware: 503 with Retry-After and no challenge
+    api = webtest.TestApp(BearerMiddleware(_whoami_app, v, realm="r", required=True))
+    r = api.get("/", headers={"Authorization": "Bearer " + token}, status=503)
+    assert int(r.headers["Retry-After"]) >= 1 and "WWW-Authenticate" not in r.headers
+    # once the resolver answers, the tenant works, for the leader too
+    gate.set()
+    leader[0].join(10)
+    assert leader_out[0][1].issuer == new.issuer
+    assert v.validate_access_token(token).issuer == new.issuer
+
+
+def _whoami_app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "0")])
+    return [b""]
+
+
+def test_resolver_concurrency_settings_are_checked():
+    for kwargs in ({"max_concurrent_resolutions": 0}, {"resolver_timeout": 0}, {"resolver_timeout": -1}):
+        with pytest.raises(ConfigurationError):
+            MultiIssuerValidator([], resolver=lambda iss: None, **kwargs)
 
 
 # --- the header guess (first sight of a token) ------------------------------------

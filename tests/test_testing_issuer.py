@@ -8,6 +8,7 @@ so the issuer is verified by code that is not its own.
 import base64
 import hashlib
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -143,6 +144,32 @@ def test_refuses_non_loopback_hosts():
     for host in ("0.0.0.0", "10.1.2.3", "example.com", "", "::"):
         with pytest.raises(ValueError, match="loopback"):
             LocalIssuer(host=host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "example.com", "", "127.1", 2130706433])
+def test_start_refuses_a_non_loopback_host_set_after_construction(host):
+    # The constructor checks host, but it is a plain attribute: start()
+    # must check it again, or ``iss.host = "0.0.0.0"`` listens on every
+    # interface.
+    iss = LocalIssuer()
+    iss.host = host
+    with pytest.raises(ValueError, match="loopback"):
+        iss.start()
+    assert not iss.running
+
+
+def test_every_start_warns_that_it_is_a_development_provider(caplog):
+    iss = LocalIssuer()
+    with caplog.at_level(logging.WARNING, logger="oidc_guard.testing"):
+        iss.start()
+        iss.stop()
+        iss.start()
+        iss.stop()
+    warnings = [r for r in caplog.records if r.name == "oidc_guard.testing" and r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    for record in warnings:
+        text = record.getMessage()
+        assert "development provider" in text and "never for production" in text and iss.issuer in text
 
 
 def test_not_collected_by_pytest():

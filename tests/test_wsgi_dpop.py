@@ -17,6 +17,7 @@ from oidc_guard.testing import LocalIssuer
 from oidc_guard.wsgi import require_scope, require_token
 
 from certs import make_cert, pem, x5t
+from challenges import challenges as parse_challenges
 
 REALM = "contacts-api"
 AUDIENCE = "api://contacts"
@@ -89,7 +90,10 @@ def dpop_headers(token, proof):
 
 
 def challenges(response):
-    return {value.split(" ", 1)[0]: value for value in response.headers.getall("WWW-Authenticate")}
+    """{scheme: challenge} in the order sent, from the one WWW-Authenticate field."""
+    fields = response.headers.getall("WWW-Authenticate")
+    assert len(fields) == 1, fields
+    return parse_challenges(fields)
 
 
 def bound_token(issuer, key, **kw):
@@ -130,7 +134,7 @@ def test_replayed_proof_refused_with_dpop_challenge(api, issuer, key):
     r = api.get("/token", headers=dpop_headers(token, proof), status=401)
     assert r.json["error"] == "invalid_dpop_proof" and "already used" in r.json["error_description"]
     ch = challenges(r)
-    assert set(ch) == {"DPoP", "Bearer"}
+    assert list(ch) == ["DPoP", "Bearer"]  # the scheme the request used first
     assert ch["DPoP"].startswith(f'DPoP realm="{REALM}", error="invalid_dpop_proof", error_description="')
     assert 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"' in ch["DPoP"]
     assert ch["Bearer"] == f'Bearer realm="{REALM}"'  # bare: the request did not use Bearer
@@ -161,6 +165,7 @@ def test_bound_token_as_bearer_refused(api, issuer, key):
     token = bound_token(issuer, key)
     r = api.get("/token", headers={"Authorization": "Bearer " + token}, status=401)
     assert r.json["error"] == "invalid_token" and "DPoP-bound" in r.json["error_description"]
+    assert list(challenges(r)) == ["Bearer", "DPoP"]  # the scheme the request used first
     assert 'error="invalid_token"' in challenges(r)["Bearer"]
     assert "error=" not in challenges(r)["DPoP"]
 
@@ -175,12 +180,14 @@ def test_invalid_token_with_dpop_scheme_is_invalid_token(api, issuer, key):
     token = bound_token(issuer, key, expires_in=-600)
     r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
     assert r.json["error"] == "invalid_token" and "expired" in r.json["error_description"]
+    assert list(challenges(r)) == ["DPoP", "Bearer"]
     assert 'error="invalid_token"' in challenges(r)["DPoP"]
 
 
 def test_no_token_gets_both_bare_challenges(api):
     r = api.get("/token", status=401)
     ch = challenges(r)
+    assert list(ch) == ["Bearer", "DPoP"]  # no token: Bearer first
     assert ch["Bearer"] == f'Bearer realm="{REALM}"'
     assert ch["DPoP"].startswith(f'DPoP realm="{REALM}", algs="') and "error=" not in ch["DPoP"]
 
@@ -278,6 +285,37 @@ def test_public_url_is_what_the_proof_must_name(validator, issuer, key):
     assert api.get("/token", headers=dpop_headers(token, key.proof("GET", "https://api.example.com/token", token)))
     r = api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)), status=401)
     assert "is not the request URL" in r.json["error_description"]
+
+
+def _public_url_warnings(caplog):
+    return [r for r in caplog.records
+            if r.name == "oidc_guard.wsgi" and r.levelno == logging.WARNING and "public_url" in r.getMessage()]
+
+
+def test_dpop_without_public_url_warns_once_per_middleware(validator, issuer, key, caplog):
+    caplog.set_level(logging.WARNING, logger="oidc_guard.wsgi")
+    token = bound_token(issuer, key)
+    api = client(validator)
+    api.get("/token", headers={"Authorization": "Bearer " + issuer.mint()})
+    assert _public_url_warnings(caplog) == []  # a Bearer request does not need the URL
+    for _ in range(3):
+        api.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    api.get("/token", headers=dpop_headers(token, "not-a-proof"), status=401)
+    (warning,) = _public_url_warnings(caplog)
+    assert "Host header" in warning.getMessage() and "OIDC_GUARD_PUBLIC_URL" in warning.getMessage()
+    # once per middleware: a second one warns again, once
+    other = client(validator)
+    for _ in range(2):
+        other.get("/token", headers=dpop_headers(token, key.proof("GET", URL, token)))
+    assert len(_public_url_warnings(caplog)) == 2
+
+
+def test_dpop_with_public_url_does_not_warn(validator, issuer, key, caplog):
+    caplog.set_level(logging.WARNING, logger="oidc_guard.wsgi")
+    token = bound_token(issuer, key)
+    api = client(validator, public_url="https://api.example.com")
+    api.get("/token", headers=dpop_headers(token, key.proof("GET", "https://api.example.com/token", token)))
+    assert _public_url_warnings(caplog) == []
 
 
 def test_forwarded_headers_do_not_make_a_foreign_proof_pass(api, issuer, key):

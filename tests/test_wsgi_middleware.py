@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import webtest
+from challenges import parse_challenges
 
 from oidc_guard import BearerMiddleware, InvalidToken, ProviderError, TokenValidator
 from oidc_guard.testing import LocalIssuer
@@ -22,29 +23,23 @@ REALM = "contacts-api"
 AUDIENCE = "api://contacts"
 
 
-# --- a tiny parser for the challenge, independent of errors.py ---------------
+# --- the challenges, read independently of errors.py (tests/challenges.py) ----
 
-_PARAM = re.compile(r'\s*([A-Za-z_]+)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+# The DPoP challenge that follows the Bearer one with the default
+# dpop="allowed": bare (the error is on the scheme the request used).
+BARE_DPOP = 'DPoP realm="contacts-api", algs="'
 
 
 def parse_challenge(value):
-    """``Bearer realm="x", error="y"`` -> {"realm": "x", "error": "y"}; fails
-    the test on anything that is not RFC 7235 auth-params of quoted strings."""
-    assert value.startswith("Bearer"), value
-    rest = value[len("Bearer"):]
-    if not rest:
-        return {}
-    assert rest.startswith(" "), value
-    rest = rest[1:]
-    params = {}
-    pos = 0
-    while pos < len(rest):
-        match = _PARAM.match(rest, pos)
-        assert match is not None, f"cannot parse challenge {value!r} at {pos}"
-        name, quoted = match.groups()
-        assert name not in params, f"{name} repeated in {value!r}"
-        params[name] = re.sub(r"\\(.)", r"\1", quoted)
-        pos = match.end()
+    """The one WWW-Authenticate field: the Bearer challenge first (the
+    scheme of every request here) -> its params {"realm": "x", "error":
+    "y"}; after it at most a bare DPoP challenge (realm, algs, no error)."""
+    found = parse_challenges([value])
+    scheme, params, _raw = found[0]
+    assert scheme == "Bearer", value
+    assert len(found) <= 2, value
+    for other, other_params, _raw in found[1:]:
+        assert other == "DPoP" and set(other_params) <= {"realm", "algs"}, value
     return params
 
 
@@ -216,15 +211,17 @@ def test_public_route_without_token_is_anonymous(api):
 def test_protected_route_without_token_is_bare_401(api, path):
     response = api.get(path, status=401)
     assert_error(response, 401, None)
-    # exactly the bare challenge: no error attribute (RFC 6750 section 3.1)
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="contacts-api"'
+    # exactly the bare challenges: no error attribute (RFC 6750 section 3.1),
+    # Bearer first, in one field
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="contacts-api", ' + BARE_DPOP)
+    assert len(response.headers.getall("WWW-Authenticate")) == 1
 
 
 def test_realm_is_optional_and_escaped(validator):
     response = client(validator, realm=None).get("/token", status=401)
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer, DPoP algs="')
     response = client(validator, realm='con"tacts\\api').get("/token", status=401)
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="con\\"tacts\\\\api"'
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="con\\"tacts\\\\api", DPoP ')
     assert parse_challenge(response.headers["WWW-Authenticate"]) == {"realm": 'con"tacts\\api'}
 
 
@@ -510,7 +507,7 @@ def test_required_answers_401_itself(validator, issuer):
 
     api = webtest.TestApp(BearerMiddleware(app, validator, realm=REALM, required=True))
     response = api.get("/anything", status=401)
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="contacts-api"'
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="contacts-api", ' + BARE_DPOP)
     assert_error(response, 401, None)
     response = api.get("/anything", headers=bearer(issuer.mint(expires_in=-600)), status=401)
     assert_error(response, 401, "invalid_token", description="expired")

@@ -8,6 +8,8 @@ in :mod:`.server`, the key material in :mod:`.keys`.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
 import socket
 import threading
@@ -24,6 +26,9 @@ from .server import _IPv6Server, _loopback_host, _Server
 from .tokens import token_hash
 
 __all__ = ["LocalIssuer"]
+
+# The same logger as the development provider's endpoints (provider.py).
+log = logging.getLogger("oidc_guard.testing")
 
 _DEFAULT: Any = object()  # "argument not given" marker
 
@@ -265,9 +270,23 @@ class LocalIssuer:
         with self._lock:
             if self._server is not None:
                 return self
-            server_cls = _IPv6Server if ":" in self.host else _Server
-            bind_host = "127.0.0.1" if self.host == "localhost" else self.host
+            # ``host`` is a plain attribute: checked again here, not only in
+            # the constructor, so that ``issuer.host = "0.0.0.0"`` cannot
+            # make this development provider (demo users, known client
+            # secrets, unauthenticated test endpoints) listen on a network.
+            host = self.host
+            if not isinstance(host, str) or not _loopback_host(host):
+                raise ValueError(
+                    f"LocalIssuer is a test/development tool and binds to loopback only; got host {host!r}"
+                )
+            server_cls = _IPv6Server if ":" in host else _Server
+            bind_host = "127.0.0.1" if host == "localhost" else host
             server = server_cls((bind_host, self._port), _Handler)
+            # Belt and braces: the address actually bound must be loopback too.
+            bound = str(server.server_address[0])
+            if not ipaddress.ip_address(bound.split("%", 1)[0]).is_loopback:
+                server.server_close()
+                raise ValueError(f"LocalIssuer bound the non-loopback address {bound!r}; refusing to serve")
             server.provider = self
             self._port = server.server_address[1]
             self._stop_event = threading.Event()
@@ -278,6 +297,9 @@ class LocalIssuer:
                 name=f"LocalIssuer:{self._port}", daemon=True,
             )
             self._thread.start()
+        log.warning(
+            "LocalIssuer at %s is a development provider with demo users and known secrets: "
+            "for tests and local development only, never for production", self.issuer)
         return self
 
     def stop(self) -> None:

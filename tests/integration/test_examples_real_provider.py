@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from challenges import parse_challenges
 
 from . import flows
 from .flows import SPA, SPA_REDIRECT, SYNC, WORKER, cc_token, code_flow, implicit_flow
@@ -74,8 +75,9 @@ def call(method, url, token=None, body=None):
 def bearer_challenge(headers):
     """The one Bearer challenge among the WWW-Authenticate headers (a DPoP
     challenge stands beside it while the API also accepts DPoP)."""
-    found = [c for c in headers.get_all("WWW-Authenticate") or () if c.startswith("Bearer ")]
-    assert len(found) == 1, headers.get_all("WWW-Authenticate")
+    fields = headers.get_all("WWW-Authenticate") or []
+    found = [raw for scheme, _params, raw in parse_challenges(fields) if scheme == "Bearer"]
+    assert len(found) == 1, fields
     return found[0]
 
 
@@ -141,10 +143,12 @@ def test_spa_flow_through_the_example_api(real_op, contacts_api):
 def test_api_errors_with_real_tokens(real_op, contacts_api):
     status, headers, _ = call("GET", contacts_api + "/contacts")
     assert status == 401
-    # One challenge per accepted scheme (RFC 9449 section 7.1): Bearer and DPoP.
-    challenges = headers.get_all("WWW-Authenticate")
-    bearer = [c for c in challenges if c.startswith("Bearer ")]
-    assert len(bearer) == 1 and any(c.startswith("DPoP ") for c in challenges), challenges
+    # One challenge per accepted scheme (RFC 9449 section 7.1), in one field:
+    # Bearer first (no token sent), then DPoP.
+    fields = headers.get_all("WWW-Authenticate")
+    assert len(fields) == 1, fields
+    challenges = [raw for _scheme, _params, raw in parse_challenges(fields)]
+    assert [c.split(" ", 1)[0] for c in challenges] == ["Bearer", "DPoP"], challenges
     assert all("error=" not in c for c in challenges)  # RFC 6750 3.1: no token, no error code
 
     other = cc_token(real_op, WORKER, "wte", resource="api://other")

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import pytest
+from challenges import parse_challenges
 
 from oidc_guard import TokenValidator
 from oidc_guard.testing import LocalIssuer
@@ -74,10 +75,12 @@ class Result:
 
     def challenge(self, scheme: str = "Bearer") -> Optional[str]:
         """The WWW-Authenticate challenge of ``scheme`` (an API accepting
-        Bearer and DPoP sends one of each, RFC 9449 section 7.1)."""
-        for key, value in self.headers:
-            if key.lower() == "www-authenticate" and value.split(" ", 1)[0].lower() == scheme.lower():
-                return value
+        Bearer and DPoP sends one of each, RFC 9449 section 7.1, in one
+        field: tests/challenges.py reads them apart)."""
+        fields = [value for key, value in self.headers if key.lower() == "www-authenticate"]
+        for found, _params, raw in parse_challenges(fields):
+            if found.lower() == scheme.lower():
+                return raw
         return None
 
     def json(self) -> Any:
