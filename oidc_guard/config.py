@@ -296,7 +296,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("OIDC_GUARD_INTROSPECTION_CLIENT_SECRET", "introspection_client_secret", VALIDATOR, Secret(), "this API's client secret at the introspection endpoint"),
     Setting("OIDC_GUARD_INTROSPECTION_ENDPOINT", "introspection_endpoint", VALIDATOR, Str(), "introspection URL (default: the discovery document's introspection_endpoint)"),
     Setting("OIDC_GUARD_INTROSPECTION_AUTH_METHOD", "introspection_auth_method", VALIDATOR, Choice("client_secret_basic", "client_secret_post"), "how the API authenticates to the introspection endpoint (default client_secret_basic)"),
-    Setting("OIDC_GUARD_VALIDATION_MODE", "validation_mode", VALIDATOR, Choice("local", "both", "introspection"), "local: JWTs only; both: a dot means JWT, else introspect; introspection: every token (default both with credentials, else local)"),
+    Setting("OIDC_GUARD_VALIDATION_MODE", "validation_mode", VALIDATOR, Choice("local", "both", "introspection"), "local: JWTs only; both: JWS-shaped tokens locally, any other introspected; introspection: every token (default both with credentials, else local)"),
     Setting("OIDC_GUARD_INTROSPECTION_CACHE_TTL", "introspection_cache_ttl", VALIDATOR, Number(minimum=0), "seconds an introspection result is reused, capped at the token's exp; 0 = off (default 60)"),
     Setting("OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT", "introspection_max_in_flight", VALIDATOR, Int(minimum=1), "introspection calls in flight at once; over it, 503 after a short wait (default 4)"),
     Setting("OIDC_GUARD_INTROSPECTION_QUEUE_TIMEOUT", "introspection_queue_timeout", VALIDATOR, Number(minimum=0), "seconds a validation waits for a free introspection slot before 503 (default 1)"),

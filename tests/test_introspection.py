@@ -304,6 +304,70 @@ def test_mode_both_is_the_default_with_credentials(op, make_v):
     assert op.endpoint.calls == 1
 
 
+# RFC 7662 section 2.1 and RFC 9449 section 7.1 use "mF_9.B5f-4.1JqM" as an
+# access token: a reference token may contain dots.  In "both" only a token
+# with the shape of a compact JWS (three base64url segments, the first a JSON
+# object with alg) is validated locally; every other one is introspected.
+@pytest.mark.parametrize("token", [
+    "mF_9.B5f-4.1JqM",                   # the RFCs' example
+    "abc.def",                           # one dot
+    "abc.def.ghi.jkl.mno",               # five segments
+    "eyJ0eXAiOiJKV1QifQ.e30.c2ln",       # header {"typ":"JWT"}: JSON, but no alg
+    "W10.e30.c2ln",                      # header [] : JSON, not an object
+    "eyJhbGciOiJSUzI1NiJ9.e30.c2~n",     # a b64token character outside base64url
+    ".e30.c2ln",                         # empty first segment
+])
+def test_mode_both_introspects_every_token_without_the_shape_of_a_jws(op, make_v, token):
+    op.endpoint.tokens[token] = active(op, sub="carol")
+    v = make_v()
+    assert v.validate_access_token(token).subject == "carol"
+    assert op.endpoint.calls == 1 and op.endpoint.forms[0]["token"] == token
+    assert op.fetch_counts["jwks"] == 0  # nothing was tried locally
+
+
+def test_mode_both_keeps_jws_shaped_tokens_local_even_broken_ones(op, make_v):
+    v = make_v()
+    jwt = op.mint()
+    head, payload, _sig = jwt.split(".")
+    assert v.validate_access_token(jwt).subject == "alice"
+    assert v.validate_access_token(jwt).subject == "alice"  # a cache hit
+    with pytest.raises(InvalidToken, match="signature is invalid"):
+        v.validate_access_token(f"{head}.{payload}.c2ln")
+    with pytest.raises(InvalidToken, match="unsigned"):
+        v.validate_access_token(f"{head}.{payload}.")
+    with pytest.raises(InvalidToken, match="unsigned"):
+        v.validate_access_token("eyJhbGciOiJub25lIn0.e30.")  # {"alg":"none"}
+    with pytest.raises(InvalidToken, match="duplicate member"):  # a JOSE header, refused here
+        v.validate_access_token("eyJhbGciOiJSUzI1NiIsImFsZyI6Im5vbmUifQ.e30.c2ln")
+    assert op.endpoint.calls == 0
+
+
+def test_dotted_reference_tokens_are_bounded_like_any_other(op, make_v):
+    # the flood bound (max_in_flight, then 503) applies to them as well
+    op.endpoint.delay = 0.2
+    v = make_v(introspection_max_in_flight=1, introspection_queue_timeout=0.05)
+    outcomes = []
+    barrier = threading.Barrier(6)
+
+    def go(i):
+        barrier.wait()
+        try:
+            v.validate_access_token(f"mF_9.B5f-{i}.1JqM")
+            outcomes.append("200")
+        except InvalidToken:
+            outcomes.append("401")
+        except ProviderError as exc:
+            outcomes.append(f"503:{exc.retry_after}")
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert op.endpoint.max_in_flight == 1 and v.introspector.max_seen_in_flight == 1
+    assert "503:1" in outcomes and "401" in outcomes and "200" not in outcomes
+
+
 def test_mode_introspection_sends_jwts_too(op, make_v):
     jwt = op.mint()
     op.endpoint.tokens[jwt] = active(op, sub="bob")
