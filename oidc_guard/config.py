@@ -300,6 +300,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("OIDC_GUARD_INTROSPECTION_CACHE_TTL", "introspection_cache_ttl", VALIDATOR, Number(minimum=0), "seconds an introspection result is reused, capped at the token's exp; 0 = off (default 60)"),
     Setting("OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT", "introspection_max_in_flight", VALIDATOR, Int(minimum=1), "introspection calls in flight at once; over it, 503 after a short wait (default 4)"),
     Setting("OIDC_GUARD_INTROSPECTION_QUEUE_TIMEOUT", "introspection_queue_timeout", VALIDATOR, Number(minimum=0), "seconds a validation waits for a free introspection slot before 503 (default 1)"),
+    Setting("OIDC_GUARD_INTROSPECTION_AUDIENCE_OPTIONAL", "introspection_audience_optional", VALIDATOR, Bool(), "True: accept active introspection answers without aud, only for endpoints that answer for the calling API's tokens alone (IdentityServer's); default False refuses them"),
     Setting("OIDC_GUARD_SHARED_CACHE", "shared_cache", VALIDATOR, Secret(), "redis://host:port/db: introspection results and DPoP replay records shared by every worker (default: in-process)"),
     # --- BearerMiddleware -------------------------------------------------------
     Setting("OIDC_GUARD_REALM", "realm", MIDDLEWARE, Str(), "realm of the WWW-Authenticate challenge"),

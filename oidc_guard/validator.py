@@ -346,6 +346,16 @@ class TokenValidator:
         At most this many introspection calls at once (default 4); callers
         over the bound wait up to ``introspection_queue_timeout`` seconds
         (default 1) and then get ``ProviderError`` (503, Retry-After 1).
+    introspection_audience_optional
+        ``False`` (default): an active introspection answer without ``aud``
+        is refused (``InvalidToken`` naming this setting): an endpoint that
+        answers for any token of the provider (django-oauth-toolkit, npm
+        oidc-provider, for tokens minted without an RFC 8707 ``resource``)
+        would otherwise make this API accept every API's tokens.  ``True``
+        accepts such answers: only for endpoints that answer active only for
+        tokens meant for the calling API (IdentityServer's).  An ``aud``
+        that is present is checked either way (unless
+        ``verify_audience=False``).
     clock
         Returns the current Unix time; for tests.
     """
@@ -374,6 +384,7 @@ class TokenValidator:
         shared_cache: Any = None,
         introspection_max_in_flight: int = 4,
         introspection_queue_timeout: float = 1.0,
+        introspection_audience_optional: bool = False,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string")
@@ -464,13 +475,13 @@ class TokenValidator:
         self._setup_introspection(
             introspection_client_id, introspection_client_secret, introspection_endpoint,
             introspection_auth_method, validation_mode, introspection_cache_ttl, shared_cache,
-            introspection_max_in_flight, introspection_queue_timeout,
+            introspection_max_in_flight, introspection_queue_timeout, introspection_audience_optional,
         )
 
     def _setup_introspection(self, client_id: Optional[str], client_secret: Optional[str],
                              endpoint: Optional[str], auth_method: str, mode: Optional[str],
                              cache_ttl: float, shared_cache: Any, max_in_flight: int,
-                             queue_timeout: float) -> None:
+                             queue_timeout: float, audience_optional: bool = False) -> None:
         """Reference tokens (RFC 7662, oidc_guard.introspection) and the
         shared cache.  ``introspection_client_id`` and ``validation_mode``
         are public attributes (MultiIssuerValidator reads them)."""
@@ -508,6 +519,7 @@ class TokenValidator:
                 http_timeout=self.http_timeout, allow_http=self.allow_http, cache_ttl=cache_ttl,
                 shared_cache=self.shared_cache, max_in_flight=max_in_flight,
                 queue_timeout=queue_timeout, max_token_bytes=self.max_token_bytes, clock=self._clock,
+                audience_optional=audience_optional,
             )
         from .userinfo import UserInfoClient
 
