@@ -199,6 +199,11 @@ class OIDCGuard:
                                                   (protected routes answer 503 meanwhile)
     ============================================  ===============================================
 
+    ``OIDC_GUARD_INTROSPECTION_AUDIENCE_OPTIONAL`` (a bool, like the table's):
+    ``True`` accepts active introspection answers without ``aud``, for an
+    endpoint that answers only for tokens meant for the calling API
+    (IdentityServer's); default ``False`` refuses them.
+
     ``validator=`` passes a ready :class:`~oidc_guard.TokenValidator` (or
     any :class:`~oidc_guard.AccessTokenValidator`, such as a
     :class:`~oidc_guard.MultiIssuerValidator`) instead; the validator

@@ -12,7 +12,10 @@ Rules (docs/security.md, "What is deliberately refused"):
 * Redirects are followed only within the same origin (scheme, host, port)
   and at most 3 times: keys must come from where the issuer's document says.
 * The answer must be JSON (``application/json`` or a ``+json`` type) holding
-  an object.
+  an object, decoded strictly: an object with a duplicate member name, at
+  any depth, is refused (RFC 8259 section 4 leaves the outcome to each
+  parser: some keep the first, Python keeps the last, so another reader of
+  the same document could see ``"active": false`` where we see ``true``).
 
 Every failure becomes a :class:`~oidc_guard.errors.ProviderError` naming the
 URL and the reason.  Plain stdlib (``http.client`` + ``ssl``), no proxies from
@@ -28,10 +31,11 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 from . import metrics as _metrics
+from ._sharing import check_no_duplicates
 from .errors import ProviderError
 
 __all__ = ["fetch_json", "fetch", "is_loopback_host", "check_url", "parse_json_body", "Response", "RawResponse"]
@@ -192,6 +196,11 @@ def decode_json_object(raw: RawResponse, what: str) -> Dict[str, Any]:
     try:
         doc = parse_json_body(body)
     except ValueError as exc:
+        if str(exc).startswith("duplicate member"):
+            # A document two readers may read differently is unusable: the
+            # provider is broken (503), whichever member would have won.
+            raise ProviderError(f"the {what} response from {current} is refused: it has a {exc} "
+                                "(RFC 8259 section 4: parsers disagree on which one counts)") from None
         raise ProviderError(f"the {what} response from {current} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ProviderError(f"the {what} response from {current} is JSON but not an object")
@@ -273,7 +282,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_json_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+def _unique_members(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """``object_pairs_hook``: refuse an object with a duplicate member name
+    (RFC 8259 section 4: the names SHOULD be unique, and parsers then
+    differ -- first wins, last wins, error).  Called for every object, so
+    nested ones (a JWKS's keys, a cnf) are covered too.  The check and its
+    text are the JWT path's (oidc_guard._sharing.check_no_duplicates)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        check_no_duplicates(pairs, obj)
+    return obj
+
+
+_json_decoder = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant,
+                                 parse_float=_finite_float)
 
 
 def parse_json_body(body: bytes) -> Any:
@@ -281,6 +303,7 @@ def parse_json_body(body: bytes) -> Any:
     ``ValueError`` with a plain reason.  Every way a body can be malformed
     ends here, never as another exception: not UTF-8 (section 8.1), not
     JSON, NaN / Infinity (Python's json accepts them, RFC 8259 does not),
+    a duplicate member name in any object (``"duplicate member 'x'"``),
     an integer too long to convert (Python's int limit), or nesting so deep
     that the decoder runs out of recursion (``"[" * 100000``)."""
     try:

@@ -16,11 +16,23 @@ Request (RFC 7662 section 2.1)
 
 Response (RFC 7662 section 2.2)
     Accepted only when it is a JSON object whose ``active`` is the JSON value
-    ``true``; where present: ``iss`` equals the issuer, ``aud`` intersects the
-    audience (unless ``verify_audience=False``), ``exp`` has not passed and
+    ``true`` and that names an ``aud`` intersecting the audience (unless
+    ``verify_audience=False``; an answer without ``aud`` only with
+    ``audience_optional=True``, see below); where present: ``iss`` equals the
+    issuer, ``exp`` has not passed and
     ``nbf`` is not in the future (leeway as for JWTs; both NumericDates as in
     RFC 7519 section 2), and ``token_type`` does not say refresh token.  Any
     other ``active`` (``false``, missing, ``"true"``) -> ``InvalidToken``.
+
+    ``aud`` is OPTIONAL in RFC 7662 section 2.2, and an endpoint that
+    answers for any token of the provider (django-oauth-toolkit, npm
+    oidc-provider: any authenticated client may introspect any token) omits
+    it for a token minted without an RFC 8707 ``resource``: accepting such an
+    answer would accept every API's tokens, so by default it is refused
+    (``InvalidToken``, naming the setting).  ``audience_optional=True``
+    (``TokenValidator(introspection_audience_optional=True)``) accepts it,
+    for endpoints that answer active only for tokens meant for the calling
+    API (IdentityServer's); an ``aud`` that is present is still checked.
 
 Failures of the endpoint
     unreachable, timing out, 5xx, non-JSON, a redirect elsewhere, or 401/403
@@ -179,6 +191,7 @@ class Introspector:
         max_token_bytes: int = 16384,
         front_size: int = 10000,
         clock: Callable[[], float] = time.time,
+        audience_optional: bool = False,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("introspection_client_id must be a non-empty string")
@@ -208,6 +221,8 @@ class Introspector:
         self.audiences: Tuple[str, ...] = tuple(audiences)
         self._audience_set: FrozenSet[str] = frozenset(audiences)
         self.verify_audience = verify_audience
+        #: accept an active answer without aud (see the module doc)
+        self.audience_optional = bool(audience_optional)
         self.leeway = float(leeway)
         self.client_id = client_id
         self.__secret = client_secret  # name-mangled; never in repr or errors
@@ -225,8 +240,11 @@ class Introspector:
 
         # Entries bind to this configuration: the Redis key prefix names the
         # issuer and hashes everything that changes what "active" means here.
+        # An API that accepts aud-less answers and one that refuses them must
+        # not share entries (one would cache the other's refusal).
         binding = json.dumps(
-            [issuer, sorted(self.audiences), verify_audience, client_id, endpoint], separators=(",", ":")
+            [issuer, sorted(self.audiences), verify_audience, client_id, endpoint]
+            + (["audience optional"] if self.audience_optional else []), separators=(",", ":")
         ).encode("utf-8")
         self._binding = hashlib.sha256(binding).hexdigest()[:24]
         self.cache_prefix = f"oidc_guard:introspection:v{_ENTRY_VERSION}:{issuer}:{self._binding}:"
@@ -391,6 +409,15 @@ class Introspector:
         iss = doc.get("iss")
         if iss is not None and iss != self.issuer:  # RFC 7662 2.2 iss; exact match
             raise InvalidToken(f"issuer {_show(iss, 120)} is not the expected {self.issuer!r}", reason="issuer")
+        if self.verify_audience and "aud" not in doc and not self.audience_optional:
+            # RFC 7662 2.2: aud is optional; without it the answer does not
+            # say the token is meant for this API (see the module doc).
+            raise InvalidToken(
+                "the introspection answer names no aud, so nothing says the token is meant for this API; "
+                "if this provider's endpoint answers active only for tokens meant for the calling API "
+                "(IdentityServer's does), set introspection_audience_optional=True "
+                "(OIDC_GUARD_INTROSPECTION_AUDIENCE_OPTIONAL); otherwise have the client ask for its "
+                "token with an RFC 8707 resource so that it carries aud", reason="audience")
         if self.verify_audience and "aud" in doc:
             aud = doc.get("aud")
             if isinstance(aud, str):

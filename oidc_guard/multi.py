@@ -9,8 +9,9 @@ member, it never validates anything itself.
 How a member is chosen (the design of Spring Security's
 ``JwtIssuerAuthenticationManagerResolver`` and auth0's ``mcd`` option):
 
-* A JWT (a token containing ".", the rule of IdentityServer3's
-  ``ValidationMode.Both``): its payload is decoded *without* verifying the
+* A JWT (a token with the shape of a compact JWS: three base64url
+  segments, the first a JSON object with ``alg``; the rule of
+  ``validation_mode="both"``): its payload is decoded *without* verifying the
   signature, with the same size limit, base64url and JSON rules as the
   validator (RFC 7515 section 7.1, RFC 7519 section 7.2), and its ``iss``
   is looked up by exact string equality (RFC 7519 section 4.1.1; no
@@ -20,7 +21,8 @@ How a member is chosen (the design of Spring Security's
   (RFC 8725 section 3.8 / OIDC Core 3.1.3.7 step 2).  A missing or untrusted
   ``iss`` is :class:`~oidc_guard.InvalidToken` at once, without a network
   request.
-* An opaque (reference) token has no ``iss`` to read: it goes to the one
+* An opaque (reference) token -- any other, dotted or not, such as RFC
+  7662's ``mF_9.B5f-4.1JqM`` -- has no ``iss`` to read: it goes to the one
   member configured for introspection (RFC 7662); with none, it is
   :class:`~oidc_guard.InvalidToken`.
 
@@ -63,6 +65,7 @@ from .validator import (
     _b64decode_std,
     _parse_json_object,
     _token_text,
+    looks_like_jws,
 )
 
 __all__ = ["MultiIssuerValidator", "Resolver"]
@@ -409,11 +412,13 @@ class MultiIssuerValidator:
         the validator that then verifies everything."""
         # Size limit first, before anything is decoded (as TokenValidator).
         token = _token_text(token, what, self.max_token_bytes)
+        if opaque_ok and self._introspector is not None and not looks_like_jws(token):
+            # Opaque (reference) token: anything without the shape of a
+            # compact JWS, dotted or not (the rule of TokenValidator's
+            # validation_mode "both", one function for both): RFC 7662
+            # introspection at the one member that has credentials for it.
+            return self._introspector
         if "." not in token:
-            # Opaque (reference) token: RFC 7662 introspection at the one
-            # member that has credentials for it.
-            if opaque_ok and self._introspector is not None:
-                return self._introspector
             if not opaque_ok:
                 raise InvalidToken(f"{what} is not a JWT", reason="malformed")
             raise InvalidToken("no trusted issuer accepts reference tokens (opaque tokens need introspection)", reason="malformed")

@@ -184,6 +184,52 @@ def _parse_json_object(raw: bytes, what: str, decoder: json.JSONDecoder = _json_
     return obj
 
 
+# Header segments already seen to decode to a JSON object with "alg"
+# (looks_like_jws): the header of every token signed with one key is the
+# same string, so a real JWT's header is decoded here once, not per token.
+# Only headers up to _JWS_HEADER_MEMO_LEN characters are remembered, at most
+# _JWS_HEADERS_MAX of them (cleared when full).  A pure function's memo: what
+# it holds only repeats what decoding would say again.
+_JWS_HEADERS: Dict[str, bool] = {}
+_JWS_HEADERS_MAX = 256
+_JWS_HEADER_MEMO_LEN = 1024
+
+
+def looks_like_jws(token: str) -> bool:
+    """Whether ``token`` has the shape of a JWS in the compact serialization
+    (RFC 7515 section 7.1): three base64url segments (RFC 4648 section 5,
+    no padding), the first of which decodes to a JSON object with an
+    ``alg`` member (RFC 7515 section 4.1.1).  Nothing is verified: this only
+    decides where a token goes in validation_mode "both" (and which member
+    of a MultiIssuerValidator gets it).  Everything else -- no dot, one dot,
+    or three dotted segments that are not a JOSE header such as the RFC 7662
+    / RFC 9449 example token ``mF_9.B5f-4.1JqM`` -- is a reference token for
+    the introspection endpoint.  Empty payload or signature segments still
+    have the shape: the local path then refuses them in plain words (an
+    unsigned token)."""
+    first = token.find(".")
+    if first <= 0 or token.count(".") != 2 or not token.isascii():
+        return False
+    # the alphabet of all three segments at once (dots kept, every byte
+    # outside base64url becomes "!": _TO_STD_OR_BAD)
+    if b"!" in token.encode("ascii").translate(_TO_STD_OR_BAD):
+        return False
+    head = token[:first]
+    if head in _JWS_HEADERS:
+        return True
+    try:
+        header = json.loads(_b64decode_std(head.encode("ascii").translate(_URLSAFE_TO_STD)).decode("utf-8"))
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError / JSONDecodeError are ValueErrors
+        return False
+    if not isinstance(header, dict) or "alg" not in header:
+        return False
+    if len(head) <= _JWS_HEADER_MEMO_LEN:
+        if len(_JWS_HEADERS) >= _JWS_HEADERS_MAX:
+            _JWS_HEADERS.clear()
+        _JWS_HEADERS[head] = True
+    return True
+
+
 # NumericDate (RFC 7519 section 2) values oidc_guard accepts: finite and
 # within what datetime can represent (years 1-9999).  Python's json accepts
 # NaN and Infinity; a signed token carrying them is refused, not crashed on.
@@ -279,8 +325,10 @@ class TokenValidator:
         ``"client_secret_basic"`` (default) or ``"client_secret_post"``.
     validation_mode
         ``"local"``: JWTs only (the default without introspection
-        credentials); ``"both"``: a token containing ``"."`` is a JWT
-        validated locally, any other is introspected (the default with
+        credentials); ``"both"``: a token with the shape of a compact JWS
+        (three base64url segments, the first a JSON object with ``alg``) is
+        validated locally, any other -- dotted or not, such as RFC 7662's
+        example ``mF_9.B5f-4.1JqM`` -- is introspected (the default with
         credentials; IdentityServer3.AccessTokenValidation's
         ``ValidationMode.Both``); ``"introspection"``: every token is
         introspected.
@@ -305,6 +353,16 @@ class TokenValidator:
         At most this many introspection calls at once (default 4); callers
         over the bound wait up to ``introspection_queue_timeout`` seconds
         (default 1) and then get ``ProviderError`` (503, Retry-After 1).
+    introspection_audience_optional
+        ``False`` (default): an active introspection answer without ``aud``
+        is refused (``InvalidToken`` naming this setting): an endpoint that
+        answers for any token of the provider (django-oauth-toolkit, npm
+        oidc-provider, for tokens minted without an RFC 8707 ``resource``)
+        would otherwise make this API accept every API's tokens.  ``True``
+        accepts such answers: only for endpoints that answer active only for
+        tokens meant for the calling API (IdentityServer's).  An ``aud``
+        that is present is checked either way (unless
+        ``verify_audience=False``).
     clock
         Returns the current Unix time; for tests.
     """
@@ -334,6 +392,7 @@ class TokenValidator:
         introspection_max_in_flight: int = 4,
         introspection_queue_timeout: float = 1.0,
         dpop_accept_evicting_redis: bool = False,
+        introspection_audience_optional: bool = False,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string")
@@ -424,7 +483,7 @@ class TokenValidator:
         self._setup_introspection(
             introspection_client_id, introspection_client_secret, introspection_endpoint,
             introspection_auth_method, validation_mode, introspection_cache_ttl, shared_cache,
-            introspection_max_in_flight, introspection_queue_timeout,
+            introspection_max_in_flight, introspection_queue_timeout, introspection_audience_optional,
         )
         if not isinstance(dpop_accept_evicting_redis, bool):
             raise ConfigurationError("dpop_accept_evicting_redis must be True or False")
@@ -436,7 +495,7 @@ class TokenValidator:
     def _setup_introspection(self, client_id: Optional[str], client_secret: Optional[str],
                              endpoint: Optional[str], auth_method: str, mode: Optional[str],
                              cache_ttl: float, shared_cache: Any, max_in_flight: int,
-                             queue_timeout: float) -> None:
+                             queue_timeout: float, audience_optional: bool = False) -> None:
         """Reference tokens (RFC 7662, oidc_guard.introspection) and the
         shared cache.  ``introspection_client_id`` and ``validation_mode``
         are public attributes (MultiIssuerValidator reads them)."""
@@ -474,12 +533,14 @@ class TokenValidator:
                 http_timeout=self.http_timeout, allow_http=self.allow_http, cache_ttl=cache_ttl,
                 shared_cache=self.shared_cache, max_in_flight=max_in_flight,
                 queue_timeout=queue_timeout, max_token_bytes=self.max_token_bytes, clock=self._clock,
+                audience_optional=audience_optional,
             )
         from .userinfo import UserInfoClient
 
         self._userinfo = UserInfoClient(self, ttl=cache_ttl if cache_ttl > 0 else 0)
         # Which tokens go to the introspection endpoint: none ("local"),
-        # those without a dot ("both"), all ("introspection").
+        # those without the shape of a compact JWS ("both", looks_like_jws),
+        # all ("introspection").
         self._introspect_all = mode == "introspection"
         self._introspect_opaque = mode == "both"
 
@@ -610,11 +671,19 @@ class TokenValidator:
         Raises ``InvalidToken`` (the token's fault) or ``ProviderError``
         (the provider's discovery/JWKS cannot be used).
 
-        Reference tokens (validation_mode "both" without a dot, or
-        "introspection") go to the RFC 7662 endpoint; in "local" a token
-        that is not a JWS is refused here and nothing is sent anywhere.
+        Reference tokens (validation_mode "both": every token without the
+        shape of a compact JWS, ``oidc_guard.validator.looks_like_jws``; "introspection":
+        every token) go to the RFC 7662 endpoint; in "local" a token that is
+        not a JWS is refused here and nothing is sent anywhere.
         """
-        if self._introspect_all or (self._introspect_opaque and type(token) is str and "." not in token):
+        # "both": only a token with the shape of a compact JWS is validated
+        # here; any other (dotted or not) is a reference token.  A token in
+        # the front cache was validated here before, so it has that shape:
+        # a cache hit costs no shape check.  An oversized token goes to the
+        # introspector, which refuses it before sending anything.
+        if self._introspect_all or (self._introspect_opaque and type(token) is str
+                                    and token not in self._front
+                                    and (len(token) > self.max_token_bytes or not looks_like_jws(token))):
             assert self.introspector is not None
             return self.introspector.introspect(token)
         cache = self._cache

@@ -192,13 +192,43 @@ def test_response_rules(op, make_v, extra, words):
         make_v().validate_access_token("t")
 
 
-def test_absent_iss_aud_exp_are_accepted_and_audience_check_can_be_off(op, make_v):
-    op.endpoint.tokens["bare"] = {"active": True, "scope": "contacts"}
+def test_absent_iss_exp_are_accepted_and_audience_check_can_be_off(op, make_v):
+    op.endpoint.tokens["bare"] = {"active": True, "aud": op.audience, "scope": "contacts"}
     op.endpoint.tokens["other"] = active(op, aud="api://other")
     assert make_v().validate_access_token("bare").scopes == {"contacts"}
     assert make_v(verify_audience=False).validate_access_token("other").client_id == "wte"
     op.endpoint.tokens["typed"] = active(op, token_type="Bearer")
     assert make_v().validate_access_token("typed")
+
+
+# RFC 7662 2.2: aud is optional.  An endpoint that answers for any token of
+# the provider (django-oauth-toolkit without RFC 8707 resource=) leaves it
+# out, and "checked where present" would then accept every API's tokens.
+def test_an_answer_without_aud_is_refused_by_default_naming_the_setting(op, make_v):
+    doc = active(op)
+    del doc["aud"]
+    op.endpoint.tokens["no-aud"] = doc
+    with pytest.raises(InvalidToken) as info:
+        make_v().validate_access_token("no-aud")
+    assert info.value.status == 401
+    assert "no aud" in info.value.description
+    assert "introspection_audience_optional=True" in info.value.description
+    assert "OIDC_GUARD_INTROSPECTION_AUDIENCE_OPTIONAL" in info.value.description
+
+
+def test_audience_optional_accepts_answers_without_aud_and_still_checks_a_present_one(op, make_v):
+    op.endpoint.tokens["no-aud"] = {"active": True, "scope": "contacts", "client_id": "wte"}
+    op.endpoint.tokens["other"] = active(op, aud="api://other")
+    op.endpoint.tokens["ours"] = active(op, aud=["api://other", op.audience])
+    v = make_v(introspection_audience_optional=True)
+    assert v.introspector.audience_optional is True
+    assert v.validate_access_token("no-aud").scopes == {"contacts"}
+    assert v.validate_access_token("ours").client_id == "wte"
+    with pytest.raises(InvalidToken, match="audience 'api://other' not accepted"):
+        v.validate_access_token("other")
+    # verify_audience=False: no audience rule at all, present or not
+    off = make_v(verify_audience=False)
+    assert off.validate_access_token("no-aud") and off.validate_access_token("other")
 
 
 def test_nan_from_the_provider_is_refused(op, make_v):
@@ -302,6 +332,70 @@ def test_mode_both_is_the_default_with_credentials(op, make_v):
     op.endpoint.tokens["1940a308-d492-3660-a9f8-46723cc582e9"] = active(op)
     assert v.validate_access_token("1940a308-d492-3660-a9f8-46723cc582e9").client_id == "wte"
     assert op.endpoint.calls == 1
+
+
+# RFC 7662 section 2.1 and RFC 9449 section 7.1 use "mF_9.B5f-4.1JqM" as an
+# access token: a reference token may contain dots.  In "both" only a token
+# with the shape of a compact JWS (three base64url segments, the first a JSON
+# object with alg) is validated locally; every other one is introspected.
+@pytest.mark.parametrize("token", [
+    "mF_9.B5f-4.1JqM",                   # the RFCs' example
+    "abc.def",                           # one dot
+    "abc.def.ghi.jkl.mno",               # five segments
+    "eyJ0eXAiOiJKV1QifQ.e30.c2ln",       # header {"typ":"JWT"}: JSON, but no alg
+    "W10.e30.c2ln",                      # header [] : JSON, not an object
+    "eyJhbGciOiJSUzI1NiJ9.e30.c2~n",     # a b64token character outside base64url
+    ".e30.c2ln",                         # empty first segment
+])
+def test_mode_both_introspects_every_token_without_the_shape_of_a_jws(op, make_v, token):
+    op.endpoint.tokens[token] = active(op, sub="carol")
+    v = make_v()
+    assert v.validate_access_token(token).subject == "carol"
+    assert op.endpoint.calls == 1 and op.endpoint.forms[0]["token"] == token
+    assert op.fetch_counts["jwks"] == 0  # nothing was tried locally
+
+
+def test_mode_both_keeps_jws_shaped_tokens_local_even_broken_ones(op, make_v):
+    v = make_v()
+    jwt = op.mint()
+    head, payload, _sig = jwt.split(".")
+    assert v.validate_access_token(jwt).subject == "alice"
+    assert v.validate_access_token(jwt).subject == "alice"  # a cache hit
+    with pytest.raises(InvalidToken, match="signature is invalid"):
+        v.validate_access_token(f"{head}.{payload}.c2ln")
+    with pytest.raises(InvalidToken, match="unsigned"):
+        v.validate_access_token(f"{head}.{payload}.")
+    with pytest.raises(InvalidToken, match="unsigned"):
+        v.validate_access_token("eyJhbGciOiJub25lIn0.e30.")  # {"alg":"none"}
+    with pytest.raises(InvalidToken, match="duplicate member"):  # a JOSE header, refused here
+        v.validate_access_token("eyJhbGciOiJSUzI1NiIsImFsZyI6Im5vbmUifQ.e30.c2ln")
+    assert op.endpoint.calls == 0
+
+
+def test_dotted_reference_tokens_are_bounded_like_any_other(op, make_v):
+    # the flood bound (max_in_flight, then 503) applies to them as well
+    op.endpoint.delay = 0.2
+    v = make_v(introspection_max_in_flight=1, introspection_queue_timeout=0.05)
+    outcomes = []
+    barrier = threading.Barrier(6)
+
+    def go(i):
+        barrier.wait()
+        try:
+            v.validate_access_token(f"mF_9.B5f-{i}.1JqM")
+            outcomes.append("200")
+        except InvalidToken:
+            outcomes.append("401")
+        except ProviderError as exc:
+            outcomes.append(f"503:{exc.retry_after}")
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert op.endpoint.max_in_flight == 1 and v.introspector.max_seen_in_flight == 1
+    assert "503:1" in outcomes and "401" in outcomes and "200" not in outcomes
 
 
 def test_mode_introspection_sends_jwts_too(op, make_v):
@@ -497,6 +591,21 @@ def test_workers_share_results_through_redis(op, make_v, redis_server):
     assert op.endpoint.calls == 2
 
 
+def test_apis_that_differ_on_audience_optional_do_not_share_entries(op, make_v, redis_server):
+    # A refusing worker caches "inactive" for an aud-less answer; a worker
+    # that accepts such answers must not read that refusal (nor the reverse).
+    doc = active(op)
+    del doc["aud"]
+    op.endpoint.tokens["no-aud"] = doc
+    strict = make_v(shared_cache=redis_server.url)
+    lenient = make_v(shared_cache=redis_server.url, introspection_audience_optional=True)
+    with pytest.raises(InvalidToken, match="no aud"):
+        strict.validate_access_token("no-aud")
+    assert lenient.validate_access_token("no-aud").client_id == "wte"
+    assert strict.introspector.cache_prefix != lenient.introspector.cache_prefix
+    assert op.endpoint.calls == 2
+
+
 def test_redis_keys_name_the_issuer_and_hash_the_token(op, make_v, redis_server):
     import redis
 
@@ -687,10 +796,12 @@ def test_flask_settings_build_an_introspecting_validator(op):
         OIDC_GUARD_INTROSPECTION_CLIENT_ID=CLIENT_ID, OIDC_GUARD_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET,
         OIDC_GUARD_INTROSPECTION_AUTH_METHOD="client_secret_post", OIDC_GUARD_VALIDATION_MODE="Both",
         OIDC_GUARD_INTROSPECTION_CACHE_TTL="30", OIDC_GUARD_INTROSPECTION_MAX_IN_FLIGHT="2",
+        OIDC_GUARD_INTROSPECTION_AUDIENCE_OPTIONAL="yes",
     )
     guard = OIDCGuard(app)
     v = guard.state(app).validator
     assert v.validation_mode == "both" and v.introspector.max_in_flight == 2
+    assert v.introspector.audience_optional is True
     assert v.introspector.cache_ttl == 30 and v.introspector.auth_method == "client_secret_post"
 
     @app.get("/r")

@@ -220,9 +220,11 @@ def test_opaque_token_goes_to_the_one_introspecting_member(old, loopback):
     endpoint = loopback.json("/introspect", json.dumps({
         "active": True, "iss": "https://idsrv3.example", "sub": "alice", "client_id": "spa",
         "scope": "contacts", "exp": int(time.time()) + 60}))
+    # IdentityServer's endpoint answers only for tokens meant for the calling
+    # API, and without aud: the setting that accepts such answers
     intro = TokenValidator("https://idsrv3.example", audience="https://idsrv3.example/resources",
                            introspection_client_id="contacts-api", introspection_client_secret="s3cret",
-                           introspection_endpoint=endpoint)
+                           introspection_endpoint=endpoint, introspection_audience_optional=True)
     v = MultiIssuerValidator([TokenValidator(old.issuer, audience="a"), intro])
     claims = v.validate_access_token("2YotnFZFEjr1zCsicMWpAA")
     assert claims.subject == "alice" and claims.scopes == {"contacts"}
@@ -236,6 +238,35 @@ def test_opaque_token_goes_to_the_one_introspecting_member(old, loopback):
     with pytest.raises(InvalidToken, match="no trusted issuer accepts reference tokens"):
         MultiIssuerValidator([local]).validate_access_token("2YotnFZFEjr1zCsicMWpAA")
     assert loopback.counts["/introspect"] == 1
+
+
+def test_dotted_opaque_tokens_go_to_the_introspecting_member(old, loopback):
+    """The member is chosen by the rule of validation_mode "both"
+    (validator.looks_like_jws): only a token with the shape of a compact
+    JWS is routed by its iss; any other -- the RFC 7662 / RFC 9449 example
+    mF_9.B5f-4.1JqM, five segments, a JSON first segment without alg -- is
+    a reference token for the introspecting member."""
+    endpoint = loopback.json("/introspect", json.dumps({
+        "active": True, "iss": "https://idsrv3.example", "aud": "https://idsrv3.example/resources",
+        "sub": "alice", "client_id": "spa", "scope": "contacts", "exp": int(time.time()) + 60}))
+    intro = TokenValidator("https://idsrv3.example", audience="https://idsrv3.example/resources",
+                           introspection_client_id="contacts-api", introspection_client_secret="s3cret",
+                           introspection_endpoint=endpoint)
+    v = MultiIssuerValidator([TokenValidator(old.issuer, audience=old.audience, http_timeout=2), intro])
+    opaque = ("mF_9.B5f-4.1JqM", "abc.def.ghi.jkl.mno", "eyJ0eXAiOiJKV1QifQ.e30.c2ln")
+    for n, token in enumerate(opaque, 1):
+        assert v.validate_access_token(token).subject == "alice"
+        assert loopback.counts["/introspect"] == n
+    assert v.choose("mF_9.B5f-4.1JqM") is intro
+    # a JWT is still routed by its iss, and never introspected
+    assert v.validate_access_token(old.mint()).subject == "alice"
+    # JWS-shaped but broken: refused by routing, nothing introspected
+    with pytest.raises(InvalidToken, match="no iss claim"):
+        v.validate_access_token("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+    assert loopback.counts["/introspect"] == len(opaque) and fetches(old) == 2
+    # an ID Token is never opaque: the old messages stay
+    with pytest.raises(InvalidToken, match="segment"):
+        v.validate_id_token("mF_9.B5f-4.1JqM", client_id="spa")
 
 
 # --- middleware ------------------------------------------------------------------

@@ -29,6 +29,12 @@ def validator(op, **kwargs):
     kwargs.setdefault("introspection_client_id", API_CLIENT[0])
     kwargs.setdefault("introspection_client_secret", API_CLIENT[1])
     kwargs.setdefault("http_timeout", 5)
+    # The opaque tokens of REFERENCE_CLIENTS are minted without a resource
+    # indicator, so the provider's answers carry no aud (and any authenticated
+    # client may introspect any token): refused by default, see
+    # test_answers_without_aud_are_refused_by_default.  These tests are about
+    # the introspection exchange itself, hence the opt-in.
+    kwargs.setdefault("introspection_audience_optional", True)
     return TokenValidator(op.issuer, audience="api://contacts", **kwargs)
 
 
@@ -78,6 +84,16 @@ def test_opaque_client_credentials_token_accepted_with_scopes_enforced(real_op):
     assert denied.status_int == 403 and 'error="insufficient_scope"' in denied.headers["WWW-Authenticate"]
     # a random handle: inactive -> 401
     assert wte_app.get("/", headers={"Authorization": "Bearer " + "x" * 43}, expect_errors=True).status_int == 401
+
+
+def test_answers_without_aud_are_refused_by_default(real_op):
+    # npm oidc-provider answers active, without aud, for an opaque token made
+    # for no particular API: the default must not take that as "for us".
+    token = opaque_cc_token(real_op)
+    with pytest.raises(InvalidToken) as info:
+        validator(real_op, introspection_audience_optional=False).validate_access_token(token)
+    assert "names no aud" in info.value.description
+    assert "introspection_audience_optional=True" in info.value.description
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
