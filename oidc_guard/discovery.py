@@ -78,8 +78,11 @@ def fetch_authorization_server_metadata(
     doc = decode_json_object(raw, what)
     # RFC 8414 section 3.3: identical to the issuer the metadata was asked for.
     if doc.get("issuer") != issuer:
-        raise IssuerMismatch(issuer_mismatch(url, issuer, doc.get("issuer"), what="RFC 8414 document's issuer",
-                                             rule="RFC 8414 section 3.3"))
+        # No spelling hint: the configured issuer is the OpenID document's, so
+        # the fault is the provider's (or a document of another tenant).
+        raise IssuerMismatch(
+            f"the RFC 8414 document {url} names issuer {_shown(doc.get('issuer'), 120)}, not {issuer!r}; they "
+            "must be identical (RFC 8414 section 3.3), so it is not used")
     return doc, ""
 
 
@@ -103,14 +106,14 @@ def _shown(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def issuer_mismatch(url: str, configured: str, found: Any, *, what: str = "discovery document's issuer",
-                    rule: str = "OpenID Connect Discovery section 4.3") -> str:
+def issuer_mismatch(url: str, configured: str, found: Any) -> str:
     """The reason, in plain words, why the document at ``url`` naming the
     issuer ``found`` cannot be used for the configured issuer, with a hint
     for the usual typing mistakes.  Discovery 4.3 and RFC 7519 4.1.1 want
     an exact string match, so this only explains; it never relaxes it."""
-    message = (f"the {what} is {_shown(found, 120)} but the configured issuer is "
-               f"{configured!r} (document {url}); they must be identical ({rule})")
+    message = (f"the discovery document's issuer is {_shown(found, 120)} but the configured issuer is "
+               f"{configured!r} (document {url}); they must be identical (OpenID Connect Discovery "
+               "section 4.3)")
     return message + mismatch_hint(configured, found)
 
 
