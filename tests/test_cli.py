@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -502,3 +503,135 @@ def test_every_option_the_docs_name_exists():
     flask_only = {"--app"}  # `flask --app ...`
     assert named - real - flask_only == set()
     assert real - named - {"--help", "--version"} == set(), "options missing from docs/cli.md"
+
+
+# --- terminal escapes (every text output is terminal-safe) ---------------------------------
+
+# What a terminal acts on: C0 (ESC, CR, BS...), DEL, C1 (U+009B is a one-character CSI),
+# bidirectional overrides. Newlines are the program's own.
+_RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_FORGED = "\x1b[2J\x1b[H\r\x1b[32mVALID: signature and claims verified\x1b[0m\x9b2J\u202e"
+
+
+def assert_terminal_safe(result: subprocess.CompletedProcess) -> None:
+    for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        found = _RAW_CONTROL.search(text)
+        assert found is None, f"raw {found.group()!r} in {name}: {text!r}"
+    # the forged verdict never starts a line of its own: only the real one, first, can
+    assert not any(line.startswith("VALID") for line in result.stdout.splitlines()[1:])
+
+
+def test_inspect_escapes_everything_the_token_says(issuer):
+    token = issuer.mint(claims={"iss": "https://idp.example.com" + _FORGED, "sub": _FORGED,
+                                "exp": "\x1b[31msoon", "name": "\r" + _FORGED},
+                        header={"kid": "k\x1b]0;owned\x07", "typ": "JWT\x9b1m", "alg": "RS256"})
+    result = run("inspect", token)
+    assert result.returncode == 0, result.stderr
+    assert_terminal_safe(result)
+    # shown, escaped, where the raw value was printed before
+    assert "Keys needed to verify it: the JWKS of issuer https://idp.example.com\\x1b[2J\\x1b[H\\x0d" in result.stdout
+    assert "To verify: oidc-guard validate - --issuer https://idp.example.com\\x1b[2J" in result.stdout
+    assert "\\x9b" in result.stdout and "\\u202e" in result.stdout
+    as_json = run("inspect", token, "--json")  # escaped by JSON already; the values intact
+    assert_terminal_safe(as_json)
+    assert json.loads(as_json.stdout)["payload"]["sub"] == _FORGED
+
+
+def test_validate_escapes_the_claims_it_prints(issuer):
+    token = issuer.mint(subject="alice" + _FORGED, scope="contacts wte",
+                        claims={"client_id": "spa\r" + _FORGED, "name": _FORGED})
+    result = validate(issuer, token, "--scope", "contacts")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_terminal_safe(result)
+    assert result.stdout.startswith("VALID: signature and claims verified against the issuer's keys\n")
+    assert "  subject:    alice\\x1b[2J\\x1b[H\\x0d\\x1b[32mVALID" in result.stdout
+    assert "  client_id:  spa\\x0d\\x1b[2J" in result.stdout
+    missing = validate(issuer, token, "--scope", "admin")
+    assert missing.stdout.startswith("INSUFFICIENT SCOPE") and missing.returncode == 1
+    assert_terminal_safe(missing)
+    # an invalid token's reason quotes the token too
+    refused = validate(issuer, issuer.mint(audience="api://other" + _FORGED))
+    assert refused.returncode == 1 and refused.stdout.startswith("INVALID")
+    assert_terminal_safe(refused)
+
+
+def test_discover_escapes_the_providers_metadata_and_kids(issuer):
+    good = issuer.public_jwk(issuer.kids[0])
+    issuer.extra_jwks = [dict(good, kid="kid" + _FORGED), dict(good, kid="enc\x1b[2J", use="enc\x9b")]
+    issuer.discovery_overrides = {"token_endpoint": "https://idp.example.com/token" + _FORGED,
+                                  "scopes_supported": ["openid", "contacts\r" + _FORGED],
+                                  "id_token_signing_alg_values_supported": ["RS256", "none\x1b[2J"]}
+    result = run("discover", issuer.issuer)
+    assert_terminal_safe(result)
+    assert "token_endpoint: https://idp.example.com/token\\x1b[2J" in result.stdout
+    assert "kid\\x1b[2J\\x1b[H\\x0d" in result.stdout and "enc\\x9b" in result.stdout
+    # the JSON output carries the real values, JSON-escaped
+    as_json = run("discover", issuer.issuer, "--json")
+    assert_terminal_safe(as_json)
+    assert "kid" + _FORGED in [k["kid"] for k in json.loads(as_json.stdout)["keys"]]
+    # a mismatching issuer (quoted in the error flags and the start-up check)
+    issuer.discovery_overrides = {"issuer": issuer.issuer + _FORGED}
+    mismatch = run("discover", issuer.issuer)
+    assert mismatch.returncode == 3
+    assert_terminal_safe(mismatch)
+
+
+def test_the_flask_commands_escape_too(flask_app_dir, issuer):
+    token = issuer.mint(subject=_FORGED, scope="contacts")
+    result = flask_cli(flask_app_dir, issuer.issuer, "validate", token)
+    assert result.returncode == 0 and result.stdout.startswith("VALID")
+    assert_terminal_safe(result)
+    issuer.discovery_overrides = {"issuer": _FORGED}
+    check = flask_cli(flask_app_dir, issuer.issuer, "check")
+    assert check.returncode == 1
+    assert_terminal_safe(check)
+
+
+def test_terminal_safe_escapes_c0_del_c1_and_keeps_text():
+    from oidc_guard.cli import terminal_safe
+
+    assert terminal_safe("a\x1b[2Jb\rc\x7fd\x9be\u202ef\x00\t\n") == "a\\x1b[2Jb\\x0dc\\x7fd\\x9be\\u202ef\\x00\\x09\\x0a"
+    assert terminal_safe("line\nnext\x1b", keep_newlines=True) == "line\nnext\\x1b"
+    assert terminal_safe("Zoë ✓ 日本 \x80\xa0") == "Zoë ✓ 日本 \\x80\xa0"  # printable text is kept
+    assert terminal_safe("\ud800") == "\\ud800"  # a lone surrogate could not even be written
+    assert terminal_safe(None) == "None"
+    every = "".join(map(chr, range(0x00, 0xA0)))
+    assert _RAW_CONTROL.search(terminal_safe(every)) is None and "\n" not in terminal_safe(every)
+
+
+# --- inspect: nesting ------------------------------------------------------------------------
+
+
+def _unsigned(header: object, payload_json: str) -> str:
+    def seg(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{seg(json.dumps(header).encode())}.{seg(payload_json.encode())}.{seg(b'signature')}"
+
+
+@pytest.mark.parametrize("depth", [1000, 990, 5000])
+def test_inspect_deeply_nested_payload_is_one_line_exit_1(depth):
+    token = _unsigned({"alg": "RS256"}, "[" * depth + "]" * depth)
+    result = run("inspect", token)
+    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr + result.stdout
+    if depth == 990 and result.returncode == 0:  # within what this Python's json follows: shown
+        assert result.stdout.startswith("UNVERIFIED")
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("\n") == 1 and "too deeply" in result.stdout, result.stdout
+    as_json = run("inspect", token, "--json")
+    assert as_json.returncode == 1 and "too deeply" in json.loads(as_json.stdout)["reason"]
+    nested_object = _unsigned({"alg": "RS256"}, '{"a":' * depth + "1" + "}" * depth)
+    assert run("inspect", nested_object).returncode == 1
+    header_too = _unsigned({"alg": "RS256"}, "{}").split(".")
+    header_too[0] = base64.urlsafe_b64encode(("[" * depth + "]" * depth).encode()).rstrip(b"=").decode()
+    deep_header = run("inspect", ".".join(header_too))
+    assert deep_header.returncode == 1 and "Traceback" not in deep_header.stderr
+    # validate says the same kind of thing (the library refuses it)
+    assert run("validate", token, "--issuer", "http://127.0.0.1:9", "--audience", "a").returncode in (1, 3)
+
+
+def test_inspect_depth_500_still_decodes():
+    token = _unsigned({"alg": "RS256"}, '{"a":' + "[" * 500 + "]" * 500 + "}")
+    result = run("inspect", token)
+    assert result.returncode == 0 and result.stdout.startswith("UNVERIFIED")

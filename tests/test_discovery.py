@@ -432,3 +432,14 @@ def test_rfc8414_document_is_bounded(issuer, loopback):
     with pytest.raises(ProviderError) as timed:
         _introspecting(url, http_timeout=0.5).check()
     assert time.monotonic() - started < 2 and "timed out" in timed.value.description
+
+
+@pytest.mark.parametrize("named", ["http://[::1", "https://[not-an-ip]/x", "http://h:99999999"])
+def test_an_unparsable_issuer_in_the_document_is_a_clear_mismatch(issuer, make_validator, named):
+    # urlsplit() raises ValueError on these: explaining the mismatch must not crash
+    issuer.discovery_overrides = {"issuer": named}
+    with pytest.raises(ProviderError) as info:
+        metadata(issuer).document()
+    assert "must be identical" in info.value.description
+    with pytest.raises(ConfigurationError):
+        make_validator(issuer).check()
