@@ -129,9 +129,9 @@ def mismatch_hint(configured: str, found: Any) -> str:
         return ": add the trailing slash"
     if found.lower() == configured.lower():
         return ": the letter case differs; copy the issuer exactly as the document writes it"
-    mine, theirs = urlsplit(configured), urlsplit(found)
     differs = []
-    try:
+    try:  # urlsplit itself raises ValueError on some strings ("http://[x")
+        mine, theirs = urlsplit(configured), urlsplit(found)
         if mine.scheme != theirs.scheme:
             differs.append(f"the scheme ({_shown(mine.scheme, 40)} vs {_shown(theirs.scheme, 40)})")
         if mine.hostname != theirs.hostname:
@@ -141,7 +141,7 @@ def mismatch_hint(configured: str, found: Any) -> str:
             differs.append(f"the port ({mine.port} vs {theirs.port})")
         if mine.path.rstrip("/") != theirs.path.rstrip("/"):
             differs.append(f"the path ({_shown(mine.path, 80)} vs {_shown(theirs.path, 60)})")
-    except ValueError:  # an unparsable port in the document
+    except ValueError:  # an unparsable port or host in the document
         differs = []
     if differs:
         return ": they differ in " + ", ".join(differs)
