@@ -635,3 +635,198 @@ def test_inspect_depth_500_still_decodes():
     token = _unsigned({"alg": "RS256"}, '{"a":' + "[" * 500 + "]" * 500 + "}")
     result = run("inspect", token)
     assert result.returncode == 0 and result.stdout.startswith("UNVERIFIED")
+
+
+# --- validate: ID Tokens, hints, wording, header lines -------------------------------------
+
+
+def test_validate_id_token_takes_client_id_as_its_audience(issuer):
+    id_token = issuer.mint_id_token("spa", nonce="n-1")
+    ok = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa", "--nonce", "n-1")
+    assert ok.returncode == 0, ok.stdout + ok.stderr  # no --audience demanded
+    assert ok.stdout.startswith("VALID") and "audiences:  spa" in ok.stdout
+    same = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+               "--audience", "spa")
+    assert same.returncode == 0
+    other_client = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "web")
+    assert other_client.returncode == 1 and "does not contain client_id 'web'" in other_client.stdout
+    # an --audience that is not the client would be silently ignored: refused instead
+    api = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+              "--audience", "api://contacts")
+    assert api.returncode == 2 and "--client-id" in api.stderr
+    stray = run("validate", issuer.mint(), "--issuer", issuer.issuer, "--audience", "api://contacts",
+                "--client-id", "spa")
+    assert stray.returncode == 2 and "only with --id-token" in stray.stderr
+
+
+def test_validate_provider_down_adds_the_unverified_exp(issuer):
+    old = issuer.mint(expires_in=-4101 * 86400)
+    fresh = issuer.mint(expires_in=600)
+    recent = issuer.mint(expires_in=-3 * 3600)
+    issuer.stop()
+    down = validate(issuer, old)
+    assert down.returncode == 3
+    assert down.stdout.startswith("PROVIDER UNUSABLE (not a verdict on the token)")
+    assert "  hint: the token's unverified exp is 4101 days past" in down.stdout
+    assert json.loads(validate(issuer, old, "--json").stdout)["hint"].startswith(
+        "the token's unverified exp is 4101 days past")
+    assert "unverified exp is 3 h past" in validate(issuer, recent).stdout
+    not_expired = validate(issuer, fresh)
+    assert not_expired.returncode == 3 and "hint" not in not_expired.stdout
+    assert "hint" not in json.loads(validate(issuer, fresh, "--json").stdout)
+
+
+def test_validate_opaque_token_without_credentials_is_named_a_reference_token(issuer):
+    result = validate(issuer, "2YotnFZFEjr1zCsicMWpAA")
+    assert result.returncode == 1
+    assert "an opaque (reference) token" in result.stdout and "segment" not in result.stdout
+    assert "OIDC_GUARD_INTROSPECTION_CLIENT_ID" in result.stdout
+    doc = json.loads(validate(issuer, "2YotnFZFEjr1zCsicMWpAA", "--json").stdout)
+    assert "reference" in doc["hint"] and doc["error"] == "invalid_token"
+
+
+def test_validate_without_sub_says_none(issuer):
+    from oidc_guard.testing import OMIT
+
+    result = validate(issuer, issuer.mint(claims={"sub": OMIT, "client_id": "worker"}))
+    assert result.returncode == 0, result.stdout
+    assert "  subject:    (none)" in result.stdout and "None" not in result.stdout.split("claims:")[0]
+    assert json.loads(validate(issuer, issuer.mint(claims={"sub": OMIT}), "--json").stdout)["subject"] is None
+
+
+@pytest.mark.parametrize("line", [
+    "Authorization: Bearer {t}\r\n",
+    "authorization:bearer {t}",
+    "AUTHORIZATION:   Bearer   {t}  \n",
+    "Bearer {t}",
+    "Authorization: DPoP {t}\n",
+    "DPoP {t}",
+])
+def test_a_whole_authorization_header_line_on_stdin(issuer, line):
+    token = issuer.mint(scope="contacts")
+    result = validate(issuer, "-", stdin=line.format(t=token))
+    assert result.returncode == 0, result.stdout + result.stderr
+    no_token_in(result, token)
+    assert run("inspect", "-", stdin=line.format(t=token)).returncode == 0
+
+
+@pytest.mark.parametrize("line, words", [
+    ("DPoP: {t}", "DPoP proof header"),
+    ("Authorization: Basic {t}", "not Bearer or DPoP"),
+    ("Authorization: Bearer", "empty"),
+    ("Authorization: Bearer {t} {t}", "whitespace"),
+])
+def test_header_lines_that_carry_no_token_are_usage_errors(issuer, line, words):
+    token = issuer.mint()
+    result = validate(issuer, "-", stdin=line.format(t=token))
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    no_token_in(result, token)
+
+
+# --- discover: the issuer as typed -----------------------------------------------------------
+
+
+def test_discover_trailing_slash_gets_the_advice_check_gives(issuer):
+    result = run("discover", issuer.issuer + "/")
+    assert result.returncode == 3
+    assert "remove the trailing slash" in result.stdout
+    with pytest.raises(Exception) as check:
+        TokenValidator(issuer.issuer + "/", audience="a").check()
+    assert "remove the trailing slash" in str(check.value)
+
+
+@pytest.mark.parametrize("suffix", ["/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                                    "/.well-known"])
+def test_discover_given_a_discovery_url_says_so_once(issuer, suffix):
+    result = run("discover", issuer.issuer + suffix)
+    assert result.returncode == 3
+    assert "ISSUER is a discovery URL" in result.stdout
+    assert f"oidc-guard discover {issuer.issuer}\n" in result.stdout  # the issuer it meant
+    assert "404" not in result.stdout and "discovery unusable" not in result.stdout
+    assert result.stdout.count("ERROR:") == 1
+    assert issuer.fetch_counts.get("discovery", 0) == 0
+
+
+# --- discover: introspection settings and the RFC 8414 document --------------------------------
+
+
+def test_discover_honours_the_introspection_endpoint_setting(issuer):
+    from oidc_guard.testing import OMIT
+
+    issuer.discovery_overrides["introspection_endpoint"] = OMIT  # as django-oauth-toolkit's OpenID document
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_ENDPOINT": issuer.introspection_endpoint}
+    result = run("discover", issuer.issuer, env=env)
+    assert result.returncode == 0, result.stdout  # was: UNUSABLE, exit 3
+    assert "given by OIDC_GUARD_INTROSPECTION_ENDPOINT" in result.stdout and "UNUSABLE" not in result.stdout
+    # with the secret as well the start-up check runs with introspection, as validate would
+    full = dict(env, OIDC_GUARD_INTROSPECTION_CLIENT_SECRET="s3cr3t-value")
+    checked = run("discover", issuer.issuer, "--json", env=full)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["library_check"]["ok"] is True
+    assert json.loads(checked.stdout)["introspection"]["source"] == "OIDC_GUARD_INTROSPECTION_ENDPOINT"
+    assert "s3cr3t-value" not in checked.stdout + checked.stderr
+    # validate agrees with the same environment
+    assert validate(issuer, issuer.mint(), env=full).returncode == 0
+    # an unusable explicit endpoint is said
+    bad = run("discover", issuer.issuer, env=dict(env, OIDC_GUARD_INTROSPECTION_ENDPOINT="ftp://x/introspect"))
+    assert bad.returncode == 3 and "OIDC_GUARD_INTROSPECTION_ENDPOINT" in bad.stdout
+    # without the setting: still the error (introspection is configured, no endpoint anywhere)
+    assert run("discover", issuer.issuer, env={"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api"}).returncode == 3
+
+
+@pytest.fixture
+def rfc8414_provider(issuer, loopback):
+    """The loopback server as a provider that names its introspection endpoint
+    only in its RFC 8414 document (django-oauth-toolkit), answering for
+    ``opaque`` as active."""
+    from test_discovery import serve_rfc8414_only
+
+    url = serve_rfc8414_only(loopback, issuer)
+    opaque = "mF_9B5f-4_1JqM-reference"
+
+    def introspect(handler):
+        form = parse_qs(handler.body.decode("ascii"))
+        doc = ({"active": True, "iss": url, "aud": "api://contacts", "scope": "contacts", "sub": "dana",
+                "exp": int(time.time()) + 600} if form.get("token") == [opaque] else {"active": False})
+        body = json.dumps(doc).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    loopback.routes["/o/introspect/"] = introspect
+    return url, opaque
+
+
+def test_discover_and_validate_find_the_endpoint_in_the_rfc8414_document(rfc8414_provider, loopback):
+    url, opaque = rfc8414_provider
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": "s3cr3t-value"}
+    result = run("discover", url, env=env)
+    assert result.returncode == 0, result.stdout
+    oauth_url = loopback.base + "/.well-known/oauth-authorization-server"
+    assert f"introspection_endpoint: {url}/o/introspect/ (from {oauth_url})" in result.stdout
+    assert f"found in the RFC 8414 document {oauth_url}" in result.stdout
+    assert "start-up check: ok" in result.stdout
+    doc = json.loads(run("discover", url, "--json", env=env).stdout)
+    assert doc["introspection"] == {"endpoint": url + "/o/introspect/", "source": oauth_url}
+    # the library finds it at request time too
+    ok = run("validate", opaque, "--issuer", url, "--audience", "api://contacts", "--json", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["subject"] == "dana"
+
+
+def test_discover_without_any_introspection_endpoint(issuer, loopback):
+    from test_discovery import serve_rfc8414_only
+
+    url = serve_rfc8414_only(loopback, issuer, rfc8414=None)
+    info = run("discover", url)
+    assert info.returncode == 0 and "INFO: no introspection_endpoint (nor in the RFC 8414 document" in info.stdout
+    needed = run("discover", url, "--introspection")
+    assert needed.returncode == 3 and "neither the discovery document nor the RFC 8414 document" in needed.stdout
+    other = serve_rfc8414_only(loopback, issuer, path="/t", rfc8414={"issuer": "https://evil.example",
+                                                                      "introspection_endpoint": "https://evil.example/i"})
+    refused = run("discover", other, "--introspection")
+    assert refused.returncode == 3 and "must be identical (RFC 8414 section 3.3)" in refused.stdout
+    assert "evil.example/i" not in refused.stdout.split("ERROR")[0]  # never shown as the endpoint
