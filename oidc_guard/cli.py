@@ -485,6 +485,7 @@ def cmd_discover(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         # Not fetched: issuer + /.well-known/openid-configuration would only add a 404.
         flags.append(("error", f"ISSUER is a discovery URL, not an issuer identifier; pass the issuer itself "
                                f"(OpenID Connect Discovery section 4): oidc-guard discover {meant}"))
+        result["discovery_url"] = None
 
     doc: Optional[Dict[str, Any]] = None
     jwks: Optional[Dict[str, Any]] = None
@@ -655,14 +656,15 @@ def _print_discovery(out: TextIO, result: Mapping[str, Any], flags: Sequence[Tup
     # writing (or an attacker's on the way): every value through terminal_safe.
     out = human(out)
     safe = terminal_safe
-    out.write(f"issuer:    {safe(result['issuer'])}\ndiscovery: {safe(result['discovery_url'])}\n")
+    shown_url = result["discovery_url"] or "(not fetched: ISSUER is a discovery URL)"
+    out.write(f"issuer:    {safe(result['issuer'])}\ndiscovery: {safe(shown_url)}\n")
     for key, value in result.get("metadata", {}).items():
         if key == "issuer":
             continue
         shown = " ".join(map(safe, value)) if isinstance(value, list) else safe(value)
         out.write(f"  {key}: {shown}\n")
     intro = result.get("introspection") or {}
-    if intro.get("endpoint") and intro.get("source") != result["discovery_url"]:
+    if intro.get("endpoint") and intro.get("source") != result["discovery_url"] and "metadata" in result:
         out.write(f"  introspection_endpoint: {safe(intro['endpoint'])} (from {safe(intro['source'])})\n")
     if "jwks_cache_control" in result:
         out.write(f"  JWKS Cache-Control: {safe(result['jwks_cache_control'] or '(none)')}\n")

@@ -830,3 +830,98 @@ def test_discover_without_any_introspection_endpoint(issuer, loopback):
     refused = run("discover", other, "--introspection")
     assert refused.returncode == 3 and "must be identical (RFC 8414 section 3.3)" in refused.stdout
     assert "evil.example/i" not in refused.stdout.split("ERROR")[0]  # never shown as the endpoint
+
+
+# --- docs/cli.md shows what the commands print ---------------------------------------------------
+
+DOCS_CLI = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+EXAMPLE_ISSUER = "https://idp.example.com"
+# The parts of an output that differ from run to run, on both sides alike.
+_VARIABLE = [
+    (re.compile(r"\b\d+ chars, sha256 [0-9a-f]{16}\b"), "<token>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b"), "<date>"),
+    (re.compile(r"\b((?:rs|es|ps)(?:256|384|512))-[0-9a-f]{12}\b"), r"\1-<kid>"),
+    (re.compile(r"\b\d+ s ago\b"), "<n> s ago"),
+    (re.compile(r'"(iat|nbf|exp)": \d+'), r'"\1": <time>'),
+    (re.compile(r'"jti": "[0-9a-f]+"'), '"jti": <jti>'),
+]
+
+
+def _normalized(text: str) -> str:
+    for pattern, placeholder in _VARIABLE:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def console_samples(page: Path):
+    """(command, expected output lines, where) for each ``$`` line of the
+    page's ```console blocks."""
+    import docs_site
+
+    samples = []
+    for block in docs_site.code_blocks(page):
+        if block.info != "console":
+            continue
+        current = None
+        for offset, line in enumerate(block.code.splitlines()):
+            if line.startswith("$ "):
+                current = (line[2:], [], f"{block.where}+{offset}")
+                samples.append(current)
+            elif current is not None:
+                current[1].append(line)
+    for _command, lines, _where in samples:
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return samples
+
+
+def _matches(expected, actual) -> bool:
+    """Line by line after _normalized; a line ``...`` stands for any number of lines."""
+    pattern = "".join("(?:.*\n)*?" if line.strip() == "..." else re.escape(_normalized(line)) + "\n"
+                      for line in expected)
+    return re.fullmatch(pattern, _normalized(actual)) is not None
+
+
+def test_console_sample_matching_is_strict():
+    assert _matches(["a", "...", "z"], "a\nb\nc\nz\n") and _matches(["a", "...", "z"], "a\nz\n")
+    assert not _matches(["a", "z"], "a\nb\nz\n") and not _matches(["a", "b"], "a\nc\n")
+    assert _matches(["token: 690 chars, sha256 86325e076aa74cb5 2026-12-01T09:59:45Z"],
+                    "token: 12 chars, sha256 0123456789abcdef 2030-01-01T00:00:00Z\n")
+
+
+def test_the_documented_console_samples_are_what_the_commands_print(make_issuer, tmp_path):
+    """Every ``$`` line of docs/cli.md runs (through bash, as written) against
+    a development provider set up as the page describes; its output must be
+    the documented one, variable parts aside."""
+    samples = console_samples(DOCS_CLI)
+    assert len(samples) >= 8, "docs/cli.md should show the commands at work"
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key().public_numbers()
+    iss = make_issuer(algs=("RS256", "ES256"), audience="api://contacts")
+    iss.extra_jwks = [{"kty": "RSA", "kid": "weak-1024", "alg": "RS256", "use": "sig",
+                       "n": b64(weak.n), "e": b64(weak.e)}]
+    (tmp_path / "token.txt").write_text(iss.mint(subject="alice", scope="contacts wte",
+                                                 claims={"client_id": "spa"}), encoding="utf-8")
+    (tmp_path / "contacts_api.py").write_text(textwrap.dedent("""
+        import os
+        from flask import Flask
+        from oidc_guard.flask import OIDCGuard
+
+        app = Flask(__name__)
+        app.config["OIDC_GUARD_ISSUER"] = os.environ["DOCS_ISSUER"]
+        app.config["OIDC_GUARD_AUDIENCE"] = "api://contacts"
+        OIDCGuard(app)
+    """), encoding="utf-8")
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DOCS_ISSUER": iss.issuer,
+           "TOKEN": iss.mint(subject="alice", scope="contacts"),
+           "OLD": iss.mint(subject="alice", scope="contacts", expires_in=-(3 * 3600 + 600))}
+    wrong = []
+    for command, expected, where in samples:
+        assert command.startswith(("oidc-guard ", "flask ")), f"{where}: not a command of this package"
+        result = run(command=["bash", "-c", command.replace(EXAMPLE_ISSUER, iss.issuer)], cwd=str(tmp_path),
+                     env=env)
+        shown = result.stdout.replace(iss.issuer, EXAMPLE_ISSUER)
+        if not command.startswith("flask "):  # flask's own log may add a line on stderr
+            assert result.stderr == "", f"{where}: {command}\n{result.stderr}"
+        if not _matches(expected, shown):
+            wrong.append(f"{where}: $ {command}\n--- documented\n" + "\n".join(expected) + "\n--- printed\n" + shown)
+    assert not wrong, "docs/cli.md shows output the command does not print:\n\n" + "\n\n".join(wrong)
