@@ -9,20 +9,25 @@ why a token is refused:
     reviewer would: plain http, RSA keys under 2048 bits, keys without
     ``kid``, ``use: enc`` keys, symmetric or private key material, an
     ``issuer`` that differs, a missing ``introspection_endpoint`` when one
-    is needed, the JWKS ``Cache-Control``.  Then the library's own start-up
+    is needed (looked up as the library does: the environment's setting,
+    the discovery document, the issuer's RFC 8414 document), the JWKS
+    ``Cache-Control``.  Then the library's own start-up
     check (:meth:`oidc_guard.TokenValidator.check`).  Exit 0; 3 when
     discovery or the JWKS is unusable.
 ``oidc-guard validate TOKEN --issuer I --audience A [--scope S]...``
     validate exactly as the library does (same options).  Exit 0 valid and
     every ``--scope`` present; 1 invalid or a scope missing; 3 provider
-    unusable.  Introspection credentials come only from the environment
+    unusable.  ``--id-token --client-id C`` for an ID Token (the client is
+    its audience).  Introspection credentials come only from the environment
     (``OIDC_GUARD_INTROSPECTION_CLIENT_ID`` / ``..._SECRET``), never from
     the command line, where they would land in shell history and ``ps``.
 ``oidc-guard inspect TOKEN``
     decode a JWS without verifying anything; every line says UNVERIFIED.
     Exit 0; 1 when the token is not a JWS.
 
-``TOKEN`` may be ``-`` for standard input.  ``--json`` prints one JSON
+``TOKEN`` may be ``-`` for standard input (a whole ``Authorization:``
+header line is accepted).  Every value shown as text passes
+:func:`terminal_safe` (no control character reaches the terminal).  ``--json`` prints one JSON
 object on standard output instead of text.  Usage errors exit 2.  Nothing
 here prints a whole token or a secret: a token is shown by its length and
 the start of its SHA-256 (which is how it can be found in a cache).
@@ -917,7 +922,10 @@ metadata and the keys (kid, kty, alg, size), flag what a security reviewer
 would (plain http, RSA under 2048 bits, keys without kid, use: enc keys,
 symmetric or private keys, an issuer that differs, no introspection endpoint
 when introspection is configured, the JWKS Cache-Control), then run
-oidc_guard's own start-up check.
+oidc_guard's own start-up check. The introspection endpoint is looked up as
+the library does: OIDC_GUARD_INTROSPECTION_ENDPOINT, else the discovery
+document, else the issuer's RFC 8414 document
+(/.well-known/oauth-authorization-server).
 
 example:
   oidc-guard discover https://idp.example.com
@@ -940,6 +948,7 @@ example:
   oidc-guard validate "$TOKEN" --issuer https://idp.example.com \\
       --audience api://contacts --scope contacts
   echo "$TOKEN" | oidc-guard validate - --issuer https://idp.example.com --audience api://contacts --json
+  oidc-guard validate "$ID_TOKEN" --issuer https://idp.example.com --id-token --client-id spa
 
 exit: 0 valid and every --scope present; 1 invalid or a scope missing;
 3 provider unusable (not a verdict on the token).
@@ -1053,7 +1062,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         # no command caught it: one line, not a traceback.
         human(sys.stderr).write(f"oidc-guard {args.command}: error: the input nests JSON arrays/objects too "
                                 "deeply to process\n")
-        return EXIT_INVALID
+        return EXIT_PROVIDER if args.command == "discover" else EXIT_INVALID
     except KeyboardInterrupt:
         return 130
 
