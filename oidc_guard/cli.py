@@ -9,20 +9,25 @@ why a token is refused:
     reviewer would: plain http, RSA keys under 2048 bits, keys without
     ``kid``, ``use: enc`` keys, symmetric or private key material, an
     ``issuer`` that differs, a missing ``introspection_endpoint`` when one
-    is needed, the JWKS ``Cache-Control``.  Then the library's own start-up
+    is needed (looked up as the library does: the environment's setting,
+    the discovery document, the issuer's RFC 8414 document), the JWKS
+    ``Cache-Control``.  Then the library's own start-up
     check (:meth:`oidc_guard.TokenValidator.check`).  Exit 0; 3 when
     discovery or the JWKS is unusable.
 ``oidc-guard validate TOKEN --issuer I --audience A [--scope S]...``
     validate exactly as the library does (same options).  Exit 0 valid and
     every ``--scope`` present; 1 invalid or a scope missing; 3 provider
-    unusable.  Introspection credentials come only from the environment
+    unusable.  ``--id-token --client-id C`` for an ID Token (the client is
+    its audience).  Introspection credentials come only from the environment
     (``OIDC_GUARD_INTROSPECTION_CLIENT_ID`` / ``..._SECRET``), never from
     the command line, where they would land in shell history and ``ps``.
 ``oidc-guard inspect TOKEN``
     decode a JWS without verifying anything; every line says UNVERIFIED.
     Exit 0; 1 when the token is not a JWS.
 
-``TOKEN`` may be ``-`` for standard input.  ``--json`` prints one JSON
+``TOKEN`` may be ``-`` for standard input (a whole ``Authorization:``
+header line is accepted).  Every value shown as text passes
+:func:`terminal_safe` (no control character reaches the terminal).  ``--json`` prints one JSON
 object on standard output instead of text.  Usage errors exit 2.  Nothing
 here prints a whole token or a secret: a token is shown by its length and
 the start of its SHA-256 (which is how it can be found in a cache).
@@ -50,9 +55,10 @@ from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, TextI
 from urllib.parse import urlsplit
 
 from .claims import Claims
-from .discovery import discovery_url
+from .discovery import (authorization_server_metadata_url, discovery_url, fetch_authorization_server_metadata,
+                        looks_like_discovery_url, mismatch_hint)
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
-from .http import fetch_json, is_loopback_host
+from .http import check_url, fetch_json, is_loopback_host
 from .jwks import MIN_RSA_BITS, SUPPORTED_ALGORITHMS, parse_jwks
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_PROVIDER"]
@@ -64,6 +70,8 @@ EXIT_PROVIDER = 3  # discovery / JWKS (or introspection) unusable
 
 ENV_CLIENT_ID = "OIDC_GUARD_INTROSPECTION_CLIENT_ID"
 ENV_CLIENT_SECRET = "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET"
+ENV_ENDPOINT = "OIDC_GUARD_INTROSPECTION_ENDPOINT"
+ENV_AUTH_METHOD = "OIDC_GUARD_INTROSPECTION_AUTH_METHOD"
 
 _MAX_DOC_BYTES = 512 * 1024
 _MAX_TOKEN_CHARS = 1024 * 1024  # stdin is read up to this much, then refused
@@ -74,6 +82,74 @@ _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 class UsageError(Exception):
     """A command-line mistake: exit 2 with the message."""
+
+
+# --- terminal safety ------------------------------------------------------------------
+#
+# Everything the text output shows comes from somewhere else: the token (its
+# header and payload are anyone's writing, unverified in inspect), the
+# provider's documents and keys, error descriptions that quote them.  A
+# terminal acts on some characters instead of showing them: ESC starts an
+# ECMA-48 control sequence (ESC [2J clears the screen, others move the
+# cursor, retitle the window or rewrite earlier lines), CR returns to column
+# 0 and overprints, BS backs up, U+009B is a one-character CSI (ECMA-48
+# section 5.3, C1 set), DEL is a control too.  Unicode's bidirectional
+# formatting characters and line / paragraph separators reorder or break a
+# line on screen (Unicode UAX #9), and a lone surrogate cannot even be
+# encoded.  With any of them a token could clear the screen and draw its own
+# "VALID" verdict.  So every value printed as text goes through
+# terminal_safe(), which writes each such character as a visible escape
+# (\x1b, \x9b, \u202e); --json output is escaped by json.dumps already.
+_TERMINAL_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_TERMINAL_UNSAFE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape_char(match: "re.Match[str]") -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(value: Any, *, keep_newlines: bool = False) -> str:
+    """``str(value)`` with every control character (C0 including ESC, CR,
+    LF and TAB; DEL; C1 U+0080-U+009F), bidirectional formatting character,
+    line / paragraph separator and lone surrogate written as a visible
+    escape, so that printing it cannot drive the terminal.  The one escaping
+    function of the text output; ``keep_newlines`` is for the writer that
+    guards whole lines (the newlines there are the program's own)."""
+    text = value if isinstance(value, str) else str(value)
+    pattern = _TERMINAL_UNSAFE_BUT_NEWLINE if keep_newlines else _TERMINAL_UNSAFE
+    return pattern.sub(_escape_char, text)
+
+
+class _TerminalOut:
+    """The text output stream: whatever is written passes terminal_safe()
+    (newlines kept), a second line of defence behind the per-value escaping,
+    so that no value a format string forgot can reach the terminal raw."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(terminal_safe(text, keep_newlines=True))
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def human(out: TextIO) -> TextIO:
+    """``out`` wrapped for text output (see terminal_safe); idempotent."""
+    if isinstance(out, _TerminalOut):
+        return out
+    return _TerminalOut(out)  # type: ignore[return-value]
+
+
+def _plural(count: int, word: str, plural: Optional[str] = None) -> str:
+    """``"1 usable key"``, ``"2 usable keys"``."""
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
 # --- small helpers ------------------------------------------------------------------
@@ -128,16 +204,33 @@ def describe_time(name: str, value: Any, now: float) -> Optional[Dict[str, Any]]
 
 def read_token(value: str, stdin: TextIO) -> str:
     """The TOKEN argument: itself, or standard input for ``-``.  Surrounding
-    whitespace and a ``Bearer `` / ``DPoP `` prefix (copied from a header)
-    are removed."""
+    whitespace, an ``Authorization:`` header name and a ``Bearer `` /
+    ``DPoP `` scheme (a header line copied whole) are removed.
+
+    The ``DPoP`` scheme is accepted as well (RFC 9449 section 7.1): the token
+    is the same; that a DPoP-bound token also needs its proof is said in the
+    output.  A ``DPoP:`` *proof* header line is refused: it is not the token."""
     if value == "-":
         value = stdin.read(_MAX_TOKEN_CHARS + 1)
         if len(value) > _MAX_TOKEN_CHARS:
             raise UsageError(f"standard input holds more than {_MAX_TOKEN_CHARS} characters: not a token")
     token = value.strip()
-    match = re.match(r"(?i)^(bearer|dpop)\s+", token)
+    # A whole header line: "Authorization: Bearer <token>" (RFC 9110 section
+    # 5.1: the field name is case-insensitive; optional whitespace around it).
+    header = re.match(r"(?i)^authorization[ \t]*:[ \t]*", token)
+    if header:
+        token = token[header.end():]
+    elif re.match(r"(?i)^dpop[ \t]*:", token):
+        raise UsageError("that is the DPoP proof header (DPoP: ...), not the token: pass the Authorization "
+                         "header's value (DPoP <token>) or the token alone")
+    # RFC 6750 section 2.1 / RFC 9449 section 7.1: the scheme, then one or more spaces.
+    match = re.match(r"(?i)^(bearer|dpop)(?:[ \t]+|$)", token)
     if match:
         token = token[match.end():].strip()
+    elif header:
+        scheme = token.split(None, 1)[0] if token.strip() else ""
+        raise UsageError(f"the Authorization header's scheme is {scheme[:20]!r}, not Bearer or DPoP: "
+                         "it does not carry an access token")
     if not token:
         raise UsageError("the token is empty" + (" (nothing on standard input)" if value == "" else ""))
     if any(ch.isspace() for ch in token):
@@ -156,6 +249,13 @@ def _b64url_json(segment: str, what: str) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ValueError(f"the {what} is not JSON") from None
+    except RecursionError:  # e.g. 1,000 nested arrays: the parser's own limit
+        raise TooDeep(f"the {what} nests JSON arrays/objects too deeply to decode; oidc_guard refuses "
+                      "such a token") from None
+
+
+class TooDeep(ValueError):
+    """A header or payload nested beyond what the JSON parser follows."""
 
 
 def decode_unverified(token: str) -> Tuple[Dict[str, Any], Any, int]:
@@ -196,12 +296,19 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     now = time.time()
     try:
         header, payload, sig_len = decode_unverified(token)
+        # Rendered before anything is printed: a value the parser accepted
+        # may still be too deep for the encoder.
+        header_text = json.dumps(header, indent=2)
+        payload_text = json.dumps(payload, indent=2, default=str)
     except ValueError as exc:
         if args.json:
             _print_json(out, {"verified": False, "jws": False, "token": token_label(token), "reason": str(exc)})
         else:
-            out.write(f"not a JWS ({token_label(token)}): {exc}\n")
+            what = "cannot decode" if isinstance(exc, TooDeep) else "not a JWS"
+            human(out).write(f"{what} ({token_label(token)}): {terminal_safe(exc)}\n")
         return EXIT_INVALID
+    except RecursionError:
+        return _too_deep(args, out, token)
     times = []
     if isinstance(payload, dict):
         for name in _TIME_CLAIMS:
@@ -231,26 +338,51 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             "notes": notes,
         })
         return EXIT_OK
+    # Every value below is the token's own (unverified) writing: each goes
+    # through terminal_safe (json.dumps escapes controls already).
+    out = human(out)
     out.write("UNVERIFIED: decoded only. Nothing below is checked; this says nothing about validity.\n")
     out.write(f"token: {token_label(token)}, signature {sig_len} bytes\n\n")
-    out.write("UNVERIFIED header:\n" + _indent(json.dumps(header, indent=2)) + "\n")
-    out.write("UNVERIFIED payload:\n" + _indent(json.dumps(payload, indent=2, default=str)) + "\n")
+    out.write("UNVERIFIED header:\n" + _indent(header_text) + "\n")
+    out.write("UNVERIFIED payload:\n" + _indent(payload_text) + "\n")
     if times:
         out.write("\nUNVERIFIED times:\n")
         for entry in times:
-            shown = entry["iso"] or repr(entry["value"])
-            out.write(f"  {entry['claim']:<9} {shown}  ({entry['relative']})\n")
+            shown = entry["iso"] or _bounded_repr(entry["value"])
+            out.write(f"  {entry['claim']:<9} {terminal_safe(shown)}  ({entry['relative']})\n")
     out.write("\nKeys needed to verify it: ")
     if needed["issuer"]:
-        out.write(f"the JWKS of issuer {needed['issuer']} (discovery: {needed['jwks']})")
+        out.write(f"the JWKS of issuer {terminal_safe(needed['issuer'])} "
+                  f"(discovery: {terminal_safe(needed['jwks'])})")
     else:
         out.write("unknown: the payload names no issuer (iss)")
-    out.write(f", kid {needed['kid']!r}, alg {needed['alg']!r}\n")
+    out.write(f", kid {_bounded_repr(needed['kid'])}, alg {_bounded_repr(needed['alg'])}\n")
     for note in notes:
-        out.write(f"note: {note}\n")
+        out.write(f"note: {terminal_safe(note)}\n")
     if needed["issuer"]:
-        out.write(f"To verify: oidc-guard validate - --issuer {needed['issuer']} --audience YOUR-API\n")
+        out.write(f"To verify: oidc-guard validate - --issuer {terminal_safe(needed['issuer'])} "
+                  "--audience YOUR-API\n")
     return EXIT_OK
+
+
+def _bounded_repr(value: Any, limit: int = 200) -> str:
+    """repr() of an untrusted value, terminal-safe and at most ``limit`` characters."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__} nested too deeply>"
+    text = terminal_safe(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _too_deep(args: argparse.Namespace, out: TextIO, token: str) -> int:
+    """One line, exit 1, for a token whose JSON is too deep to show."""
+    reason = "the token's JSON nests arrays/objects too deeply to show; oidc_guard refuses such a token"
+    if args.json:
+        _print_json(out, {"verified": False, "jws": False, "token": token_label(token), "reason": reason})
+    else:
+        human(out).write(f"cannot decode ({token_label(token)}): {reason}\n")
+    return EXIT_INVALID
 
 
 def _inspect_notes(header: Mapping[str, Any], payload: Any) -> List[str]:
@@ -258,7 +390,7 @@ def _inspect_notes(header: Mapping[str, Any], payload: Any) -> List[str]:
     notes = []
     alg = header.get("alg")
     if alg not in SUPPORTED_ALGORITHMS:
-        notes.append(f"alg {alg!r} is not one oidc_guard accepts ({', '.join(SUPPORTED_ALGORITHMS)})")
+        notes.append(f"alg {_bounded_repr(alg)} is not one oidc_guard accepts ({', '.join(SUPPORTED_ALGORITHMS)})")
     for member in ("jwk", "jku", "x5u", "x5c"):
         if member in header:
             notes.append(f"header {member!r} is ignored: keys come only from the issuer's JWKS")
@@ -266,7 +398,7 @@ def _inspect_notes(header: Mapping[str, Any], payload: Any) -> List[str]:
         notes.append("header 'crit' is refused")
     typ = header.get("typ")
     if isinstance(typ, str) and typ.lower() not in ("jwt", "at+jwt", "application/at+jwt"):
-        notes.append(f"typ {typ!r} is not an access token type (JWT or at+jwt)")
+        notes.append(f"typ {_bounded_repr(typ)} is not an access token type (JWT or at+jwt)")
     if not isinstance(payload, dict):
         notes.append("the payload is not a JSON object")
     else:
@@ -349,24 +481,33 @@ def cmd_discover(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     if plain:
         flags.append(("warning" if args.allow_http else "error",
                       plain + ("" if args.allow_http else "; oidc_guard refuses it without allow_http=True")))
-    if "/.well-known/" in parts.path:
-        flags.append(("error", "ISSUER is a discovery URL; pass the issuer identifier (the part before "
-                               "/.well-known/)"))
+    # The same settings as validate: the environment's introspection
+    # variables (an explicit endpoint means the provider's documents need
+    # not name one).  The secret is not needed to look at the provider.
+    intro = introspection_settings(secret_required=False)
+    meant = looks_like_discovery_url(issuer)
+    if meant is not None:
+        # Not fetched: issuer + /.well-known/openid-configuration would only add a 404.
+        flags.append(("error", f"ISSUER is a discovery URL, not an issuer identifier; pass the issuer itself "
+                               f"(OpenID Connect Discovery section 4): oidc-guard discover {meant}"))
+        result["discovery_url"] = None
 
     doc: Optional[Dict[str, Any]] = None
     jwks: Optional[Dict[str, Any]] = None
     cache_control: Optional[str] = None
-    try:
-        response = fetch_json(discovery_url(issuer), timeout=args.timeout, max_bytes=_MAX_DOC_BYTES,
-                              allow_http=True, what="discovery document")
-        doc = response.json
-    except ProviderError as exc:
-        flags.append(("error", f"discovery unusable: {exc.description}"))
+    if meant is None:
+        try:
+            response = fetch_json(discovery_url(issuer), timeout=args.timeout, max_bytes=_MAX_DOC_BYTES,
+                                  allow_http=True, what="discovery document")
+            doc = response.json
+        except ProviderError as exc:
+            flags.append(("error", f"discovery unusable: {exc.description}"))
     if doc is not None:
         named = doc.get("issuer")
         if named != issuer:
             flags.append(("error", f"the discovery document names issuer {named!r}, not {issuer!r}: oidc_guard "
-                                   "refuses it (OpenID Connect Discovery 4.3: exact string match)"))
+                                   "refuses it (OpenID Connect Discovery 4.3: exact string match)"
+                                   + mismatch_hint(issuer, named)))
         for key in ("jwks_uri", "introspection_endpoint", "userinfo_endpoint", "token_endpoint",
                     "authorization_endpoint"):
             flag = _scheme_flag(doc.get(key), key)
@@ -378,13 +519,8 @@ def cmd_discover(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
                 weak = [a for a in algs if isinstance(a, str) and (a == "none" or a.startswith("HS"))]
                 if weak:
                     flags.append(("warning", f"{key} lists {weak}: oidc_guard never accepts them"))
-        needs_introspection = bool(args.introspection or os.environ.get(ENV_CLIENT_ID))
-        if not doc.get("introspection_endpoint"):
-            if needs_introspection:
-                flags.append(("error", "no introspection_endpoint, and introspection is configured (reference "
-                                       "tokens cannot be validated): pass introspection_endpoint= explicitly"))
-            else:
-                flags.append(("info", "no introspection_endpoint: fine for JWT access tokens only"))
+        needs_introspection = bool(args.introspection or intro.get("introspection_client_id"))
+        result["introspection"] = _discover_introspection(args, issuer, doc, intro, needs_introspection, flags)
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri:
             flags.append(("error", "the discovery document has no jwks_uri"))
@@ -452,8 +588,12 @@ def cmd_discover(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         from .validator import TokenValidator
 
         try:
+            # With the environment's credentials the check also finds the
+            # introspection endpoint, as it would for validate.
+            checked = intro if "introspection_client_secret" in intro else {
+                k: v for k, v in intro.items() if not k.startswith("introspection_client")}
             validator = TokenValidator(issuer, audience=None, verify_audience=False, allow_http=args.allow_http,
-                                       http_timeout=args.timeout)
+                                       http_timeout=args.timeout, **checked)
             validator.check()
             library = {"checked": True, "ok": True}
         except OIDCGuardError as exc:
@@ -471,22 +611,75 @@ def cmd_discover(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return EXIT_PROVIDER if unusable else EXIT_OK
 
 
+def _discover_introspection(args: argparse.Namespace, issuer: str, doc: Mapping[str, Any],
+                            intro: Mapping[str, Any], needed: bool, flags: List[Tuple[str, str]]) -> Dict[str, Any]:
+    """Where the introspection endpoint comes from, as the library would find
+    it: the explicit setting, else the OpenID document, else the issuer's
+    RFC 8414 document.  Appends the flags; returns the JSON entry."""
+    explicit = intro.get("introspection_endpoint")
+    if explicit:
+        flags.append(("info", f"introspection_endpoint {explicit} given by {ENV_ENDPOINT}: the provider's "
+                              "documents are not consulted for it"))
+        try:
+            check_url(explicit, args.allow_http, ENV_ENDPOINT)
+        except ProviderError as exc:
+            flags.append(("error", exc.description))
+        return {"endpoint": explicit, "source": ENV_ENDPOINT}
+    if doc.get("introspection_endpoint"):
+        return {"endpoint": doc["introspection_endpoint"], "source": discovery_url(issuer)}
+    oauth_url = authorization_server_metadata_url(issuer)
+    severity = "error" if needed else "info"
+    try:
+        oauth, why = fetch_authorization_server_metadata(issuer, timeout=args.timeout, max_bytes=_MAX_DOC_BYTES,
+                                                         allow_http=True)
+    except ProviderError as exc:  # IssuerMismatch among others
+        flags.append((severity if needed else "warning",
+                      f"no introspection_endpoint in the discovery document, and the RFC 8414 document cannot "
+                      f"be used: {exc.description}"))
+        return {"endpoint": None, "source": None}
+    endpoint = oauth.get("introspection_endpoint") if oauth is not None else None
+    if endpoint:
+        flags.append(("info", f"introspection_endpoint found in the RFC 8414 document {oauth_url} (the "
+                              "discovery document names none): oidc_guard uses it"))
+        flag = _scheme_flag(endpoint, "introspection_endpoint")
+        if flag:
+            flags.append(("warning", flag))
+        return {"endpoint": endpoint, "source": oauth_url}
+    where = why if oauth is None else f"{oauth_url} names none"
+    if needed:
+        flags.append(("error", "no introspection_endpoint, and introspection is configured (reference tokens "
+                               f"cannot be validated): neither the discovery document nor the RFC 8414 document "
+                               f"({where}) names one; set {ENV_ENDPOINT} (introspection_endpoint=)"))
+    else:
+        flags.append((severity, f"no introspection_endpoint (nor in the RFC 8414 document: {where}): fine for "
+                                "JWT access tokens only"))
+    return {"endpoint": None, "source": None}
+
+
 def _print_discovery(out: TextIO, result: Mapping[str, Any], flags: Sequence[Tuple[str, str]]) -> None:
-    out.write(f"issuer:    {result['issuer']}\ndiscovery: {result['discovery_url']}\n")
+    # The metadata, the keys and the flags quoting them are the provider's
+    # writing (or an attacker's on the way): every value through terminal_safe.
+    out = human(out)
+    safe = terminal_safe
+    shown_url = result["discovery_url"] or "(not fetched: ISSUER is a discovery URL)"
+    out.write(f"issuer:    {safe(result['issuer'])}\ndiscovery: {safe(shown_url)}\n")
     for key, value in result.get("metadata", {}).items():
         if key == "issuer":
             continue
-        shown = " ".join(map(str, value)) if isinstance(value, list) else value
+        shown = " ".join(map(safe, value)) if isinstance(value, list) else safe(value)
         out.write(f"  {key}: {shown}\n")
+    intro = result.get("introspection") or {}
+    if intro.get("endpoint") and intro.get("source") != result["discovery_url"] and "metadata" in result:
+        out.write(f"  introspection_endpoint: {safe(intro['endpoint'])} (from {safe(intro['source'])})\n")
     if "jwks_cache_control" in result:
-        out.write(f"  JWKS Cache-Control: {result['jwks_cache_control'] or '(none)'}\n")
+        out.write(f"  JWKS Cache-Control: {safe(result['jwks_cache_control'] or '(none)')}\n")
     keys = result.get("keys", [])
     if keys:
         out.write(f"\nkeys ({len(keys)}):\n")
         out.write(f"  {'kid':<28} {'kty':<4} {'alg':<6} {'size':>5}  {'use':<4} usable\n")
         for key in keys:
-            out.write(f"  {str(key['kid']):<28} {str(key['kty']):<4} {str(key['alg'] or '-'):<6} "
-                      f"{str(key['size'] or '?'):>5}  {str(key['use'] or '-'):<4} "
+            out.write(f"  {safe(key['kid']):<28} {safe(key['kty']):<4} {safe(key['alg'] or '-'):<6} "
+                      f"{safe(key['size'] or '?'):>5}  {safe(key['use'] or '-'):<4} "
                       f"{'yes' if key['usable'] else 'no'}\n")
     check = result.get("library_check", {})
     if check.get("checked"):
@@ -494,12 +687,42 @@ def _print_discovery(out: TextIO, result: Mapping[str, Any], flags: Sequence[Tup
     if flags:
         out.write("\n")
         for severity, text in flags:
-            out.write(f"{severity.upper()}: {text}\n")
+            out.write(f"{severity.upper()}: {safe(text)}\n")
     out.write("\n" + ("UNUSABLE: oidc_guard cannot validate tokens of this issuer as it stands\n"
                       if not result.get("usable") else "usable\n"))
 
 
 # --- validate -----------------------------------------------------------------------------------
+
+
+def introspection_settings(*, secret_required: bool = True) -> Dict[str, Any]:
+    """The introspection settings of the environment, as TokenValidator
+    keywords: the one source for ``validate`` and ``discover``.  Only the
+    environment: a secret on a command line lands in shell history and
+    ``ps``.  ``secret_required=False`` (discover, which sends nothing)
+    accepts the client id alone and returns no secret."""
+    from .validator import TokenValidator
+
+    accepted = _inspect.signature(TokenValidator.__init__).parameters
+    kwargs: Dict[str, Any] = {}
+    client_id = os.environ.get(ENV_CLIENT_ID)
+    secret = os.environ.get(ENV_CLIENT_SECRET)
+    if client_id or secret:
+        if "introspection_client_id" not in accepted:
+            raise UsageError(f"{ENV_CLIENT_ID} is set, but this oidc_guard cannot introspect reference tokens")
+        if secret_required and not (client_id and secret):
+            raise UsageError(f"set both {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}")
+        if client_id:
+            kwargs["introspection_client_id"] = client_id
+        if secret and client_id:
+            kwargs["introspection_client_secret"] = secret
+    endpoint = os.environ.get(ENV_ENDPOINT)
+    if endpoint and "introspection_endpoint" in accepted:
+        kwargs["introspection_endpoint"] = endpoint
+    auth_method = os.environ.get(ENV_AUTH_METHOD)
+    if auth_method and "introspection_auth_method" in accepted:
+        kwargs["introspection_auth_method"] = auth_method
+    return kwargs
 
 
 def _validator_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
@@ -517,21 +740,7 @@ def _validator_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     if args.jwks_uri:
         kwargs["jwks_uri"] = args.jwks_uri
     accepted = _inspect.signature(TokenValidator.__init__).parameters
-    client_id = os.environ.get(ENV_CLIENT_ID)
-    secret = os.environ.get(ENV_CLIENT_SECRET)
-    if client_id or secret:
-        if "introspection_client_id" not in accepted:
-            raise UsageError(f"{ENV_CLIENT_ID} is set, but this oidc_guard cannot introspect reference tokens")
-        if not (client_id and secret):
-            raise UsageError(f"set both {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}")
-        kwargs["introspection_client_id"] = client_id
-        kwargs["introspection_client_secret"] = secret
-    endpoint = os.environ.get("OIDC_GUARD_INTROSPECTION_ENDPOINT")
-    if endpoint and "introspection_endpoint" in accepted:
-        kwargs["introspection_endpoint"] = endpoint
-    auth_method = os.environ.get("OIDC_GUARD_INTROSPECTION_AUTH_METHOD")
-    if auth_method and "introspection_auth_method" in accepted:
-        kwargs["introspection_auth_method"] = auth_method
+    kwargs.update(introspection_settings())
     if args.validation_mode:
         if "validation_mode" not in accepted:
             raise UsageError("--validation-mode needs an oidc_guard with introspection support")
@@ -571,19 +780,39 @@ def _binding_note(claims: Mapping[str, Any]) -> Optional[str]:
 
 
 def write_validation(out: TextIO, *, as_json: bool, token: str, claims: Optional[Claims],
-                     error: Optional[OIDCGuardError], wanted: Sequence[str]) -> int:
+                     error: Optional[OIDCGuardError], wanted: Sequence[str], introspects: bool = True) -> int:
     """Print a validation outcome (shared with ``flask oidc-guard validate``);
-    return the exit code."""
+    return the exit code.  ``introspects``: False when the validator has no
+    introspection credentials (an opaque token is then explained as such)."""
     now = time.time()
     if error is not None:
         code = EXIT_PROVIDER if isinstance(error, ProviderError) else EXIT_INVALID
+        description = error.description
+        hint: Optional[str] = None
+        if code == EXIT_PROVIDER:
+            hint = _unverified_exp_hint(token, now)
+        elif not introspects and "." not in token:
+            # The library says "1 segment(s); a JWS has 3", true but not the
+            # point: this is a reference token and nothing here can read it.
+            hint = ("an opaque (reference) token, which only the provider's introspection endpoint can read "
+                    f"(RFC 7662); set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (this API's credentials) to "
+                    "introspect it")
+            description = hint
         if as_json:
-            _print_json(out, {"valid": False, "token": token_label(token), "error": error.error,
-                              "error_description": error.description, "exit": code})
-        elif code == EXIT_PROVIDER:
-            out.write(f"PROVIDER UNUSABLE (not a verdict on the token): {error.description}\n")
+            doc: Dict[str, Any] = {"valid": False, "token": token_label(token), "error": error.error,
+                                   "error_description": error.description}
+            if hint:
+                doc["hint"] = hint
+            doc["exit"] = code
+            _print_json(out, doc)
+            return code
+        out = human(out)
+        if code == EXIT_PROVIDER:
+            out.write(f"PROVIDER UNUSABLE (not a verdict on the token): {terminal_safe(description)}\n")
+            if hint:
+                out.write(f"  hint: {terminal_safe(hint)}\n")
         else:
-            out.write(f"INVALID ({error.error}): {error.description}\n")
+            out.write(f"INVALID ({terminal_safe(error.error)}): {terminal_safe(description)}\n")
         return code
     assert claims is not None
     missing = [scope for scope in wanted if scope not in claims.scopes]
@@ -591,33 +820,67 @@ def write_validation(out: TextIO, *, as_json: bool, token: str, claims: Optional
     if as_json:
         _print_json(out, {"valid": not missing, "token": token_label(token), "signature_verified": True,
                           "missing_scopes": missing, **summary, "exit": EXIT_INVALID if missing else EXIT_OK})
+        return EXIT_INVALID if missing else EXIT_OK
+    # The claims are signed by the issuer, but they are still someone's
+    # writing (a user's name, a client's id): every value through terminal_safe.
+    out = human(out)
+    safe = terminal_safe
+    claims_text = json.dumps(summary["claims"], indent=2, default=str)
+    if missing:
+        out.write(f"INSUFFICIENT SCOPE: the token is valid but lacks {safe(' '.join(missing))} "
+                  f"(it has: {safe(' '.join(sorted(claims.scopes))) or 'none'})\n")
     else:
-        if missing:
-            out.write(f"INSUFFICIENT SCOPE: the token is valid but lacks {' '.join(missing)} "
-                      f"(it has: {' '.join(sorted(claims.scopes)) or 'none'})\n")
-        else:
-            out.write("VALID: signature and claims verified against the issuer's keys\n")
-        out.write(f"  token:      {token_label(token)}\n")
-        for key in ("subject", "client_id", "issuer"):
-            out.write(f"  {key + ':':<11} {summary[key]}\n")
-        out.write(f"  scopes:     {' '.join(summary['scopes']) or '(none)'}\n")
-        out.write(f"  audiences:  {' '.join(summary['audiences'])}\n")
-        for entry in summary["times"]:
-            out.write(f"  {entry['claim'] + ':':<11} {entry['iso']} ({entry['relative']})\n")
-        if summary["binding"]:
-            out.write(f"  note:       {summary['binding']}\n")
-        out.write("claims:\n" + _indent(json.dumps(summary["claims"], indent=2, default=str)) + "\n")
+        out.write("VALID: signature and claims verified against the issuer's keys\n")
+    out.write(f"  token:      {token_label(token)}\n")
+    for key in ("subject", "client_id", "issuer"):
+        value = summary[key]
+        out.write(f"  {key + ':':<11} {'(none)' if value is None else safe(value)}\n")
+    out.write(f"  scopes:     {safe(' '.join(summary['scopes'])) or '(none)'}\n")
+    out.write(f"  audiences:  {safe(' '.join(summary['audiences'])) or '(none)'}\n")
+    for entry in summary["times"]:
+        out.write(f"  {entry['claim'] + ':':<11} {entry['iso']} ({entry['relative']})\n")
+    if summary["binding"]:
+        out.write(f"  note:       {summary['binding']}\n")
+    out.write("claims:\n" + _indent(claims_text) + "\n")
     return EXIT_INVALID if missing else EXIT_OK
+
+
+def _unverified_exp_hint(token: str, now: float) -> Optional[str]:
+    """With the provider unusable nothing is verified, but an ``exp`` long
+    past (read unverified) tells the operator the token is dead anyway."""
+    try:
+        _header, payload, _sig = decode_unverified(token)
+    except ValueError:
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not exp < now:
+        return None
+    if describe_time("exp", exp, now) is None:  # not a representable date
+        return None
+    past = now - float(exp)
+    amount = _plural(int(round(past / 86400)), "day") if past >= 48 * 3600 else relative(-past)[: -len(" ago")]
+    return (f"the token's unverified exp is {amount} past: once the provider answers, it will be refused "
+            "as expired")
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     from .validator import TokenValidator
 
     token = read_token(args.token, stdin)
-    if not args.audience and not args.no_verify_audience:
+    if args.id_token:
+        # OpenID Connect Core 3.1.3.7 step 3: an ID Token's audience is the
+        # client it was issued to, so --client-id is the audience here.
+        if not args.client_id:
+            raise UsageError("--id-token needs --client-id (the client the ID Token was issued to: its audience)")
+        other = [aud for aud in args.audience if aud != args.client_id]
+        if other:
+            raise UsageError(f"--audience {other[0]!r} does not apply to --id-token: an ID Token's audience is "
+                             "the client, --client-id; drop --audience")
+        args.audience = [args.client_id]
+    elif args.client_id or args.nonce:
+        raise UsageError("--client-id and --nonce apply only with --id-token")
+    elif not args.audience and not args.no_verify_audience:
         raise UsageError("--audience is required (this API's identifier); --no-verify-audience turns the check off")
-    if args.id_token and not args.client_id:
-        raise UsageError("--id-token needs --client-id")
     try:
         validator = TokenValidator(args.issuer, **_validator_kwargs(args))
     except ConfigurationError as exc:
@@ -635,7 +898,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         raise UsageError(exc.description) from None
     except OIDCGuardError as exc:
         error = exc
-    return write_validation(out, as_json=args.json, token=token, claims=claims, error=error, wanted=args.scope)
+    return write_validation(out, as_json=args.json, token=token, claims=claims, error=error, wanted=args.scope,
+                            introspects=args.id_token or getattr(validator, "validation_mode", "local") != "local")
 
 
 # --- the parser ----------------------------------------------------------------------------------
@@ -658,7 +922,10 @@ metadata and the keys (kid, kty, alg, size), flag what a security reviewer
 would (plain http, RSA under 2048 bits, keys without kid, use: enc keys,
 symmetric or private keys, an issuer that differs, no introspection endpoint
 when introspection is configured, the JWKS Cache-Control), then run
-oidc_guard's own start-up check.
+oidc_guard's own start-up check. The introspection endpoint is looked up as
+the library does: OIDC_GUARD_INTROSPECTION_ENDPOINT, else the discovery
+document, else the issuer's RFC 8414 document
+(/.well-known/oauth-authorization-server).
 
 example:
   oidc-guard discover https://idp.example.com
@@ -681,6 +948,7 @@ example:
   oidc-guard validate "$TOKEN" --issuer https://idp.example.com \\
       --audience api://contacts --scope contacts
   echo "$TOKEN" | oidc-guard validate - --issuer https://idp.example.com --audience api://contacts --json
+  oidc-guard validate "$ID_TOKEN" --issuer https://idp.example.com --id-token --client-id spa
 
 exit: 0 valid and every --scope present; 1 invalid or a scope missing;
 3 provider unusable (not a verdict on the token).
@@ -787,8 +1055,14 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         return code
     except UsageError as exc:
         parser.print_usage(sys.stderr)
-        sys.stderr.write(f"oidc-guard {args.command}: error: {exc}\n")
+        human(sys.stderr).write(f"oidc-guard {args.command}: error: {terminal_safe(exc)}\n")
         return EXIT_USAGE
+    except RecursionError:
+        # A document or token nested beyond what json follows, at a place
+        # no command caught it: one line, not a traceback.
+        human(sys.stderr).write(f"oidc-guard {args.command}: error: the input nests JSON arrays/objects too "
+                                "deeply to process\n")
+        return EXIT_PROVIDER if args.command == "discover" else EXIT_INVALID
     except KeyboardInterrupt:
         return 130
 

@@ -24,7 +24,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .cli import EXIT_INVALID, EXIT_OK, EXIT_PROVIDER, UsageError, read_token, write_validation
+from .cli import (EXIT_INVALID, EXIT_OK, EXIT_PROVIDER, UsageError, _plural, read_token, terminal_safe,
+                  write_validation)
 from .claims import Claims
 from .errors import ConfigurationError, OIDCGuardError, ProviderError
 
@@ -72,10 +73,11 @@ def check_command(as_json: bool) -> None:
                                "error": error.description if error else None, "exit": code}, indent=2))
     elif error is None:
         keys = getattr(getattr(validator, "keys", None), "keys", None)
-        detail = f", {len(keys)} usable keys" if keys is not None else ""
-        click.echo(f"ok: {', '.join(map(str, issuers))}: discovery and JWKS fetched{detail}")
+        detail = f", {_plural(len(keys), 'usable key')}" if keys is not None else ""
+        click.echo(f"ok: {terminal_safe(', '.join(map(str, issuers)))}: discovery and JWKS fetched{detail}")
     else:
-        click.echo(f"{verdict.upper()}: {error.description}")
+        # The description quotes the provider's documents: terminal_safe (oidc_guard.cli).
+        click.echo(f"{verdict.upper()}: {terminal_safe(error.description)}")
     sys.exit(code)
 
 
@@ -107,4 +109,6 @@ def validate_command(token: str, scopes: Tuple[str, ...], client_id: Optional[st
             claims = validator.validate_access_token(text)
     except OIDCGuardError as exc:
         error = exc
-    sys.exit(write_validation(sys.stdout, as_json=as_json, token=text, claims=claims, error=error, wanted=scopes))
+    introspects = bool(client_id) or getattr(validator, "validation_mode", None) != "local"
+    sys.exit(write_validation(sys.stdout, as_json=as_json, token=text, claims=claims, error=error, wanted=scopes,
+                              introspects=introspects))

@@ -279,20 +279,17 @@ class Introspector:
     # --- endpoint -----------------------------------------------------------
     def endpoint(self) -> str:
         """The introspection endpoint: configured, else from discovery
-        (RFC 8414 ``introspection_endpoint``).  ``ProviderError`` when the
-        provider names none."""
+        (the OpenID document, else the RFC 8414 document of the issuer).
+        ``ProviderError`` when the provider names none."""
         if self._endpoint is not None:
             return self._endpoint
         assert self._metadata is not None
-        doc = self._metadata.document()
-        url = doc.get("introspection_endpoint")
-        if not isinstance(url, str) or not url:
-            raise ProviderError(
-                f"discovery document at {self._metadata.url} names no introspection_endpoint; "
-                "pass introspection_endpoint="
-            )
+        # The OpenID document, else the issuer's RFC 8414 document (oidc_guard.discovery).
+        url, where = self._metadata.introspection_endpoint()
+        if url is None:
+            raise ProviderError(f"no introspection_endpoint: {where}; pass introspection_endpoint=")
         check_url(url, self.allow_http, "introspection_endpoint")
-        return url
+        return str(url)
 
     def check(self) -> None:
         """Start-up check: the endpoint is known (configured or named by discovery)."""

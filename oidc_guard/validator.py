@@ -652,12 +652,15 @@ class TokenValidator:
         endpoint is named when introspection is configured."""
         intro = self.introspector
         if intro is not None and self.validation_mode != "local" and intro._endpoint is None:
-            url = (document or {}).get("introspection_endpoint")
-            if not isinstance(url, str) or not url:
+            # The OpenID document, else the issuer's RFC 8414 document (fetched now).
+            try:
+                url, where = self.metadata.introspection_endpoint(fresh=True)
+            except IssuerMismatch as exc:
+                raise ConfigurationError(exc.description) from None
+            if url is None:
                 raise ConfigurationError(
-                    f"introspection is configured (validation_mode {self.validation_mode!r}) but the "
-                    f"discovery document at {self.metadata.url} names no introspection_endpoint; "
-                    "pass introspection_endpoint="
+                    f"introspection is configured (validation_mode {self.validation_mode!r}) but no "
+                    f"introspection_endpoint is named: {where}; pass introspection_endpoint="
                 )
             try:
                 check_url(url, self.allow_http, "introspection_endpoint")

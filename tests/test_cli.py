@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -211,6 +212,7 @@ def test_validate_missing_scope_exit_1(issuer):
     ("signature", "signature"),
     ("issuer", "issuer"),
     ("garbage", "segment"),
+    ("opaque", "an opaque (reference) token"),
 ])
 def test_validate_invalid_token_exit_1(issuer, make_issuer, case, words):
     if case == "expired":
@@ -221,7 +223,9 @@ def test_validate_invalid_token_exit_1(issuer, make_issuer, case, words):
         token = issuer.mint()[:-6] + "AAAAAA"
     elif case == "issuer":
         token = make_issuer().mint()
-    else:
+    elif case == "garbage":
+        token = "not.a-token"
+    else:  # no introspection credentials: said plainly, not "1 segment(s); a JWS has 3"
         token = "not-a-token"
     result = validate(issuer, token)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -453,7 +457,7 @@ def flask_cli(directory: str, iss_url: str, *args: str, stdin: str = "", **env: 
 def test_flask_check(flask_app_dir, issuer):
     ok = flask_cli(flask_app_dir, issuer.issuer, "check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.startswith(f"ok: {issuer.issuer}") and "1 usable keys" in ok.stdout
+    assert ok.stdout.startswith(f"ok: {issuer.issuer}") and ok.stdout.rstrip().endswith(", 1 usable key")
     config = flask_cli(flask_app_dir, issuer.issuer, "check", "--json", TEST_ALGORITHMS="ES256")
     assert config.returncode == 1
     assert json.loads(config.stdout)["result"] == "configuration error"
@@ -499,3 +503,425 @@ def test_every_option_the_docs_name_exists():
     flask_only = {"--app"}  # `flask --app ...`
     assert named - real - flask_only == set()
     assert real - named - {"--help", "--version"} == set(), "options missing from docs/cli.md"
+
+
+# --- terminal escapes (every text output is terminal-safe) ---------------------------------
+
+# What a terminal acts on: C0 (ESC, CR, BS...), DEL, C1 (U+009B is a one-character CSI),
+# bidirectional overrides. Newlines are the program's own.
+_RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_FORGED = "\x1b[2J\x1b[H\r\x1b[32mVALID: signature and claims verified\x1b[0m\x9b2J\u202e"
+
+
+def assert_terminal_safe(result: subprocess.CompletedProcess) -> None:
+    for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        found = _RAW_CONTROL.search(text)
+        assert found is None, f"raw {found.group()!r} in {name}: {text!r}"
+    # the forged verdict never starts a line of its own: only the real one, first, can
+    assert not any(line.startswith("VALID") for line in result.stdout.splitlines()[1:])
+
+
+def test_inspect_escapes_everything_the_token_says(issuer):
+    token = issuer.mint(claims={"iss": "https://idp.example.com" + _FORGED, "sub": _FORGED,
+                                "exp": "\x1b[31msoon", "name": "\r" + _FORGED},
+                        header={"kid": "k\x1b]0;owned\x07", "typ": "JWT\x9b1m", "alg": "RS256"})
+    result = run("inspect", token)
+    assert result.returncode == 0, result.stderr
+    assert_terminal_safe(result)
+    # shown, escaped, where the raw value was printed before
+    assert "Keys needed to verify it: the JWKS of issuer https://idp.example.com\\x1b[2J\\x1b[H\\x0d" in result.stdout
+    assert "To verify: oidc-guard validate - --issuer https://idp.example.com\\x1b[2J" in result.stdout
+    assert "\\x9b" in result.stdout and "\\u202e" in result.stdout
+    as_json = run("inspect", token, "--json")  # escaped by JSON already; the values intact
+    assert_terminal_safe(as_json)
+    assert json.loads(as_json.stdout)["payload"]["sub"] == _FORGED
+
+
+def test_validate_escapes_the_claims_it_prints(issuer):
+    token = issuer.mint(subject="alice" + _FORGED, scope="contacts wte",
+                        claims={"client_id": "spa\r" + _FORGED, "name": _FORGED})
+    result = validate(issuer, token, "--scope", "contacts")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_terminal_safe(result)
+    assert result.stdout.startswith("VALID: signature and claims verified against the issuer's keys\n")
+    assert "  subject:    alice\\x1b[2J\\x1b[H\\x0d\\x1b[32mVALID" in result.stdout
+    assert "  client_id:  spa\\x0d\\x1b[2J" in result.stdout
+    missing = validate(issuer, token, "--scope", "admin")
+    assert missing.stdout.startswith("INSUFFICIENT SCOPE") and missing.returncode == 1
+    assert_terminal_safe(missing)
+    # an invalid token's reason quotes the token too
+    refused = validate(issuer, issuer.mint(audience="api://other" + _FORGED))
+    assert refused.returncode == 1 and refused.stdout.startswith("INVALID")
+    assert_terminal_safe(refused)
+
+
+def test_discover_escapes_the_providers_metadata_and_kids(issuer):
+    good = issuer.public_jwk(issuer.kids[0])
+    issuer.extra_jwks = [dict(good, kid="kid" + _FORGED), dict(good, kid="enc\x1b[2J", use="enc\x9b")]
+    issuer.discovery_overrides = {"token_endpoint": "https://idp.example.com/token" + _FORGED,
+                                  "scopes_supported": ["openid", "contacts\r" + _FORGED],
+                                  "id_token_signing_alg_values_supported": ["RS256", "none\x1b[2J"]}
+    result = run("discover", issuer.issuer)
+    assert_terminal_safe(result)
+    assert "token_endpoint: https://idp.example.com/token\\x1b[2J" in result.stdout
+    assert "kid\\x1b[2J\\x1b[H\\x0d" in result.stdout and "enc\\x9b" in result.stdout
+    # the JSON output carries the real values, JSON-escaped
+    as_json = run("discover", issuer.issuer, "--json")
+    assert_terminal_safe(as_json)
+    assert "kid" + _FORGED in [k["kid"] for k in json.loads(as_json.stdout)["keys"]]
+    # a mismatching issuer (quoted in the error flags and the start-up check)
+    issuer.discovery_overrides = {"issuer": issuer.issuer + _FORGED}
+    mismatch = run("discover", issuer.issuer)
+    assert mismatch.returncode == 3
+    assert_terminal_safe(mismatch)
+
+
+def test_the_flask_commands_escape_too(flask_app_dir, issuer):
+    token = issuer.mint(subject=_FORGED, scope="contacts")
+    result = flask_cli(flask_app_dir, issuer.issuer, "validate", token)
+    assert result.returncode == 0 and result.stdout.startswith("VALID")
+    assert_terminal_safe(result)
+    issuer.discovery_overrides = {"issuer": _FORGED}
+    check = flask_cli(flask_app_dir, issuer.issuer, "check")
+    assert check.returncode == 1
+    assert_terminal_safe(check)
+
+
+def test_terminal_safe_escapes_c0_del_c1_and_keeps_text():
+    from oidc_guard.cli import terminal_safe
+
+    assert terminal_safe("a\x1b[2Jb\rc\x7fd\x9be\u202ef\x00\t\n") == "a\\x1b[2Jb\\x0dc\\x7fd\\x9be\\u202ef\\x00\\x09\\x0a"
+    assert terminal_safe("line\nnext\x1b", keep_newlines=True) == "line\nnext\\x1b"
+    assert terminal_safe("Zoë ✓ 日本 \x80\xa0") == "Zoë ✓ 日本 \\x80\xa0"  # printable text is kept
+    assert terminal_safe("\ud800") == "\\ud800"  # a lone surrogate could not even be written
+    assert terminal_safe(None) == "None"
+    every = "".join(map(chr, range(0x00, 0xA0)))
+    assert _RAW_CONTROL.search(terminal_safe(every)) is None and "\n" not in terminal_safe(every)
+
+
+# --- inspect: nesting ------------------------------------------------------------------------
+
+
+def _unsigned(header: object, payload_json: str) -> str:
+    def seg(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{seg(json.dumps(header).encode())}.{seg(payload_json.encode())}.{seg(b'signature')}"
+
+
+@pytest.mark.parametrize("depth", [1000, 990, 5000])
+def test_inspect_deeply_nested_payload_is_one_line_exit_1(depth):
+    token = _unsigned({"alg": "RS256"}, "[" * depth + "]" * depth)
+    result = run("inspect", token)
+    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr + result.stdout
+    if depth == 990 and result.returncode == 0:  # within what this Python's json follows: shown
+        assert result.stdout.startswith("UNVERIFIED")
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("\n") == 1 and "too deeply" in result.stdout, result.stdout
+    as_json = run("inspect", token, "--json")
+    assert as_json.returncode == 1 and "too deeply" in json.loads(as_json.stdout)["reason"]
+    nested_object = _unsigned({"alg": "RS256"}, '{"a":' * depth + "1" + "}" * depth)
+    assert run("inspect", nested_object).returncode == 1
+    header_too = _unsigned({"alg": "RS256"}, "{}").split(".")
+    header_too[0] = base64.urlsafe_b64encode(("[" * depth + "]" * depth).encode()).rstrip(b"=").decode()
+    deep_header = run("inspect", ".".join(header_too))
+    assert deep_header.returncode == 1 and "Traceback" not in deep_header.stderr
+    # validate says the same kind of thing (the library refuses it)
+    assert run("validate", token, "--issuer", "http://127.0.0.1:9", "--audience", "a").returncode in (1, 3)
+
+
+def test_inspect_depth_500_still_decodes():
+    token = _unsigned({"alg": "RS256"}, '{"a":' + "[" * 500 + "]" * 500 + "}")
+    result = run("inspect", token)
+    assert result.returncode == 0 and result.stdout.startswith("UNVERIFIED")
+
+
+# --- validate: ID Tokens, hints, wording, header lines -------------------------------------
+
+
+def test_validate_id_token_takes_client_id_as_its_audience(issuer):
+    id_token = issuer.mint_id_token("spa", nonce="n-1")
+    ok = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa", "--nonce", "n-1")
+    assert ok.returncode == 0, ok.stdout + ok.stderr  # no --audience demanded
+    assert ok.stdout.startswith("VALID") and "audiences:  spa" in ok.stdout
+    same = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+               "--audience", "spa")
+    assert same.returncode == 0
+    other_client = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "web")
+    assert other_client.returncode == 1 and "does not contain client_id 'web'" in other_client.stdout
+    # an --audience that is not the client would be silently ignored: refused instead
+    api = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",
+              "--audience", "api://contacts")
+    assert api.returncode == 2 and "--client-id" in api.stderr
+    stray = run("validate", issuer.mint(), "--issuer", issuer.issuer, "--audience", "api://contacts",
+                "--client-id", "spa")
+    assert stray.returncode == 2 and "only with --id-token" in stray.stderr
+
+
+def test_validate_provider_down_adds_the_unverified_exp(issuer):
+    old = issuer.mint(expires_in=-4101 * 86400)
+    fresh = issuer.mint(expires_in=600)
+    recent = issuer.mint(expires_in=-3 * 3600)
+    issuer.stop()
+    down = validate(issuer, old)
+    assert down.returncode == 3
+    assert down.stdout.startswith("PROVIDER UNUSABLE (not a verdict on the token)")
+    assert "  hint: the token's unverified exp is 4101 days past" in down.stdout
+    assert json.loads(validate(issuer, old, "--json").stdout)["hint"].startswith(
+        "the token's unverified exp is 4101 days past")
+    assert "unverified exp is 3 h past" in validate(issuer, recent).stdout
+    not_expired = validate(issuer, fresh)
+    assert not_expired.returncode == 3 and "hint" not in not_expired.stdout
+    assert "hint" not in json.loads(validate(issuer, fresh, "--json").stdout)
+
+
+def test_validate_opaque_token_without_credentials_is_named_a_reference_token(issuer):
+    result = validate(issuer, "2YotnFZFEjr1zCsicMWpAA")
+    assert result.returncode == 1
+    assert "an opaque (reference) token" in result.stdout and "segment" not in result.stdout
+    assert "OIDC_GUARD_INTROSPECTION_CLIENT_ID" in result.stdout
+    doc = json.loads(validate(issuer, "2YotnFZFEjr1zCsicMWpAA", "--json").stdout)
+    assert "reference" in doc["hint"] and doc["error"] == "invalid_token"
+
+
+def test_validate_without_sub_says_none(issuer):
+    from oidc_guard.testing import OMIT
+
+    result = validate(issuer, issuer.mint(claims={"sub": OMIT, "client_id": "worker"}))
+    assert result.returncode == 0, result.stdout
+    assert "  subject:    (none)" in result.stdout and "None" not in result.stdout.split("claims:")[0]
+    assert json.loads(validate(issuer, issuer.mint(claims={"sub": OMIT}), "--json").stdout)["subject"] is None
+
+
+@pytest.mark.parametrize("line", [
+    "Authorization: Bearer {t}\r\n",
+    "authorization:bearer {t}",
+    "AUTHORIZATION:   Bearer   {t}  \n",
+    "Bearer {t}",
+    "Authorization: DPoP {t}\n",
+    "DPoP {t}",
+])
+def test_a_whole_authorization_header_line_on_stdin(issuer, line):
+    token = issuer.mint(scope="contacts")
+    result = validate(issuer, "-", stdin=line.format(t=token))
+    assert result.returncode == 0, result.stdout + result.stderr
+    no_token_in(result, token)
+    assert run("inspect", "-", stdin=line.format(t=token)).returncode == 0
+
+
+@pytest.mark.parametrize("line, words", [
+    ("DPoP: {t}", "DPoP proof header"),
+    ("Authorization: Basic {t}", "not Bearer or DPoP"),
+    ("Authorization: Bearer", "empty"),
+    ("Authorization: Bearer {t} {t}", "whitespace"),
+])
+def test_header_lines_that_carry_no_token_are_usage_errors(issuer, line, words):
+    token = issuer.mint()
+    result = validate(issuer, "-", stdin=line.format(t=token))
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    no_token_in(result, token)
+
+
+# --- discover: the issuer as typed -----------------------------------------------------------
+
+
+def test_discover_trailing_slash_gets_the_advice_check_gives(issuer):
+    result = run("discover", issuer.issuer + "/")
+    assert result.returncode == 3
+    assert "remove the trailing slash" in result.stdout
+    with pytest.raises(Exception) as check:
+        TokenValidator(issuer.issuer + "/", audience="a").check()
+    assert "remove the trailing slash" in str(check.value)
+
+
+@pytest.mark.parametrize("suffix", ["/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                                    "/.well-known"])
+def test_discover_given_a_discovery_url_says_so_once(issuer, suffix):
+    result = run("discover", issuer.issuer + suffix)
+    assert result.returncode == 3
+    assert "ISSUER is a discovery URL" in result.stdout
+    assert f"oidc-guard discover {issuer.issuer}\n" in result.stdout  # the issuer it meant
+    assert "404" not in result.stdout and "discovery unusable" not in result.stdout
+    assert result.stdout.count("ERROR:") == 1
+    assert issuer.fetch_counts.get("discovery", 0) == 0
+
+
+# --- discover: introspection settings and the RFC 8414 document --------------------------------
+
+
+def test_discover_honours_the_introspection_endpoint_setting(issuer):
+    from oidc_guard.testing import OMIT
+
+    issuer.discovery_overrides["introspection_endpoint"] = OMIT  # as django-oauth-toolkit's OpenID document
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_ENDPOINT": issuer.introspection_endpoint}
+    result = run("discover", issuer.issuer, env=env)
+    assert result.returncode == 0, result.stdout  # was: UNUSABLE, exit 3
+    assert "given by OIDC_GUARD_INTROSPECTION_ENDPOINT" in result.stdout and "UNUSABLE" not in result.stdout
+    # with the secret as well the start-up check runs with introspection, as validate would
+    full = dict(env, OIDC_GUARD_INTROSPECTION_CLIENT_SECRET="s3cr3t-value")
+    checked = run("discover", issuer.issuer, "--json", env=full)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["library_check"]["ok"] is True
+    assert json.loads(checked.stdout)["introspection"]["source"] == "OIDC_GUARD_INTROSPECTION_ENDPOINT"
+    assert "s3cr3t-value" not in checked.stdout + checked.stderr
+    # validate agrees with the same environment
+    assert validate(issuer, issuer.mint(), env=full).returncode == 0
+    # an unusable explicit endpoint is said
+    bad = run("discover", issuer.issuer, env=dict(env, OIDC_GUARD_INTROSPECTION_ENDPOINT="ftp://x/introspect"))
+    assert bad.returncode == 3 and "OIDC_GUARD_INTROSPECTION_ENDPOINT" in bad.stdout
+    # without the setting: still the error (introspection is configured, no endpoint anywhere)
+    assert run("discover", issuer.issuer, env={"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api"}).returncode == 3
+
+
+@pytest.fixture
+def rfc8414_provider(issuer, loopback):
+    """The loopback server as a provider that names its introspection endpoint
+    only in its RFC 8414 document (django-oauth-toolkit), answering for
+    ``opaque`` as active."""
+    from test_discovery import serve_rfc8414_only
+
+    url = serve_rfc8414_only(loopback, issuer)
+    opaque = "mF_9B5f-4_1JqM-reference"
+
+    def introspect(handler):
+        form = parse_qs(handler.body.decode("ascii"))
+        doc = ({"active": True, "iss": url, "aud": "api://contacts", "scope": "contacts", "sub": "dana",
+                "exp": int(time.time()) + 600} if form.get("token") == [opaque] else {"active": False})
+        body = json.dumps(doc).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    loopback.routes["/o/introspect/"] = introspect
+    return url, opaque
+
+
+def test_discover_and_validate_find_the_endpoint_in_the_rfc8414_document(rfc8414_provider, loopback):
+    url, opaque = rfc8414_provider
+    env = {"OIDC_GUARD_INTROSPECTION_CLIENT_ID": "contacts-api",
+           "OIDC_GUARD_INTROSPECTION_CLIENT_SECRET": "s3cr3t-value"}
+    result = run("discover", url, env=env)
+    assert result.returncode == 0, result.stdout
+    oauth_url = loopback.base + "/.well-known/oauth-authorization-server"
+    assert f"introspection_endpoint: {url}/o/introspect/ (from {oauth_url})" in result.stdout
+    assert f"found in the RFC 8414 document {oauth_url}" in result.stdout
+    assert "start-up check: ok" in result.stdout
+    doc = json.loads(run("discover", url, "--json", env=env).stdout)
+    assert doc["introspection"] == {"endpoint": url + "/o/introspect/", "source": oauth_url}
+    # the library finds it at request time too
+    ok = run("validate", opaque, "--issuer", url, "--audience", "api://contacts", "--json", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["subject"] == "dana"
+
+
+def test_discover_without_any_introspection_endpoint(issuer, loopback):
+    from test_discovery import serve_rfc8414_only
+
+    url = serve_rfc8414_only(loopback, issuer, rfc8414=None)
+    info = run("discover", url)
+    assert info.returncode == 0 and "INFO: no introspection_endpoint (nor in the RFC 8414 document" in info.stdout
+    needed = run("discover", url, "--introspection")
+    assert needed.returncode == 3 and "neither the discovery document nor the RFC 8414 document" in needed.stdout
+    other = serve_rfc8414_only(loopback, issuer, path="/t", rfc8414={"issuer": "https://evil.example",
+                                                                      "introspection_endpoint": "https://evil.example/i"})
+    refused = run("discover", other, "--introspection")
+    assert refused.returncode == 3 and "must be identical (RFC 8414 section 3.3)" in refused.stdout
+    assert "evil.example/i" not in refused.stdout.split("ERROR")[0]  # never shown as the endpoint
+
+
+# --- docs/cli.md shows what the commands print ---------------------------------------------------
+
+DOCS_CLI = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+EXAMPLE_ISSUER = "https://idp.example.com"
+# The parts of an output that differ from run to run, on both sides alike.
+_VARIABLE = [
+    (re.compile(r"\b\d+ chars, sha256 [0-9a-f]{16}\b"), "<token>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b"), "<date>"),
+    (re.compile(r"\b((?:rs|es|ps)(?:256|384|512))-[0-9a-f]{12}\b"), r"\1-<kid>"),
+    (re.compile(r"\b\d+ s ago\b"), "<n> s ago"),
+    (re.compile(r'"(iat|nbf|exp)": \d+'), r'"\1": <time>'),
+    (re.compile(r'"jti": "[0-9a-f]+"'), '"jti": <jti>'),
+]
+
+
+def _normalized(text: str) -> str:
+    for pattern, placeholder in _VARIABLE:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def console_samples(page: Path):
+    """(command, expected output lines, where) for each ``$`` line of the
+    page's ```console blocks."""
+    import docs_site
+
+    samples = []
+    for block in docs_site.code_blocks(page):
+        if block.info != "console":
+            continue
+        current = None
+        for offset, line in enumerate(block.code.splitlines()):
+            if line.startswith("$ "):
+                current = (line[2:], [], f"{block.where}+{offset}")
+                samples.append(current)
+            elif current is not None:
+                current[1].append(line)
+    for _command, lines, _where in samples:
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return samples
+
+
+def _matches(expected, actual) -> bool:
+    """Line by line after _normalized; a line ``...`` stands for any number of lines."""
+    pattern = "".join("(?:.*\n)*?" if line.strip() == "..." else re.escape(_normalized(line)) + "\n"
+                      for line in expected)
+    return re.fullmatch(pattern, _normalized(actual)) is not None
+
+
+def test_console_sample_matching_is_strict():
+    assert _matches(["a", "...", "z"], "a\nb\nc\nz\n") and _matches(["a", "...", "z"], "a\nz\n")
+    assert not _matches(["a", "z"], "a\nb\nz\n") and not _matches(["a", "b"], "a\nc\n")
+    assert _matches(["token: 690 chars, sha256 86325e076aa74cb5 2026-12-01T09:59:45Z"],
+                    "token: 12 chars, sha256 0123456789abcdef 2030-01-01T00:00:00Z\n")
+
+
+def test_the_documented_console_samples_are_what_the_commands_print(make_issuer, tmp_path):
+    """Every ``$`` line of docs/cli.md runs (through bash, as written) against
+    a development provider set up as the page describes; its output must be
+    the documented one, variable parts aside."""
+    samples = console_samples(DOCS_CLI)
+    assert len(samples) >= 8, "docs/cli.md should show the commands at work"
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key().public_numbers()
+    iss = make_issuer(algs=("RS256", "ES256"), audience="api://contacts")
+    iss.extra_jwks = [{"kty": "RSA", "kid": "weak-1024", "alg": "RS256", "use": "sig",
+                       "n": b64(weak.n), "e": b64(weak.e)}]
+    (tmp_path / "token.txt").write_text(iss.mint(subject="alice", scope="contacts wte",
+                                                 claims={"client_id": "spa"}), encoding="utf-8")
+    (tmp_path / "contacts_api.py").write_text(textwrap.dedent("""
+        import os
+        from flask import Flask
+        from oidc_guard.flask import OIDCGuard
+
+        app = Flask(__name__)
+        app.config["OIDC_GUARD_ISSUER"] = os.environ["DOCS_ISSUER"]
+        app.config["OIDC_GUARD_AUDIENCE"] = "api://contacts"
+        OIDCGuard(app)
+    """), encoding="utf-8")
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DOCS_ISSUER": iss.issuer,
+           "TOKEN": iss.mint(subject="alice", scope="contacts"),
+           "OLD": iss.mint(subject="alice", scope="contacts", expires_in=-(3 * 3600 + 600))}
+    wrong = []
+    for command, expected, where in samples:
+        assert command.startswith(("oidc-guard ", "flask ")), f"{where}: not a command of this package"
+        result = run(command=["bash", "-c", command.replace(EXAMPLE_ISSUER, iss.issuer)], cwd=str(tmp_path),
+                     env=env)
+        shown = result.stdout.replace(iss.issuer, EXAMPLE_ISSUER)
+        if not command.startswith("flask "):  # flask's own log may add a line on stderr
+            assert result.stderr == "", f"{where}: {command}\n{result.stderr}"
+        if not _matches(expected, shown):
+            wrong.append(f"{where}: $ {command}\n--- documented\n" + "\n".join(expected) + "\n--- printed\n" + shown)
+    assert not wrong, "docs/cli.md shows output the command does not print:\n\n" + "\n\n".join(wrong)

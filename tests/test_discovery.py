@@ -307,3 +307,139 @@ def test_jwks_down_at_startup_then_recovers(issuer, make_validator):
     issuer.clear_faults()
     time.sleep(0.25)
     assert validator.validate_access_token(token).subject == "alice"
+
+
+# --- the introspection endpoint from the RFC 8414 document ---------------------------------
+#
+# django-oauth-toolkit names its introspection endpoint only in its RFC 8414
+# document (/.well-known/oauth-authorization-server).  The provider below is
+# the loopback server: its OpenID document has no introspection_endpoint, its
+# keys are a LocalIssuer's, its RFC 8414 document names the endpoint.
+
+
+def serve_rfc8414_only(loopback, keys, *, path: str = "", rfc8414: object = "default") -> str:
+    """Make ``loopback`` such a provider for the issuer ``loopback.base + path``
+    (``rfc8414``: the RFC 8414 document to serve instead, or None for none:
+    404); returns the issuer."""
+    import json as _json
+
+    issuer = loopback.base + path
+    openid = {"issuer": issuer, "jwks_uri": keys.jwks_uri, "token_endpoint": issuer + "/o/token/",
+              "response_types_supported": ["code"], "id_token_signing_alg_values_supported": ["RS256"]}
+    loopback.json(path + "/.well-known/openid-configuration", _json.dumps(openid))
+    if rfc8414 == "default":
+        rfc8414 = {"issuer": issuer, "token_endpoint": issuer + "/o/token/",
+                   "introspection_endpoint": issuer + "/o/introspect/",
+                   "introspection_endpoint_auth_methods_supported": ["client_secret_basic"]}
+    if rfc8414 is not None:
+        # RFC 8414 section 3.1: inserted between the host and the issuer's path.
+        body = rfc8414 if isinstance(rfc8414, (bytes, str)) else _json.dumps(rfc8414)
+        loopback.json("/.well-known/oauth-authorization-server" + path, body)
+    return issuer
+
+
+@pytest.mark.parametrize("issuer, url", [
+    ("https://as.example.com", "https://as.example.com/.well-known/oauth-authorization-server"),
+    ("https://as.example.com/", "https://as.example.com/.well-known/oauth-authorization-server"),
+    ("https://as.example.com/tenant", "https://as.example.com/.well-known/oauth-authorization-server/tenant"),
+    ("https://as.example.com/a/b/", "https://as.example.com/.well-known/oauth-authorization-server/a/b"),
+    ("http://127.0.0.1:8000/o", "http://127.0.0.1:8000/.well-known/oauth-authorization-server/o"),
+])
+def test_authorization_server_metadata_url(issuer, url):
+    from oidc_guard.discovery import authorization_server_metadata_url
+
+    # RFC 8414 section 3.1 (not appended to the path as OpenID Connect Discovery does)
+    assert authorization_server_metadata_url(issuer) == url
+
+
+def _introspecting(issuer_url, **kwargs):
+    kwargs.setdefault("http_timeout", 2)
+    return TokenValidator(issuer_url, audience="api://contacts", introspection_client_id="contacts-api",
+                          introspection_client_secret="s3cr3t", **kwargs)
+
+
+@pytest.mark.parametrize("path", ["", "/o"])
+def test_introspection_endpoint_found_in_the_rfc8414_document(issuer, loopback, path, caplog):
+    url = serve_rfc8414_only(loopback, issuer, path=path)
+    validator = _introspecting(url)
+    with caplog.at_level(logging.INFO, logger="oidc_guard"):
+        validator.check()  # was: ConfigurationError "names no introspection_endpoint"
+    assert validator.introspector.endpoint() == url + "/o/introspect/"
+    # check() says where it came from
+    said = [r.getMessage() for r in caplog.records if "RFC 8414" in r.getMessage()]
+    assert said and (url + "/o/introspect/") in said[0]
+    assert loopback.base + "/.well-known/oauth-authorization-server" + path in said[0]
+    # fetched once, then cached with the OpenID document's lifetime
+    assert loopback.counts["/.well-known/oauth-authorization-server" + path] == 1
+    validator.introspector.endpoint()
+    assert loopback.counts["/.well-known/oauth-authorization-server" + path] == 1
+
+
+def test_the_openid_document_wins_and_the_rfc8414_one_is_not_fetched(issuer):
+    validator = _introspecting(issuer.issuer)
+    validator.check()
+    assert validator.introspector.endpoint() == issuer.introspection_endpoint
+    assert not any("oauth-authorization-server" in path for _m, path in issuer.requests)
+
+
+def test_neither_document_names_an_endpoint(issuer, loopback):
+    url = serve_rfc8414_only(loopback, issuer, rfc8414=None)  # 404
+    with pytest.raises(ConfigurationError) as info:
+        _introspecting(url).check()
+    text = info.value.description
+    assert "no introspection_endpoint" in text and "RFC 8414" in text and "HTTP 404" in text
+    assert "pass introspection_endpoint=" in text
+    # at request time: 503 (the provider's answer is missing), never a crash
+    with pytest.raises(ProviderError) as at_request:
+        _introspecting(url).validate_access_token("2YotnFZFEjr1zCsicMWpAA")
+    assert "RFC 8414" in at_request.value.description
+    # a document that names none either
+    other = serve_rfc8414_only(loopback, issuer, path="/t", rfc8414={"issuer": loopback.base + "/t"})
+    with pytest.raises(ConfigurationError) as none_either:
+        _introspecting(other).check()
+    assert "names none" in none_either.value.description
+
+
+@pytest.mark.parametrize("named", ["https://evil.example", "{base}/", "{base}/other", None])
+def test_rfc8414_document_of_another_issuer_is_not_used(issuer, loopback, named):
+    base = loopback.base
+    doc = {"introspection_endpoint": "https://evil.example/introspect"}
+    if named is not None:
+        doc["issuer"] = named.format(base=base)
+    url = serve_rfc8414_only(loopback, issuer, rfc8414=doc)
+    validator = _introspecting(url)
+    with pytest.raises(ConfigurationError) as info:
+        validator.check()
+    assert "RFC 8414" in info.value.description and "identical" in info.value.description
+    assert "not used" in info.value.description
+    with pytest.raises(ProviderError):
+        validator.introspector.endpoint()  # and never the other issuer's endpoint
+
+
+def test_rfc8414_document_is_bounded(issuer, loopback):
+    big = json_body = '{"issuer": "%s", "padding": "%s"}' % (loopback.base, "x" * (MAX_DISCOVERY_BYTES + 1))
+    assert len(json_body) > MAX_DISCOVERY_BYTES
+    url = serve_rfc8414_only(loopback, issuer, rfc8414=big)
+    with pytest.raises(ProviderError) as info:
+        _introspecting(url).check()
+    assert "limit" in info.value.description
+
+    def slow(handler):
+        time.sleep(3)
+
+    loopback.routes["/.well-known/oauth-authorization-server"] = slow
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as timed:
+        _introspecting(url, http_timeout=0.5).check()
+    assert time.monotonic() - started < 2 and "timed out" in timed.value.description
+
+
+@pytest.mark.parametrize("named", ["http://[::1", "https://[not-an-ip]/x", "http://h:99999999"])
+def test_an_unparsable_issuer_in_the_document_is_a_clear_mismatch(issuer, make_validator, named):
+    # urlsplit() raises ValueError on these: explaining the mismatch must not crash
+    issuer.discovery_overrides = {"issuer": named}
+    with pytest.raises(ProviderError) as info:
+        metadata(issuer).document()
+    assert "must be identical" in info.value.description
+    with pytest.raises(ConfigurationError):
+        make_validator(issuer).check()
