@@ -27,7 +27,7 @@ why a token is refused:
 
 ``TOKEN`` may be ``-`` for standard input (a whole ``Authorization:``
 header line is accepted).  Every value shown as text passes
-:func:`terminal_safe` (no control character reaches the terminal).  ``--json`` prints one JSON
+``terminal_safe()`` (no control character reaches the terminal).  ``--json`` prints one JSON
 object on standard output instead of text.  Usage errors exit 2.  Nothing
 here prints a whole token or a secret: a token is shown by its length and
 the start of its SHA-256 (which is how it can be found in a cache).
@@ -51,7 +51,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple, cast
 from urllib.parse import urlsplit
 
 from .claims import Claims
@@ -144,7 +144,7 @@ def human(out: TextIO) -> TextIO:
     """``out`` wrapped for text output (see terminal_safe); idempotent."""
     if isinstance(out, _TerminalOut):
         return out
-    return _TerminalOut(out)  # type: ignore[return-value]
+    return cast(TextIO, _TerminalOut(out))
 
 
 def _plural(count: int, word: str, plural: Optional[str] = None) -> str:
