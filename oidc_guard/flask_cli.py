@@ -24,8 +24,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .cli import (EXIT_INVALID, EXIT_OK, EXIT_PROVIDER, UsageError, _plural, read_token, terminal_safe,
-                  write_validation)
+from .cli._common import EXIT_INVALID, EXIT_OK, EXIT_PROVIDER, UsageError, read_token
+from .cli._output import plural, terminal_safe
+from .cli.validate import write_validation
 from .claims import Claims
 from .errors import ConfigurationError, OIDCGuardError, ProviderError
 
@@ -73,10 +74,10 @@ def check_command(as_json: bool) -> None:
                                "error": error.description if error else None, "exit": code}, indent=2))
     elif error is None:
         keys = getattr(getattr(validator, "keys", None), "keys", None)
-        detail = f", {_plural(len(keys), 'usable key')}" if keys is not None else ""
+        detail = f", {plural(len(keys), 'usable key')}" if keys is not None else ""
         click.echo(f"ok: {terminal_safe(', '.join(map(str, issuers)))}: discovery and JWKS fetched{detail}")
     else:
-        # The description quotes the provider's documents: terminal_safe (oidc_guard.cli).
+        # The description quotes the provider's documents: terminal_safe (oidc_guard.cli._output).
         click.echo(f"{verdict.upper()}: {terminal_safe(error.description)}")
     sys.exit(code)
 

@@ -925,3 +925,69 @@ def test_the_documented_console_samples_are_what_the_commands_print(make_issuer,
         if not _matches(expected, shown):
             wrong.append(f"{where}: $ {command}\n--- documented\n" + "\n".join(expected) + "\n--- printed\n" + shown)
     assert not wrong, "docs/cli.md shows output the command does not print:\n\n" + "\n\n".join(wrong)
+
+
+# --- the package: one module per command, shared helpers once ------------------------------------
+
+CLI_PACKAGE = Path(__file__).resolve().parents[1] / "oidc_guard" / "cli"
+# The names oidc_guard.cli offered when it was one module: still importable from it.
+_CLI_NAMES = ("main", "console_main", "build_parser", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_PROVIDER",
+              "UsageError", "TooDeep", "read_token", "decode_unverified", "terminal_safe", "human", "token_label",
+              "relative", "iso", "describe_time", "introspection_settings", "claims_summary", "write_validation",
+              "cmd_discover", "cmd_validate", "cmd_inspect", "ENV_CLIENT_ID", "ENV_CLIENT_SECRET", "ENV_ENDPOINT",
+              "ENV_AUTH_METHOD")
+
+
+def test_the_cli_is_a_package_with_one_module_per_command_each_under_600_lines():
+    import importlib
+
+    import oidc_guard.cli as cli
+
+    modules = sorted(p.name for p in CLI_PACKAGE.glob("*.py"))
+    assert {"__init__.py", "discover.py", "validate.py", "inspect.py", "_output.py"} <= set(modules), modules
+    package_dir = CLI_PACKAGE.parent
+    for path in [*CLI_PACKAGE.glob("*.py"), package_dir / "flask_cli.py", package_dir / "__main__.py"]:
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= 600, f"{path.name}: {lines} lines"
+    for name in _CLI_NAMES:
+        assert hasattr(cli, name), f"oidc_guard.cli.{name} is gone"
+    # each command's function lives in its own module, and the parser dispatches to it
+    parser = cli.build_parser()
+    for command in ("discover", "validate", "inspect"):
+        module = importlib.import_module(f"oidc_guard.cli.{command}")
+        func = getattr(module, f"cmd_{command}")
+        argv = [command, "x"] + (["--issuer", "https://idp.example.com"] if command == "validate" else [])
+        assert parser.parse_args(argv).func is func is getattr(cli, f"cmd_{command}")
+
+
+def test_the_cli_modules_import_no_private_names_and_form_no_circle():
+    """Shared helpers are public names of underscore modules; every module of
+    the package imports on its own, first, in a fresh interpreter (a circle
+    would leave a name half-defined for one of the orders)."""
+    import ast
+
+    sources = [*CLI_PACKAGE.glob("*.py"), CLI_PACKAGE.parent / "flask_cli.py", CLI_PACKAGE.parent / "__main__.py"]
+    private = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                private += [f"{path.name}: from {'.' * node.level}{node.module or ''} import {alias.name}"
+                            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert private == []
+    names = [f"oidc_guard.cli.{p.stem}" for p in CLI_PACKAGE.glob("*.py") if p.stem != "__init__"]
+    for name in [*names, "oidc_guard.flask_cli", "oidc_guard.cli", "oidc_guard.__main__"]:
+        done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"import {name}:\n{done.stderr}"
+
+
+def test_the_flask_commands_reuse_the_cli_output_helpers():
+    """One terminal escaping, one plural: flask_cli has no copy of its own."""
+    import oidc_guard.flask_cli as flask_cli
+    from oidc_guard.cli import _output
+
+    assert flask_cli.terminal_safe is _output.terminal_safe
+    assert flask_cli.plural is _output.plural
+    source = (CLI_PACKAGE.parent / "flask_cli.py").read_text(encoding="utf-8")
+    assert "re.compile" not in source and "def terminal_safe" not in source and "def plural" not in source
+    assert _output.plural(1, "usable key") == "1 usable key" and _output.plural(2, "usable key") == "2 usable keys"
+    assert _output.plural(3, "entry", "entries") == "3 entries"
