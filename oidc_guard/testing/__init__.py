@@ -35,20 +35,32 @@ pytest is imported. The package is also a pytest plugin (entry point
 ``pytest11: oidc_guard = oidc_guard.testing``) that provides the fixtures
 ``oidc_issuer`` and ``oidc_issuer_factory``.
 
-Modules (everything public is re-exported here):
+Modules (what tests use is re-exported here):
 
 * ``oidc_guard.testing.jose`` - base64url, compact JSON, ``OMIT``;
 * ``oidc_guard.testing.keys`` - supported algs, key generation and pool,
-  JWKs, signing (``sign_raw``);
-* ``oidc_guard.testing.tokens`` - ``token_hash``, ``forge_token``,
-  ``hmac_token`` for attack tests;
+  JWKs, signing (``sign_raw``, with PyJWT where it can);
+* ``oidc_guard.testing.keyring`` - ``KeyRing``: an issuer's signing keys,
+  the JWKS, rotation;
+* ``oidc_guard.testing.tokens`` - ``Minter`` (a key ring that mints access
+  tokens, ID Tokens and reference tokens, answers introspection and
+  revocation) and ``token_hash``, ``forge_token``, ``hmac_token`` for
+  attack tests;
+* ``oidc_guard.testing.accounts`` - the development provider's users and
+  clients (demo defaults, ``INTROSPECTION_CLIENT_ID``);
+* ``oidc_guard.testing.faults`` - fault injection (``set_fault``);
 * ``oidc_guard.testing.server`` - the loopback HTTP server;
+* ``oidc_guard.testing.endpoint`` - what the endpoints build on: the
+  ``DevProvider`` protocol, the request handler, client authentication;
 * ``oidc_guard.testing.provider`` - the HTTP endpoints (routing table
-  ``ENDPOINTS``);
-* ``oidc_guard.testing.issuer`` - ``LocalIssuer``;
+  ``ENDPOINTS``), in ``provider_documents`` (discovery, JWKS),
+  ``provider_auth`` (login page, ``/authorize``, ``/token``) and
+  ``provider_tokens`` (``/userinfo``, ``/introspect``, ``/revoke``);
+* ``oidc_guard.testing.issuer`` - ``LocalIssuer``, which puts them together;
 * ``oidc_guard.testing.dpop`` - ``DPoPKey``, a client's DPoP key that makes
   proofs (RFC 9449) for tests;
-* ``oidc_guard.testing.plugin`` - the pytest plugin.
+* ``oidc_guard.testing.plugin`` - the pytest plugin;
+* ``oidc_guard.testing.devtoken`` - ``python -m oidc_guard.testing token``.
 
 Example::
 
@@ -70,10 +82,13 @@ Example::
 """
 
 
+from .accounts import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET
 from .dpop import DPoPKey
-from .issuer import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, LocalIssuer
+from .issuer import LocalIssuer
 from .jose import OMIT, b64url_decode, b64url_encode
-from .keys import _KEY_POOL, SUPPORTED_ALGS, _sign, sign_raw
+from .keys import KEY_POOL as _KEY_POOL
+from .keys import SUPPORTED_ALGS, sign_raw
+from .keys import jws_signature as _sign
 from .plugin import pytest_configure
 from .tokens import forge_token, hmac_token, token_hash
 

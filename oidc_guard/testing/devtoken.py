@@ -35,9 +35,9 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from .issuer import DEV_CLI_CLIENT_ID, DEV_CLI_REDIRECT_URI
+from .accounts import DEV_CLI_CLIENT_ID, DEV_CLI_REDIRECT_URI
 from .jose import b64url_encode
-from .server import _loopback_host
+from .server import is_loopback_host
 
 __all__ = ["main", "user_token", "DevTokenError"]
 
@@ -106,7 +106,7 @@ def user_token(issuer: str, user: str, password: str, scope: Sequence[str] = ("c
     parts = urllib.parse.urlsplit(issuer)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DevTokenError(f"--issuer must be an http(s) URL, got {issuer!r}", EXIT_USAGE)
-    if not _loopback_host(parts.hostname):
+    if not is_loopback_host(parts.hostname):
         raise DevTokenError(
             f"{parts.hostname!r} is not a loopback address: this command signs in to the development "
             "provider (oidc_guard.testing, on 127.0.0.1) only; get tokens from a real provider its own way",

@@ -1,6 +1,7 @@
 """JOSE encoding primitives shared by the test issuer: base64url (RFC 7515
-section 2), compact JSON, and the :data:`OMIT` sentinel used to remove a
-member when headers, claims, JWKs or discovery documents are built.
+section 2), compact JSON, big-endian integers, and the :data:`OMIT` sentinel
+that :func:`with_changes` uses to remove a member when headers, claims, JWKs
+or discovery documents are built.
 
 Test and development tool only; never use it in production.
 """
@@ -13,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from .._b64 import b64url_encode
 
-__all__ = ["OMIT", "b64url_encode", "b64url_decode"]
+__all__ = ["OMIT", "b64url_encode", "b64url_decode", "compact_json", "with_changes", "int_bytes"]
 
 
 class _Omit:
@@ -40,11 +41,12 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
 
 
-def _json_bytes(obj: Any) -> bytes:
+def compact_json(obj: Any) -> bytes:
+    """``obj`` as compact JSON (no spaces, members in the order given), UTF-8."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode("utf-8")
 
 
-def _apply(base: Dict[str, Any], changes: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def with_changes(base: Dict[str, Any], changes: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """Merge ``changes`` into a copy of ``base``; values that are OMIT delete."""
     out = dict(base)
     for name, value in (changes or {}).items():
@@ -55,7 +57,8 @@ def _apply(base: Dict[str, Any], changes: Optional[Mapping[str, Any]]) -> Dict[s
     return out
 
 
-def _int_bytes(value: int, length: Optional[int] = None) -> bytes:
+def int_bytes(value: int, length: Optional[int] = None) -> bytes:
+    """Big-endian bytes of ``value``: ``length`` of them, or as few as hold it (at least one)."""
     if length is None:
         length = max(1, (value.bit_length() + 7) // 8)
     return value.to_bytes(length, "big")

@@ -11,12 +11,15 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from .jose import _int_bytes, _json_bytes, b64url_encode
+from .jose import b64url_encode, compact_json, int_bytes
 
 if TYPE_CHECKING:
     import jwt
 
-__all__ = ["SUPPORTED_ALGS", "sign_raw"]
+__all__ = [
+    "SUPPORTED_ALGS", "KEY_POOL", "key_family", "hash_name", "generate_key", "pooled_key", "public_jwk",
+    "jws_signature", "sign_raw", "sign_jws", "pyjwt_signer",
+]
 
 # Private keys are typed ``Any``: they are ``cryptography`` RSA, EC or
 # Ed25519 private key objects, and the code below picks the right calls from
@@ -42,7 +45,21 @@ _ALGS: Dict[str, Tuple[str, str]] = {
 #: The JWS algorithms LocalIssuer can sign with.
 SUPPORTED_ALGS: Tuple[str, ...] = tuple(_ALGS)
 
-def _generate(family: str) -> Any:
+
+def key_family(alg: str) -> str:
+    """The key family of a supported alg: ``"RSA"``, ``"P-256"``, ``"P-384"``,
+    ``"P-521"`` or ``"Ed25519"`` (KeyError for another alg)."""
+    return _ALGS[alg][0]
+
+
+def hash_name(alg: str) -> str:
+    """The hash of a supported alg (``hashlib`` name), also its at_hash /
+    c_hash hash (KeyError for another alg)."""
+    return _ALGS[alg][1]
+
+
+def generate_key(family: str) -> Any:
+    """A new private key of ``family`` (see :func:`key_family`)."""
     # Imported here so that importing this module stays cheap.
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -63,33 +80,35 @@ def _generate(family: str) -> Any:
 # N's i-th key of a family is pool[family][i]: keys are shared *between*
 # issuers in one process (this is a test helper), never within one issuer.
 _POOL_LOCK = threading.Lock()
-_KEY_POOL: Dict[str, List[Any]] = {}
+#: The pool itself (family -> keys); read it, never change it.
+KEY_POOL: Dict[str, List[Any]] = {}
 
 
-def _pooled_key(family: str, index: int) -> Any:
+def pooled_key(family: str, index: int) -> Any:
+    """The ``index``-th pooled key of ``family``, generated on first use."""
     with _POOL_LOCK:
-        keys = _KEY_POOL.setdefault(family, [])
+        keys = KEY_POOL.setdefault(family, [])
         while len(keys) <= index:
-            keys.append(_generate(family))
+            keys.append(generate_key(family))
         return keys[index]
 
 
-def _public_jwk(private_key: Any, alg: str, kid: str) -> Dict[str, Any]:
+def public_jwk(private_key: Any, alg: str, kid: str) -> Dict[str, Any]:
     """The public JWK (RFC 7517 / RFC 7518 section 6 / RFC 8037) for a key."""
-    family = _ALGS[alg][0]
+    family = key_family(alg)
     public: Any = private_key.public_key()
     jwk: Dict[str, Any]
     if family == "RSA":
         numbers = public.public_numbers()
-        jwk = {"kty": "RSA", "n": b64url_encode(_int_bytes(numbers.n)), "e": b64url_encode(_int_bytes(numbers.e))}
+        jwk = {"kty": "RSA", "n": b64url_encode(int_bytes(numbers.n)), "e": b64url_encode(int_bytes(numbers.e))}
     elif family in ("P-256", "P-384", "P-521"):
         numbers = public.public_numbers()
         size = (public.curve.key_size + 7) // 8  # RFC 7518 6.2.1.2: full field size
         jwk = {
             "kty": "EC",
             "crv": family,
-            "x": b64url_encode(_int_bytes(numbers.x, size)),
-            "y": b64url_encode(_int_bytes(numbers.y, size)),
+            "x": b64url_encode(int_bytes(numbers.x, size)),
+            "y": b64url_encode(int_bytes(numbers.y, size)),
         }
     else:
         from cryptography.hazmat.primitives import serialization
@@ -104,10 +123,10 @@ def sign_raw(private_key: Any, alg: str, header: bytes, payload: bytes) -> str:
     """A JWS over exactly these header and payload bytes, for tests of JSON
     an issuer would never write (duplicate members, arrays, non-JSON)."""
     signing_input = (b64url_encode(header) + "." + b64url_encode(payload)).encode("ascii")
-    return signing_input.decode("ascii") + "." + b64url_encode(_sign(private_key, alg, signing_input))
+    return signing_input.decode("ascii") + "." + b64url_encode(jws_signature(private_key, alg, signing_input))
 
 
-def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
+def jws_signature(private_key: Any, alg: str, signing_input: bytes) -> bytes:
     """JWS signature per RFC 7518 section 3 (and RFC 8037 for EdDSA)."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding
@@ -115,7 +134,7 @@ def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
 
     hash_algorithm: hashes.HashAlgorithm = {
         "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
-    }[_ALGS[alg][1]]
+    }[hash_name(alg)]
     signature: bytes
     if alg.startswith("RS"):  # RSASSA-PKCS1-v1_5, RFC 7518 3.3
         signature = private_key.sign(signing_input, padding.PKCS1v15(), hash_algorithm)
@@ -127,7 +146,7 @@ def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
     if alg.startswith("ES"):  # ECDSA, R || S fixed width, RFC 7518 3.4
         r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hash_algorithm)))
         size = (private_key.curve.key_size + 7) // 8
-        return _int_bytes(r, size) + _int_bytes(s, size)
+        return int_bytes(r, size) + int_bytes(s, size)
     if alg == "EdDSA":  # RFC 8037 3.1
         signature = private_key.sign(signing_input)
         return signature
@@ -144,7 +163,7 @@ def _sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
 # the ECDSA R || S form, EdDSA) and not only against the signer above.
 # Attack-test tokens (a header PyJWT would rewrite or refuse, such as an
 # ``alg`` other than the key's, ``b64``, ``crit`` or a non-string ``kid``)
-# are signed by :func:`_sign` over exactly the bytes asked for.
+# are signed by :func:`jws_signature` over exactly the bytes asked for.
 
 #: Header members an issuer writes; PyJWT signs only headers made of these,
 #: with non-empty string values.
@@ -158,7 +177,7 @@ _PYJWT_MISSING = (
 _pyjws: "Optional[jwt.PyJWS]" = None
 
 
-def _pyjwt_signer() -> "jwt.PyJWS":
+def pyjwt_signer() -> "jwt.PyJWS":
     """PyJWT's JWS signer, or ImportError saying which extra to install."""
     global _pyjws
     if _pyjws is None:
@@ -180,20 +199,20 @@ def _pyjwt_can_sign(alg: str, header: Mapping[str, Any]) -> bool:
     if not all(isinstance(value, str) and value for value in header.values()):  # PyJWT drops typ ""
         return False
     names = list(header)
-    return names == sorted(names) and alg in _pyjwt_signer().get_algorithms()
+    return names == sorted(names) and alg in pyjwt_signer().get_algorithms()
 
 
 def sign_jws(private_key: Any, alg: str, header: Mapping[str, Any], payload: bytes) -> str:
     """JWS compact serialisation (RFC 7515 section 7.1) of exactly
     ``header`` (as compact JSON) and ``payload`` bytes, signed with
     ``alg``: by PyJWT when it writes exactly that header, else by
-    :func:`_sign` (see the comment above)."""
-    head = _json_bytes(dict(header))
+    :func:`jws_signature` (see the comment above)."""
+    head = compact_json(dict(header))
     if not _pyjwt_can_sign(alg, header):
         return sign_raw(private_key, alg, head, payload)
     headers = dict(header)
     headers.setdefault("typ", None)  # PyJWT adds typ "JWT" unless told None
-    token = _pyjwt_signer().encode(payload, private_key, algorithm=alg, headers=headers)
+    token = pyjwt_signer().encode(payload, private_key, algorithm=alg, headers=headers)
     # PyJWT wrote the same header bytes and payload (sorted compact JSON,
     # base64url, RFC 7515 section 2): anything else is a bug in this helper.
     expected = b64url_encode(head) + "." + b64url_encode(payload) + "."
