@@ -31,7 +31,7 @@ import binascii
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Container, Dict, List, Optional, Tuple
+from typing import AbstractSet, Any, Container, Dict, List, Optional, Tuple
 
 from .errors import InvalidToken
 
@@ -39,7 +39,7 @@ __all__ = [
     "B64URL_BYTES", "URLSAFE_TO_STD", "TO_STD_OR_BAD", "SEGMENT_TO_STD_OR_BAD",
     "b64decode_std", "b64url_decode", "check_no_duplicates", "reject_duplicates", "json_decoder",
     "parse_json_object", "MIN_TIME", "MAX_TIME", "is_numeric_date", "iso", "token_text",
-    "shape_error", "split", "split_std", "looks_like_jws", "unverified_issuer", "foreign_issuer", "show",
+    "shape_error", "split", "split_std", "check_header", "looks_like_jws", "unverified_issuer", "foreign_issuer", "show",
 ]
 
 
@@ -291,6 +291,51 @@ def split_std(raw: bytes, known_headers: Container[bytes]) -> Optional[Tuple[byt
     if b"!" in p_std or b"!" in s_std or (h_raw not in known_headers and raw.translate(None, B64URL_BYTES) != b".."):
         return None
     return h_raw, p_std, s_std, second
+
+
+def check_header(header: Dict[str, Any], algorithms: AbstractSet[str], allowed_typ: AbstractSet[str], what: str
+                 ) -> Tuple[str, Optional[str]]:
+    """The JOSE header rules of a token (RFC 7515 section 4.1, RFC 8725);
+    returns (alg, kid).  ``alg`` in ``algorithms`` (never ``none`` or HS*:
+    reason ``algorithm``), no ``crit`` (``malformed``), no nested JWT and a
+    ``typ`` in ``allowed_typ`` when present (``token_type``), ``kid`` a
+    string when present (``malformed``).  Header parameters that would
+    bring keys from the token itself (jwk, jku, x5u, x5c) are never read
+    (RFC 8725 section 3.10): keys come only from the issuer's JWKS."""
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise InvalidToken(f"{what} header has no alg", reason="algorithm")
+    if alg not in algorithms:
+        if alg.lower() == "none":
+            raise InvalidToken(f"{what} is unsigned (alg {show(alg)}); unsigned tokens are never accepted",
+                               reason="algorithm")
+        if alg.upper().startswith("HS"):
+            raise InvalidToken(f"{what} uses symmetric alg {show(alg)}; only asymmetric algorithms are accepted",
+                               reason="algorithm")
+        raise InvalidToken(f"{what} alg {show(alg)} is not allowed; allowed: {sorted(algorithms)}", reason="algorithm")
+    # RFC 7515 4.1.11: a crit we do not understand MUST make the JWS
+    # invalid.  oidc_guard implements no extension, so any crit fails.
+    if "crit" in header:
+        raise InvalidToken(f"{what} has critical header extension(s) {show(header['crit'])} that are not supported",
+                           reason="malformed")
+    # RFC 7515 4.1.10 / RFC 8725 2.8: nested JWTs are not accepted.
+    cty = header.get("cty")
+    if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
+        raise InvalidToken(f"{what} is a nested JWT (cty {show(cty)}); nested tokens are not accepted",
+                           reason="token_type")
+    # RFC 7515 4.1.9: compared case-insensitively, "application/" optional.
+    typ = header.get("typ")
+    if typ is not None:
+        t = typ.lower() if isinstance(typ, str) else None
+        if t is not None and t.startswith("application/"):
+            t = t[len("application/"):]
+        if t not in allowed_typ:
+            raise InvalidToken(f"{what} has typ {show(typ)}; expected {sorted(allowed_typ)} or none",
+                               reason="token_type")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken(f"{what} kid is not a string", reason="malformed")
+    return alg, kid
 
 
 # Header segments already seen to decode to a JSON object with "alg"

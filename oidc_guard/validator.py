@@ -16,6 +16,11 @@ Specs implemented here:
 * RFC 9068 (JWT access tokens) section 4: ``typ`` ``at+jwt``, iss, aud, exp.
 * OpenID Connect Core 1.0 sections 3.1.3.7, 3.2.2.11 and 3.3.2.12: ID Token
   validation (aud/azp, nonce, at_hash, c_hash, auth_time with max_age).
+
+The rules live in shared modules: oidc_guard._jws (split, base64url, strict
+JSON, JOSE header), oidc_guard._checks (iss, aud, exp/nbf/iat),
+oidc_guard._idtoken (the ID Token rules), oidc_guard._tokencache (the
+verified-token cache) and oidc_guard._startup (:meth:`TokenValidator.check`).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, 
 from . import _jws
 from ._checks import audience_list, check_audience, check_issuer, check_times
 from ._idtoken import ID_TOKEN_ONLY_CLAIMS, check_id_token
-from ._jws import b64decode_std, foreign_issuer, looks_like_jws, parse_json_object, show, split, token_text
+from ._jws import b64decode_std, check_header, foreign_issuer, looks_like_jws, parse_json_object, show, split, token_text
 from ._sharing import StringSharing
+from ._startup import check_introspection_endpoint, run_startup_check
 from ._tokencache import VerifiedTokenCache, token_digest
 from .claims import Claims
-from .discovery import IssuerMismatch, ProviderMetadata, looks_like_discovery_url
+from .discovery import ProviderMetadata
 from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, fetch_json
 from .jwks import SUPPORTED_ALGORITHMS, KeySet, VerifyKey
@@ -40,25 +46,17 @@ __all__ = ["TokenValidator", "ConfigurationError", "looks_like_jws"]
 
 MAX_JWKS_BYTES = 512 * 1024
 
-# The names this module had before the compact-JWS parsing moved to
-# oidc_guard._jws, still importable from here (other modules and tools use
-# them; new code imports them from _jws).
+# Names other modules imported from here before the compact-JWS parsing
+# moved to oidc_guard._jws (multi, introspection, tests): new code imports
+# them from _jws (SEGMENT_TO_STD_OR_BAD, b64decode_std, ...).
 _COMPACT_JWS = _jws.COMPACT_JWS
-_B64URL_BYTES = _jws.B64URL_BYTES
 _URLSAFE_TO_STD = _jws.URLSAFE_TO_STD
-_TO_STD_OR_BAD = _jws.TO_STD_OR_BAD
 _SEGMENT_TO_STD_OR_BAD = _jws.SEGMENT_TO_STD_OR_BAD
-_PADDING = _jws._PADDING
 _b64decode_std = b64decode_std
-_reject_duplicates = _jws.reject_duplicates
 _json_decoder = _jws.json_decoder
 _parse_json_object = parse_json_object
 _is_number = _jws.is_numeric_date
-_MIN_TIME = _jws.MIN_TIME
-_MAX_TIME = _jws.MAX_TIME
-_iso = _jws.iso
 _token_text = token_text
-_ID_TOKEN_ONLY_CLAIMS = ID_TOKEN_ONLY_CLAIMS
 
 # The front of the verified-token cache (oidc_guard._tokencache): at most
 # _FRONT_MAX token strings, read when a TokenValidator is made.
@@ -72,10 +70,6 @@ _HEADER_MEMO_MAX = 64
 # (RFC 7515 section 4.1.9).
 _ACCESS_TYP = frozenset({"at+jwt", "jwt"})
 _ID_TOKEN_TYP = frozenset({"jwt"})
-
-# Header parameters that would bring keys from the token itself (jwk, jku,
-# x5u, x5c) are never read (RFC 8725 section 3.10): keys come only from the
-# issuer's JWKS.
 
 
 class TokenValidator:
@@ -392,52 +386,7 @@ class TokenValidator:
         asked for its ``maxmemory-policy`` too (DPoP replay records must not
         be evicted; see ``dpop_accept_evicting_redis``).
         """
-        meant = looks_like_discovery_url(self.issuer)
-        if meant is not None:
-            raise ConfigurationError(
-                f"the issuer looks like a discovery URL: {self.issuer!r}; configure the issuer "
-                f"identifier itself, probably {meant!r} (discovery is fetched from issuer + "
-                "/.well-known/openid-configuration, OpenID Connect Discovery section 4)"
-            )
-        document: Optional[Dict[str, Any]] = None
-        if self._jwks_uri is None or self._check_needs_discovery():
-            try:
-                document = self.metadata.fetch_now()
-            except IssuerMismatch as exc:
-                raise ConfigurationError(exc.description) from None
-            except ProviderError as exc:
-                raise ProviderError(
-                    f"{exc.description} (start-up check: is the issuer {self.issuer!r} right - scheme, host "
-                    "and port - and is the provider up?)", retry_after=exc.retry_after,
-                ) from None
-        self.keys.refresh(strict=True)
-        fitting = sorted({alg for alg in self.algorithms for key in self.keys.keys if key.fits(alg)})
-        if not fitting:
-            published = sorted({key.kty + (f" {key.crv}" if key.crv else "") + (f" ({key.alg})" if key.alg else "")
-                                for key in self.keys.keys})
-            raise ConfigurationError(
-                f"no key of the issuer's JWKS can verify the allowed algorithms {sorted(self.algorithms)}; "
-                f"it publishes {', '.join(published)} keys: widen algorithms= or fix the provider's keys"
-            )
-        self._check_extra(document)
-        self._check_shared_cache()
-
-    def _check_shared_cache(self) -> None:
-        """The shared cache holds DPoP replay records: its Redis must not
-        evict them (RFC 9449 section 11.1).  Reads the maxmemory-policy now."""
-        if self.shared_cache is None:
-            return
-        from .cache import CacheUnavailable
-
-        try:
-            problem = self.shared_cache.replay_problem(fresh=True)
-        except CacheUnavailable as exc:
-            raise ProviderError(
-                f"{exc.description} (start-up check: shared_cache holds introspection results and DPoP "
-                "replay records; is the Redis URL right and is Redis up?)", retry_after=exc.retry_after,
-            ) from None
-        if problem is not None:
-            raise ConfigurationError(problem)
+        run_startup_check(self)
 
     def _check_needs_discovery(self) -> bool:
         """True when :meth:`check` must fetch discovery even with an
@@ -451,22 +400,7 @@ class TokenValidator:
         was not fetched), run last by :meth:`check`; raise
         ConfigurationError or ProviderError.  For example: the introspection
         endpoint is named when introspection is configured."""
-        intro = self.introspector
-        if intro is not None and self.validation_mode != "local" and intro._endpoint is None:
-            # The OpenID document, else the issuer's RFC 8414 document (fetched now).
-            try:
-                url, where = self.metadata.introspection_endpoint(fresh=True)
-            except IssuerMismatch as exc:
-                raise ConfigurationError(exc.description) from None
-            if url is None:
-                raise ConfigurationError(
-                    f"introspection is configured (validation_mode {self.validation_mode!r}) but no "
-                    f"introspection_endpoint is named: {where}; pass introspection_endpoint="
-                )
-            try:
-                check_url(url, self.allow_http, "introspection_endpoint")
-            except ProviderError as exc:
-                raise ConfigurationError(exc.description) from None
+        check_introspection_endpoint(self)
 
     # --- public API ---------------------------------------------------------------
     def validate_access_token(self, token: Any) -> Claims:
@@ -620,7 +554,7 @@ class TokenValidator:
             header, alg, kid = memo
         else:
             parsed = parse_json_object(header_raw, "header")
-            alg, kid = self._check_header(parsed, allowed_typ, what)
+            alg, kid = check_header(parsed, self.algorithms, allowed_typ, what)  # jwk/jku/x5u/x5c never read
             # Read-only, so the Claims of all tokens with this header can
             # share it (Claims keeps a MappingProxyType without copying).
             header = MappingProxyType(parsed)
@@ -653,40 +587,6 @@ class TokenValidator:
         if share and misses:  # verified: what it had that was not shared yet may be
             sharing.learn(misses)
         return header, payload, key, alg
-
-    def _check_header(self, header: Dict[str, Any], allowed_typ: FrozenSet[str], what: str
-                      ) -> Tuple[str, Optional[str]]:
-        """The JOSE header rules; returns (alg, kid)."""
-
-        alg = header.get("alg")
-        if not isinstance(alg, str):
-            raise InvalidToken(f"{what} header has no alg", reason="algorithm")
-        if alg not in self.algorithms:
-            if alg.lower() == "none":
-                raise InvalidToken(f"{what} is unsigned (alg {show(alg)}); unsigned tokens are never accepted", reason="algorithm")
-            if alg.upper().startswith("HS"):
-                raise InvalidToken(f"{what} uses symmetric alg {show(alg)}; only asymmetric algorithms are accepted", reason="algorithm")
-            raise InvalidToken(f"{what} alg {show(alg)} is not allowed; allowed: {sorted(self.algorithms)}", reason="algorithm")
-        # RFC 7515 4.1.11: a crit we do not understand MUST make the JWS
-        # invalid.  oidc_guard implements no extension, so any crit fails.
-        if "crit" in header:
-            raise InvalidToken(f"{what} has critical header extension(s) {show(header['crit'])} that are not supported", reason="malformed")
-        # RFC 7515 4.1.10 / RFC 8725 2.8: nested JWTs are not accepted.
-        cty = header.get("cty")
-        if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
-            raise InvalidToken(f"{what} is a nested JWT (cty {show(cty)}); nested tokens are not accepted", reason="token_type")
-        typ = header.get("typ")
-        if typ is not None:
-            t = typ.lower() if isinstance(typ, str) else None
-            if t is not None and t.startswith("application/"):
-                t = t[len("application/"):]
-            if t not in allowed_typ:
-                raise InvalidToken(f"{what} has typ {show(typ)}; expected {sorted(allowed_typ)} or none", reason="token_type")
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidToken(f"{what} kid is not a string", reason="malformed")
-        # jwk / jku / x5u / x5c are deliberately never read (see module doc).
-        return alg, kid
 
     # multi.py words its shape errors with this (oidc_guard._jws.shape_error).
     _shape_error = staticmethod(_jws.shape_error)
