@@ -29,10 +29,11 @@ import time
 from types import MappingProxyType
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _jws
 from ._checks import audience_list, check_audience, check_issuer, check_times
 from ._idtoken import ID_TOKEN_ONLY_CLAIMS, check_id_token
-from ._jws import b64decode_std, check_header, foreign_issuer, looks_like_jws, parse_json_object, show, split, token_text
+from ._jws import (COMPACT_JWS, SEGMENT_TO_STD_OR_BAD, URLSAFE_TO_STD, b64decode_std, check_header, foreign_issuer,
+                   is_numeric_date, json_decoder, looks_like_jws, parse_json_object, shape_error, show, split,
+                   token_text)
 from ._sharing import StringSharing
 from ._startup import check_introspection_endpoint, run_startup_check
 from ._tokencache import VerifiedTokenCache, token_digest
@@ -49,13 +50,13 @@ MAX_JWKS_BYTES = 512 * 1024
 # Names other modules imported from here before the compact-JWS parsing
 # moved to oidc_guard._jws (multi, introspection, tests): new code imports
 # them from _jws (SEGMENT_TO_STD_OR_BAD, b64decode_std, ...).
-_COMPACT_JWS = _jws.COMPACT_JWS
-_URLSAFE_TO_STD = _jws.URLSAFE_TO_STD
-_SEGMENT_TO_STD_OR_BAD = _jws.SEGMENT_TO_STD_OR_BAD
+_COMPACT_JWS = COMPACT_JWS
+_URLSAFE_TO_STD = URLSAFE_TO_STD
+_SEGMENT_TO_STD_OR_BAD = SEGMENT_TO_STD_OR_BAD
 _b64decode_std = b64decode_std
-_json_decoder = _jws.json_decoder
+_json_decoder = json_decoder
 _parse_json_object = parse_json_object
-_is_number = _jws.is_numeric_date
+_is_number = is_numeric_date
 _token_text = token_text
 
 # The front of the verified-token cache (oidc_guard._tokencache): at most
@@ -589,4 +590,4 @@ class TokenValidator:
         return header, payload, key, alg
 
     # multi.py words its shape errors with this (oidc_guard._jws.shape_error).
-    _shape_error = staticmethod(_jws.shape_error)
+    _shape_error = staticmethod(shape_error)

@@ -12,9 +12,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .. import _jws
 from .._b64 import b64url_encode
-from .._jws import URLSAFE_TO_STD, b64decode_std, is_numeric_date, parse_json_object, show
+from .._jws import URLSAFE_TO_STD, b64decode_std, is_numeric_date, parse_json_object, show, split_std
 from ..cache import POLICY_RECHECK_SECONDS
 from ..errors import InvalidToken, ProviderError
 from ..jwks import SUPPORTED_ALGORITHMS, VerifyKey, parse_jwk
@@ -286,7 +285,7 @@ class DPoPVerifier:
         # JSON parse, the key parse (RSA modulus size, EC on-curve check) and
         # the RFC 7638 thumbprint.  The signature is still verified below.
         memo_table = self._header_memo
-        parts = _jws.split_std(raw, memo_table)
+        parts = split_std(raw, memo_table)
         if parts is None:
             raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
         h_raw, p_std, s_std, second = parts
