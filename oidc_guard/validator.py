@@ -20,7 +20,7 @@ Specs implemented here:
 The rules live in shared modules: oidc_guard._jws (split, base64url, strict
 JSON, JOSE header), oidc_guard._checks (iss, aud, exp/nbf/iat),
 oidc_guard._idtoken (the ID Token rules), oidc_guard._tokencache (the
-verified-token cache) and oidc_guard._startup (:meth:`TokenValidator.check`).
+verified-token cache) and oidc_guard._startup (``TokenValidator.check()``).
 """
 
 from __future__ import annotations
