@@ -63,7 +63,7 @@ def setup(alg: str) -> Dict[str, Any]:
     """The measured callables and their data for ``alg`` (shared with bench/dpop_icount.py)."""
     from oidc_guard import dpop as d
     from oidc_guard.testing import DPoPKey
-    from oidc_guard.validator import _URLSAFE_TO_STD, _b64decode_std, _parse_json_object
+    from oidc_guard._jws import URLSAFE_TO_STD as _URLSAFE_TO_STD, b64decode_std as _b64decode_std, parse_json_object as _parse_json_object
 
     key = DPoPKey(alg)
     token = "eyJhbGciOiJSUzI1NiJ9." + "A" * 700 + ".sig"  # the size of a typical JWT access token
@@ -147,7 +147,7 @@ def setup(alg: str) -> Dict[str, Any]:
 
 def measure(alg: str) -> Dict[str, float]:
     from oidc_guard import dpop as d
-    from oidc_guard.validator import _b64decode_std, _parse_json_object
+    from oidc_guard._jws import b64decode_std as _b64decode_std, parse_json_object as _parse_json_object
 
     f = setup(alg)
     verifier, headers, proof, token, thumb = f["verifier"], f["headers"], f["proof"], f["token"], f["thumb"]

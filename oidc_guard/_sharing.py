@@ -20,6 +20,10 @@ import json
 import threading
 from typing import Any, Dict, List, Tuple
 
+# The one duplicate-member check (RFC 7515 section 4 / RFC 7519 section 4),
+# importable from here as before (oidc_guard.http uses this name).
+from ._jws import check_no_duplicates
+
 __all__ = ["StringSharing", "check_no_duplicates"]
 
 # Verified-token cache entries share their claim names and string values
@@ -33,19 +37,6 @@ _SHARED_STRING_MAX_LEN = 256
 _SHARED_LISTS_MAX = 1024
 _SHARED_LIST_MAX_LEN = 64
 _STR_ONLY = frozenset((str,))
-
-
-def check_no_duplicates(pairs: List[Tuple[str, Any]], obj: Dict[str, Any]) -> None:
-    """Raise if ``obj`` (built from ``pairs``) lost a member: RFC 7515
-    section 4 / RFC 7519 section 4 duplicate member names are rejected.
-    Shared by both decoder hooks (this module's and validator's
-    _reject_duplicates) so the check and its error text are one."""
-    if len(obj) != len(pairs):
-        seen = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise ValueError(f"duplicate member {name[:40]!r}")
-            seen.add(name)
 
 
 class StringSharing:
@@ -75,7 +66,7 @@ class StringSharing:
     def _share_pairs(self, pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
         """``object_pairs_hook`` of the payload of a token that will be
         cached (one pass instead of parse + copy): rejects duplicate member
-        names exactly as validator's _reject_duplicates (RFC 7515 section 4
+        names exactly as _jws.reject_duplicates (RFC 7515 section 4
         / RFC 7519 section 4), and puts the shared instance in place of
         every claim name and str value (also items of lists of str) that is
         already shared.  Equal str only: the value never changes, only which
