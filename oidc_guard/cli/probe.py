@@ -295,7 +295,7 @@ class _Probe:
         for key in ("scopes_supported", "bearer_methods_supported", "dpop_signing_alg_values_supported"):
             if key in doc and not _strings(doc[key]):
                 self.flag("error", f"the metadata's {key} is not an array of strings")
-        methods = doc.get("bearer_methods_supported")
+        methods: Any = doc.get("bearer_methods_supported")
         if _strings(methods) and "header" not in methods:
             self.flag("warning", f"bearer_methods_supported {methods!r} lacks \"header\": clients (MCP's among "
                                  "them) send the token in the Authorization header (RFC 6750 section 2.1)")
@@ -340,14 +340,14 @@ class _Probe:
             "grant_types_supported", "scopes_supported", "dpop_signing_alg_values_supported", "protected_resources")
             if key in doc}
         usable = True
-        methods = doc.get("code_challenge_methods_supported")
+        methods: Any = doc.get("code_challenge_methods_supported")
         if not _strings(methods) or "S256" not in methods:
             usable = False
             self.flag("error", f"{issuer} does not advertise PKCE with S256 (code_challenge_methods_supported: "
                                f"{methods!r}): an MCP client refuses to use it (OAuth 2.1, RFC 7636)")
         for key in ("authorization_endpoint", "token_endpoint"):
             try:
-                check_url(doc.get(key), args.allow_http, f"{issuer}'s {key}")
+                check_url(doc.get(key, ""), args.allow_http, f"{issuer}'s {key}")
             except ProviderError as exc:
                 usable = False
                 self.flag("error", exc.description)
@@ -358,7 +358,7 @@ class _Probe:
         # RFC 8707 defines no metadata member; RFC 9728 section 4 gives the
         # authorization server protected_resources, the one place that can
         # tell whether it knows this resource.
-        listed = doc.get("protected_resources")
+        listed: Any = doc.get("protected_resources")
         if _strings(listed):
             entry["resource_indicators"] = self.url in listed
             if self.url not in listed:
