@@ -1,6 +1,6 @@
 """The ``oidc-guard`` command line (also ``python -m oidc_guard``).
 
-Three commands, for the operator who wants to know, without writing code,
+Four commands, for the operator who wants to know, without writing code,
 why a token is refused:
 
 ``oidc-guard discover ISSUER``
@@ -24,6 +24,13 @@ why a token is refused:
 ``oidc-guard inspect TOKEN``
     decode a JWS without verifying anything; every line says UNVERIFIED.
     Exit 0; 1 when the token is not a JWS.
+``oidc-guard probe URL``
+    call an API without a token as a client that knows only its URL would
+    (an MCP client, for one): read its challenge, fetch its protected
+    resource metadata (RFC 9728) and its authorization servers' metadata
+    (RFC 8414 / OpenID), say which server, flow, ``resource`` (RFC 8707)
+    and scopes a client would use, and flag what is inconsistent.  Exit 0;
+    1 inconsistent or insufficient; 3 a document cannot be fetched or read.
 
 ``TOKEN`` may be ``-`` for standard input (a whole ``Authorization:``
 header line is accepted).  Every value shown as text passes
@@ -37,7 +44,7 @@ check`` / ``validate``) live in :mod:`oidc_guard.flask_cli` and reuse the
 output helpers of this package.
 
 One module per command (``oidc_guard.cli.discover``, ``.validate``,
-``.inspect``); what they share lives in underscore modules (``_output``:
+``.inspect``, ``.probe``); what they share lives in underscore modules (``_output``:
 terminal escaping, JSON, plurals, times; ``_common``: exit codes, the TOKEN
 argument, the unverified JWS read; ``_settings``: the environment's
 introspection settings).  This module parses the arguments and dispatches;
@@ -55,6 +62,7 @@ from ..jwks import SUPPORTED_ALGORITHMS
 from ._common import EXIT_INVALID, EXIT_OK, EXIT_PROVIDER, EXIT_USAGE, UsageError
 from .discover import cmd_discover
 from .inspect import cmd_inspect
+from .probe import cmd_probe
 from .validate import cmd_validate
 
 # Names that lived in this module before it became a package, importable
@@ -80,9 +88,11 @@ examples:
   oidc-guard discover https://idp.example.com
   oidc-guard validate "$TOKEN" --issuer https://idp.example.com --audience api://contacts --scope contacts
   pbpaste | oidc-guard inspect -
+  oidc-guard probe https://api.example.com/contacts
 
-exit codes: 0 ok; 1 invalid token, missing scope, or not a JWS; 2 usage error;
-3 the provider (discovery, JWKS) is unusable.
+exit codes: 0 ok; 1 invalid token, missing scope, not a JWS, or (probe) an
+inconsistency; 2 usage error; 3 the provider (discovery, JWKS, metadata) is
+unusable.
 """
 
 _DISCOVER_HELP = """\
@@ -137,6 +147,29 @@ exit: 0 decoded; 1 not a JWS (opaque token, JWE, garbage).
 """
 
 
+_PROBE_HELP = """\
+Call URL (an API) without a token, as a client that knows nothing else
+would (an MCP client, for one), and report what it learns: the 401 challenge
+(WWW-Authenticate: Bearer / DPoP), the protected resource metadata (RFC 9728:
+the challenge's resource_metadata, else the well-known URL
+/.well-known/oauth-protected-resource inserted before the path), each
+authorization server's metadata (RFC 8414, else OpenID discovery), and then
+which server, flow (authorization code with PKCE S256), resource (RFC 8707)
+and scopes a client would use. Flags what is inconsistent: no challenge, a
+metadata resource that differs from URL, no authorization_servers, a server
+without PKCE S256, scopes that are not named. Only GETs without credentials
+are sent.
+
+example:
+  oidc-guard probe https://api.example.com/contacts
+  oidc-guard probe --json http://127.0.0.1:5000/contacts | jq .client
+
+exit: 0 a client can get in and nothing is inconsistent; 1 something is
+inconsistent or missing; 3 the API or a metadata document cannot be fetched
+or read.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -153,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--timeout", type=float, default=5.0, metavar="S",
                          help="seconds for each HTTP request (default 5)")
     network.add_argument("--allow-http", action="store_true",
-                         help="accept plain http for a non-loopback issuer (loopback always works)")
+                         help="accept plain http for a non-loopback issuer or API (loopback always works)")
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="oidc-guard", description=_INTRO, formatter_class=raw, parents=[common])
@@ -196,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description=_INSPECT_HELP, formatter_class=raw, parents=[common])
     p.add_argument("token", metavar="TOKEN", help="the token, or - to read it from standard input")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("probe", help="call an API without a token and report how a client would get in",
+                       description=_PROBE_HELP, formatter_class=raw, parents=[common, network])
+    p.add_argument("url", metavar="URL", help="the API's URL (its resource identifier), e.g. "
+                                              "https://api.example.com/contacts")
+    p.set_defaults(func=cmd_probe)
     return parser
 
 
@@ -231,7 +270,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         # no command caught it: one line, not a traceback.
         human(sys.stderr).write(f"oidc-guard {args.command}: error: the input nests JSON arrays/objects too "
                                 "deeply to process\n")
-        return EXIT_PROVIDER if args.command == "discover" else EXIT_INVALID
+        return EXIT_PROVIDER if args.command in ("discover", "probe") else EXIT_INVALID
     except KeyboardInterrupt:
         return 130
 
