@@ -72,6 +72,23 @@ def test_refusals_say_why_with_their_exit_codes(issuer):
     assert run([]).returncode == 2
 
 
+def test_a_token_for_a_resource_at_a_sign_in_level(issuer):
+    result = run(["token", "--issuer", issuer.issuer, "--user", "alice", "--password", "alice",
+                  "--resource", "https://api.example.test/contacts", "--acr-values", "urn:oidc-guard:loa:2", "--json"])
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    validator = TokenValidator(issuer.issuer, audience="https://api.example.test/contacts")
+    claims = validator.validate_access_token(response["access_token"])
+    assert claims["acr"] == "urn:oidc-guard:loa:2" and isinstance(claims["auth_time"], int)
+    assert validator.validate_id_token(response["id_token"], client_id="dev-cli")["acr"] == "urn:oidc-guard:loa:2"
+    # bob cannot reach level 2; a malformed resource is refused: exit 1 with the provider's reason
+    bob = run(["token", "--issuer", issuer.issuer, "--user", "bob", "--password", "bob",
+               "--acr-values", "urn:oidc-guard:loa:2"])
+    assert bob.returncode == 1 and "unmet_authentication_requirements" in bob.stderr and bob.stdout == ""
+    bad = run(["token", "--issuer", issuer.issuer, "--user", "alice", "--password", "alice", "--resource", "contacts"])
+    assert bad.returncode == 1 and "invalid_target" in bad.stderr
+
+
 def test_an_unreachable_or_foreign_provider_is_exit_3():
     with LocalIssuer() as gone:
         url = gone.issuer

@@ -13,7 +13,8 @@ machine, and a real identity provider's login page is not this form.
 Usage::
 
     python -m oidc_guard.testing token --issuer http://127.0.0.1:5000 \\
-        --user alice --password alice --scope contacts
+        --user alice --password alice --scope contacts \\
+        [--resource https://api.example.com/contacts] [--acr-values urn:oidc-guard:loa:2]
 
 prints the access token (``--id-token``: the ID Token; ``--json``: the whole
 token response) on standard output and nothing else, so that
@@ -98,11 +99,14 @@ def _same_origin(url: str, issuer: str) -> bool:
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
-def user_token(issuer: str, user: str, password: str, scope: Sequence[str] = ("contacts",)) -> Dict[str, Any]:
+def user_token(issuer: str, user: str, password: str, scope: Sequence[str] = ("contacts",), *,
+               resource: Optional[str] = None, acr_values: Sequence[str] = ()) -> Dict[str, Any]:
     """Sign in to the development provider at ``issuer`` as ``user`` and
     return its token response (``access_token``, ``id_token``,
-    ``token_type``, ``expires_in``, ``scope``).  Raises
-    :class:`DevTokenError`."""
+    ``token_type``, ``expires_in``, ``scope``).  ``resource``: the RFC 8707
+    resource the access token is for (its ``aud``); ``acr_values``: the
+    sign-in levels asked for (OIDC Core 3.1.2.1; the tokens' ``acr``).
+    Raises :class:`DevTokenError`."""
     parts = urllib.parse.urlsplit(issuer)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DevTokenError(f"--issuer must be an http(s) URL, got {issuer!r}", EXIT_USAGE)
@@ -130,7 +134,7 @@ def user_token(issuer: str, user: str, password: str, scope: Sequence[str] = ("c
     requested: List[str] = ["openid"] + [s for s in scope if s != "openid"]
     verifier = secrets.token_urlsafe(48)  # RFC 7636 4.1: 43-128 characters
     state = secrets.token_urlsafe(16)
-    status, headers, body = _request(endpoints["authorization_endpoint"], {
+    authorization = {
         "response_type": "code",
         "client_id": DEV_CLI_CLIENT_ID,
         "redirect_uri": DEV_CLI_REDIRECT_URI,
@@ -140,7 +144,14 @@ def user_token(issuer: str, user: str, password: str, scope: Sequence[str] = ("c
         "code_challenge_method": "S256",
         "username": user,
         "password": password,
-    })
+    }
+    if resource is not None:
+        # RFC 8707 2.1: the code is bound to it; /token then issues the
+        # access token for it (the provider's default for a single resource).
+        authorization["resource"] = resource
+    if acr_values:
+        authorization["acr_values"] = " ".join(acr_values)
+    status, headers, body = _request(endpoints["authorization_endpoint"], authorization)
     if status == 200:  # the login page again: the credentials were wrong
         raise DevTokenError(f"wrong username or password for {user!r}")
     location = {k.lower(): v for k, v in headers.items()}.get("location", "")
@@ -194,6 +205,11 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: TextIO = sys.stdout, s
     token.add_argument("--password", help="password (the demo's: the username); asked for when omitted")
     token.add_argument("--scope", action="append", default=[], metavar="SCOPE",
                        help="scope to ask for besides openid; repeat it or separate with spaces (default: contacts)")
+    token.add_argument("--resource", metavar="URI",
+                       help="the API the access token is for (RFC 8707; its aud); default: the provider's audience")
+    token.add_argument("--acr-values", action="append", default=[], metavar="ACR",
+                       help="sign-in level to ask for (the tokens' acr), e.g. urn:oidc-guard:loa:2; repeat it "
+                            "or separate with spaces")
     shown = token.add_mutually_exclusive_group()
     shown.add_argument("--id-token", action="store_true", help="print the ID Token instead")
     shown.add_argument("--json", action="store_true", help="print the whole token response as JSON")
@@ -209,7 +225,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: TextIO = sys.stdout, s
     if password is None:
         password = getpass.getpass(f"password for {args.user}: ")
     try:
-        response = user_token(args.issuer, args.user, password, scopes)
+        response = user_token(args.issuer, args.user, password, scopes, resource=args.resource,
+                              acr_values=[a for item in args.acr_values for a in item.split()])
     except DevTokenError as exc:
         print(f"oidc_guard.testing token: {exc}", file=stderr)
         return exc.exit_code

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import (TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Dict, Iterable, List, Mapping,
                     NamedTuple, Optional, Protocol, Sequence, Tuple, Union, cast)
@@ -117,6 +117,11 @@ class AuthorizationCode:
     code_challenge: Optional[str]
     auth_time: int
     expires_at: float
+    #: RFC 8707 section 2.1: the resources the authorization request named;
+    #: a token request may ask for one of them only (section 2.2).
+    resources: List[str] = field(default_factory=list)
+    #: OIDC Core 2: the Authentication Context Class the user's sign-in met.
+    acr: Optional[str] = None
 
 
 class CodeStore:
@@ -150,15 +155,24 @@ class OAuthError(Exception):
         self.status = status
 
 
+#: Parameters that may be given more than once. RFC 8707 section 2: the
+#: ``resource`` parameter "MAY be used multiple times"; every other
+#: parameter is single-valued (RFC 6749 3.1 / 3.2).
+REPEATABLE_PARAMETERS = frozenset({"resource"})
+
+
 class Request(NamedTuple):
     """What a view gets: the path relative to the issuer and the query
     string's parameters (single-valued; ``params_error`` says why parsing
-    failed, see :func:`_single_values`). POST views read their form with
-    :meth:`RequestHandler.read_form`."""
+    failed, see :func:`_parse_parameters`), and the values of the
+    :data:`REPEATABLE_PARAMETERS` in ``lists`` (never in ``params``). POST
+    views read their form with :meth:`RequestHandler.read_form` (or
+    :meth:`RequestHandler.read_form_with_lists`)."""
 
     path: str
     params: Dict[str, str]
     params_error: Optional[str]
+    lists: Mapping[str, List[str]] = {}
 
 
 View = Callable[["RequestHandler", Request], None]
@@ -243,35 +257,44 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------- input
 
-    def route(self) -> Tuple[Optional[str], Dict[str, str], Optional[str]]:
-        """(path relative to the issuer, single-valued query, error)."""
+    def route(self) -> Tuple[Optional[str], Dict[str, str], Dict[str, List[str]], Optional[str]]:
+        """(path relative to the issuer, single-valued query, the repeatable
+        parameters' values, error)."""
         parts = urllib.parse.urlsplit(self.path)
         path = parts.path
         prefix = self.provider.issuer_path
         if prefix:
             if not (path == prefix or path.startswith(prefix + "/")):
-                return None, {}, None
+                return None, {}, {}, None
             path = path[len(prefix):]
-        params, error = _single_values(parts.query)
-        return path, params, error
+        params, lists, error = _parse_parameters(parts.query)
+        return path, params, lists, error
 
     def read_form(self) -> Tuple[Dict[str, str], Optional[str]]:
-        """The urlencoded form body (single-valued), or an error saying why not."""
+        """The urlencoded form body (single-valued), or an error saying why
+        not. The :data:`REPEATABLE_PARAMETERS` are left out: see
+        :meth:`read_form_with_lists`."""
+        form, _lists, error = self.read_form_with_lists()
+        return form, error
+
+    def read_form_with_lists(self) -> Tuple[Dict[str, str], Dict[str, List[str]], Optional[str]]:
+        """The urlencoded form body: its single-valued parameters, the
+        values of its :data:`REPEATABLE_PARAMETERS`, or an error saying why not."""
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
-            return {}, "bad Content-Length"
+            return {}, {}, "bad Content-Length"
         if length < 0 or length > _MAX_BODY:
-            return {}, "request body too large"
+            return {}, {}, "request body too large"
         raw = self.rfile.read(length) if length else b""
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
-            return {}, "Content-Type must be application/x-www-form-urlencoded"
+            return {}, {}, "Content-Type must be application/x-www-form-urlencoded"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return {}, "request body is not UTF-8"
-        return _single_values(text)
+            return {}, {}, "request body is not UTF-8"
+        return _parse_parameters(text)
 
     # ------------------------------------------------------------ dispatch
 
@@ -291,7 +314,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         runs for. An unknown path, or a method the endpoint does not serve,
         is 404, except for endpoints with ``refuse_other_methods``: 405
         with ``Allow``."""
-        path, params, error = self.route()
+        path, params, lists, error = self.route()
         self.provider.record_request(method, self.path)
         endpoint = self.endpoints.get(path) if path is not None else None
         if path is None or endpoint is None:
@@ -307,7 +330,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         if endpoint.counter is not None:
             self.provider.count(endpoint.counter)
-        view(self, Request(path, params, error))
+        view(self, Request(path, params, error, lists))
 
 
 def authenticate_client(handler: RequestHandler, form: Mapping[str, str]) -> Tuple[str, Dict[str, Any], str]:
@@ -353,16 +376,22 @@ def authenticate_client(handler: RequestHandler, form: Mapping[str, str]) -> Tup
     return client_id, client, method
 
 
-def _single_values(query: str) -> Tuple[Dict[str, str], Optional[str]]:
-    """Parse a query/form string; a repeated parameter is an error
-    (RFC 6749 3.1 / 3.2: parameters MUST NOT be included more than once)."""
+def _parse_parameters(query: str) -> Tuple[Dict[str, str], Dict[str, List[str]], Optional[str]]:
+    """Parse a query/form string into (single-valued parameters, the values
+    of the :data:`REPEATABLE_PARAMETERS`, error). Any other repeated
+    parameter is an error (RFC 6749 3.1 / 3.2: parameters MUST NOT be
+    included more than once)."""
     try:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, max_num_fields=100)
     except ValueError as exc:
-        return {}, f"malformed parameters: {exc}"
+        return {}, {}, f"malformed parameters: {exc}"
     out: Dict[str, str] = {}
+    lists: Dict[str, List[str]] = {}
     for name, value in pairs:
+        if name in REPEATABLE_PARAMETERS:
+            lists.setdefault(name, []).append(value)
+            continue
         if name in out:
-            return {}, f"parameter {name!r} given more than once"
+            return {}, {}, f"parameter {name!r} given more than once"
         out[name] = value
-    return out, None
+    return out, lists, None

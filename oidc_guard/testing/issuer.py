@@ -66,10 +66,14 @@ class LocalIssuer(Minter):
         ``aud`` of minted access tokens and of the dev provider's tokens.
     ``users`` / ``clients``
         for the dev provider. ``users``: ``{username: {"password": ...,
-        "sub": ..., other claims}}`` or ``{username: password}``. ``clients``:
+        "sub": ..., "acrs": [...], other claims}}`` or ``{username:
+        password}``; ``acrs`` are the ``acr`` values the user can reach
+        (default ``["urn:oidc-guard:loa:1"]``). ``clients``:
         ``{client_id: {"redirect_uris": [...], "scopes": "a b",
-        "grant_types": [...], "secret": str or None}}``. Defaults: users
-        alice/alice and bob/bob; client ``spa`` (public; implicit and
+        "grant_types": [...], "secret": str or None, "resources": [...] or
+        None}}``. Defaults: users alice/alice (acrs ``urn:oidc-guard:loa:1``
+        and ``urn:oidc-guard:loa:2``) and bob/bob (``urn:oidc-guard:loa:1``
+        only); client ``spa`` (public; implicit and
         authorization_code with PKCE; redirect URIs ``spa_redirect_uris``,
         default ``http://127.0.0.1:8080/`` and ``http://localhost:8080/``;
         scopes ``openid profile contacts wte coordinate``) and client
@@ -305,6 +309,7 @@ class LocalIssuer(Minter):
             scopes = {"openid"}
             for client in self.clients.values():
                 scopes.update(client["scopes"])
+            acrs = sorted({acr for user in self.users.values() for acr in user.get("acrs", ())})
             overrides = dict(self.discovery_overrides)
         doc = {
             "issuer": self.issuer,
@@ -322,7 +327,13 @@ class LocalIssuer(Minter):
             "scopes_supported": sorted(scopes),
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "at_hash", "name",
+                                 "email"],
+            # OpenID Connect Discovery 1.0 section 3: the acr values /authorize
+            # can satisfy (acr_values, OIDC Core 3.1.2.1).  RFC 8707 resource
+            # indicators are honoured too, but neither RFC 8414, RFC 8707 nor
+            # the OpenID registries define a member that says so.
+            "acr_values_supported": acrs,
         }
         return with_changes(doc, overrides)
 
@@ -330,16 +341,19 @@ class LocalIssuer(Minter):
 
     def register_client(self, client_id: str, *, redirect_uris: Iterable[str] = (), scopes: Union[str, Iterable[str]] = "",
                         grant_types: Iterable[str] = ("implicit",), secret: Optional[str] = None,
-                        access_token_format: str = "jwt") -> None:
+                        access_token_format: str = "jwt", resources: Optional[Iterable[str]] = None) -> None:
         """Register (or replace) a dev-provider client. ``secret=None``: a
         public client (no client authentication; PKCE required for code).
         ``access_token_format="reference"``: its access tokens are opaque
         handles (IdentityServer v3 reference tokens) that an API validates at
         ``/introspect``; ``"jwt"`` (default): signed JWTs.
         Redirect URIs are compared exactly (RFC 6749 3.1.2, OIDC Core
-        3.1.2.1) and must not contain a fragment (RFC 6749 3.1.2)."""
+        3.1.2.1) and must not contain a fragment (RFC 6749 3.1.2).
+        ``resources``: the RFC 8707 resource indicators the client may ask
+        for (compared exactly; another is refused with ``invalid_target``);
+        None (default): any absolute URI without a fragment."""
         record = client_record(redirect_uris=redirect_uris, scopes=scopes, grant_types=grant_types, secret=secret,
-                               access_token_format=access_token_format)
+                               access_token_format=access_token_format, resources=resources)
         with self._lock:
             self.clients[client_id] = record
 

@@ -63,6 +63,9 @@ const RESOURCE_SERVERS = {
   'api://contacts-es': { alg: 'ES256' },
   // Another API: its tokens must be rejected by a validator for api://contacts.
   'api://other': { alg: 'RS256' },
+  // The contacts API named by its URL, as an RFC 9728 protected resource is
+  // (tests/integration/test_resource_indicators.py).
+  'https://api.example.test/contacts': { alg: 'RS256' },
 };
 
 // Clients whose requests without a `resource` get no default resource, hence
