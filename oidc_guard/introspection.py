@@ -96,7 +96,7 @@ from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
 # The NumericDate rule (RFC 7519 section 2) and the bounded repr of an
 # untrusted value are those of the JWT path: one definition each.
-from .jwks import _show
+from ._text import show as _show
 from .validator import _is_number
 
 __all__ = [

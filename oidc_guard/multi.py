@@ -58,7 +58,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 from .claims import Claims
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
 from .http import check_url
-from .jwks import _show
+from ._text import show as _show
 from .validator import (
     _SEGMENT_TO_STD_OR_BAD,
     TokenValidator,
