@@ -37,7 +37,7 @@ _PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519P
 
 from ._b64 import b64url_encode
 from ._flight import Flight, SingleFlight
-from ._text import show as _show  # also imported from here by older callers
+from ._text import show
 from .errors import InvalidToken, ProviderError
 
 __all__ = [
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("oidc_guard.jwks")
+
+_show = show  # the bounded repr; validator.py and dpop.py import it from here
 
 _FETCH = "jwks"  # the key of a KeySet's one fetch in flight
 

@@ -52,9 +52,10 @@ import binascii
 import logging
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ._bounded import ExpiringLRU, Memo
+from ._flight import SingleFlight
 from .claims import Claims
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
 from .http import check_url
@@ -177,7 +178,7 @@ class MultiIssuerValidator:
         thread's context); give its own network or database calls their
         own timeouts.
     :param negative_cache_size: issuers the resolver refused that are
-        remembered (default 1024; least recently used dropped first).
+        remembered (default 1024; expired ones, then the least recently used, dropped first).
     :param negative_ttl: seconds a refusal is remembered (default 300).
     :param resolver_backoff: after the resolver raised (or returned an
         unusable validator), new issuers get ProviderError without a
@@ -269,17 +270,17 @@ class MultiIssuerValidator:
         self.resolved_count = 0
         #: how many times the resolver was called (for tests and metrics)
         self.resolver_calls = 0
-        # issuer -> expiry (clock) of the refusal; LRU order
-        self._negative: "OrderedDict[str, float]" = OrderedDict()
-        # issuer -> Event set when the resolver call in flight for it ends
-        self._in_flight: Dict[str, threading.Event] = {}
+        # issuers the resolver refused, each until its negative_ttl is over
+        self._negative: "ExpiringLRU[str, bool]" = ExpiringLRU(max(1, self.negative_cache_size), clock)
+        # issuer -> the resolver call in flight for it; joined under _lock
+        # with the bounds, and every call that ends frees a slot
+        self._in_flight: "SingleFlight[str, Any]" = SingleFlight(lock=self._lock, on_land=self._slot_freed.notify_all)
         self._limit_logged = False
         self._resolver_log_at = -1e18
         self._resolver_down_until = -1e18
         self._resolver_log_suppressed = 0
-        self._front: Dict[str, Any] = {}
-        self._front_max = _FRONT_MAX
-        self._by_header: Dict[str, Any] = {}
+        self._front: "Memo[str, Any]" = Memo(_FRONT_MAX)
+        self._by_header: "Memo[str, Any]" = Memo(_BY_HEADER_MAX)
 
     def __repr__(self) -> str:
         return (f"MultiIssuerValidator(issuers={list(self._members)!r}"
@@ -316,12 +317,12 @@ class MultiIssuerValidator:
         access token.  Raises InvalidToken or ProviderError, as the member."""
         if type(token) is not str:
             return self.choose(token, "access token").validate_access_token(token)  # type: ignore[no-any-return]
-        member = self._front.get(token)
+        member = self._front.data.get(token)
         if member is not None:
             return member.validate_access_token(token)  # type: ignore[no-any-return]
         dot = token.find(".")
         header = token[:dot] if 0 < dot <= 1024 else None
-        guess = self._by_header.get(header) if header is not None else None
+        guess = self._by_header.data.get(header) if header is not None else None
         if guess is not None:
             # Only a guess to save decoding the payload twice: the member
             # checks everything, its own issuer included (before any key
@@ -344,16 +345,13 @@ class MultiIssuerValidator:
         # iss) cost an introspection call each, and hand another issuer's
         # token to the wrong provider.
         if header is not None and type(member) is TokenValidator and not member._introspect_all:
-            by_header = self._by_header
-            if by_header.get(header) is not member:
-                if len(by_header) >= _BY_HEADER_MAX:
-                    by_header.clear()
-                by_header[header] = member
+            if self._by_header.data.get(header) is not member:
+                self._by_header.put(header, member)
         front = self._front
-        if self._front_max:
-            if len(front) >= self._front_max:
-                front.clear()
-            front[token] = member
+        if len(front.data) < front.maxsize:
+            front.data[token] = member  # the common case, without a method call
+        else:
+            front.put(token, member)  # full (cleared) or off
         return claims  # type: ignore[no-any-return]
 
     def validate_id_token(
@@ -496,14 +494,10 @@ class MultiIssuerValidator:
                 member = self._members.get(iss)
                 if member is not None:
                     return member
-                expiry = self._negative.get(iss)
-                if expiry is not None:
-                    if self._clock() < expiry:
-                        self._negative.move_to_end(iss)
-                        raise self._untrusted(iss)  # the resolver said "not trusted"
-                    del self._negative[iss]
-                event = self._in_flight.get(iss)
-                if event is None:
+                if self._negative.get(iss) is not None:
+                    raise self._untrusted(iss)  # the resolver said "not trusted", recently
+                flight = self._in_flight.get(iss)
+                if flight is None:
                     # The resolver failed a moment ago (its directory is
                     # down, say): new issuers get 503 at once instead of a
                     # resolver call each, so a stream of random iss values
@@ -526,8 +520,7 @@ class MultiIssuerValidator:
                                 f"{self.resolver_timeout:g} s)", retry_after=_BUSY_RETRY_AFTER)
                         self._slot_freed.wait(remaining)
                         continue
-                    event = self._in_flight[iss] = threading.Event()
-                    leader = True
+                    flight, leader = self._in_flight.join_locked(iss)
                 else:
                     leader = False
             if not leader:
@@ -535,7 +528,7 @@ class MultiIssuerValidator:
                 # wait for its answer (bounded: a hanging resolver must not
                 # hold every request that names the issuer), then look again
                 # (one call per issuer).
-                if not event.wait(max(0.0, deadline - time.monotonic())):
+                if not flight.wait(max(0.0, deadline - time.monotonic())):
                     self._resolver_failed()
                     self._log_resolver_failure(
                         iss, f"has not answered within resolver_timeout ({self.resolver_timeout:g} s)")
@@ -547,10 +540,8 @@ class MultiIssuerValidator:
             try:
                 return self._call_resolver(iss)
             finally:
-                with self._lock:
-                    del self._in_flight[iss]
-                    self._slot_freed.notify_all()
-                event.set()
+                # followers look again (member or refusal), whatever happened
+                self._in_flight.land(iss, flight)
 
     def _bound_reached(self, iss: str) -> ProviderError:
         """max_resolved validators exist: 503, never 401 (the token may be a
@@ -580,10 +571,7 @@ class MultiIssuerValidator:
         if validator is None:
             with self._lock:
                 if self.negative_cache_size > 0 and self.negative_ttl > 0:
-                    self._negative[iss] = self._clock() + self.negative_ttl
-                    self._negative.move_to_end(iss)
-                    while len(self._negative) > self.negative_cache_size:
-                        self._negative.popitem(last=False)
+                    self._negative.put(iss, True, self._clock() + self.negative_ttl)
             raise self._untrusted(iss)
         if getattr(validator, "issuer", None) != iss or not callable(getattr(validator, "validate_access_token", None)) \
                 or isinstance(validator, MultiIssuerValidator):
