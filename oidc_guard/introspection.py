@@ -91,7 +91,7 @@ from urllib.parse import quote_plus, urlencode
 
 from ._bounded import Fifo
 from ._flight import SingleFlight
-from .cache import Cache, CacheUnavailable, RedisCache, open_cache
+from .cache import Cache, CacheUnavailable, open_cache
 from .claims import Claims
 from .discovery import ProviderMetadata
 from .errors import ConfigurationError, InvalidToken, ProviderError
