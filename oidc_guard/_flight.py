@@ -28,6 +28,9 @@ threads and coroutines (the coming ASGI adapter):
   ``call_soon_threadsafe`` is the hand-over for asyncio.  A leader that is
   a coroutine lands the flight the same way a thread does.
 
+:class:`SharedFlight` does the same across processes, over a shared cache
+(a lock entry next to the result; the others poll for the result).
+
 Nothing here bounds how many different keys fly at once: callers that need
 such a bound (introspection's ``max_in_flight``, the resolver's
 ``max_concurrent_resolutions``) keep it next to their own state, under the
@@ -37,9 +40,12 @@ lock they can share with the :class:`SingleFlight` (``lock=``).
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
+import time
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
 
-__all__ = ["Flight", "SingleFlight"]
+from ._cache_base import CacheUnavailable
+
+__all__ = ["Flight", "SingleFlight", "SharedFlight"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -182,3 +188,65 @@ class SingleFlight(Generic[K, V]):
             raise
         self.land(key, flight, value=value)
         return value
+
+
+class SharedFlight:
+    """Single flight across processes, over a shared cache (Redis): one
+    process per key makes the call.
+
+    The leader takes a short lock entry next to the result's key
+    (:meth:`claim`: the cache's atomic ``add``, Redis ``SET NX PX``, dying
+    after ``lock_ttl`` seconds even if its holder does); the others poll for
+    the result the leader writes, for at most ``wait`` seconds, then make
+    the call themselves (:meth:`wait`).  The lock entry holds no secret and
+    no token (a fixed value under the caller's key, which must itself be
+    safe to store), and any trouble with the cache (``CacheUnavailable``)
+    means "make the call": this only saves calls, it never refuses one.
+
+    The wait sleeps in the calling thread; an async caller runs it off its
+    event loop.
+    """
+
+    __slots__ = ("cache", "lock_ttl", "wait_seconds", "_on_down")
+
+    def __init__(self, cache: Any, *, lock_ttl: float, wait: float,
+                 on_down: Callable[[CacheUnavailable], None]) -> None:
+        self.cache = cache
+        self.lock_ttl = lock_ttl
+        self.wait_seconds = wait
+        self._on_down = on_down  # told when the cache failed (to log it once)
+
+    def claim(self, key: str) -> bool:
+        """True when this process leads (or the cache cannot tell)."""
+        try:
+            return bool(self.cache.add("lock:" + key, b"1", self.lock_ttl))
+        except CacheUnavailable as exc:
+            self._on_down(exc)
+            return True
+
+    def release(self, key: str) -> None:
+        """Drop the lock (after writing the result, or when none is coming)."""
+        try:
+            self.cache.delete("lock:" + key)
+        except CacheUnavailable:
+            pass
+
+    def wait(self, key: str, poll: Callable[[], Optional[V]]) -> Optional[V]:
+        """``poll()``'s first result that is not None while the leader's lock
+        is there (one last look when it is gone), else None: make the call."""
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            found = poll()
+            if found is not None:
+                return found
+            try:
+                if self.cache.get("lock:" + key) is None:
+                    # Finished (result written before the lock went) or gave
+                    # up: one last look, then call ourselves.
+                    return poll()
+            except CacheUnavailable:
+                return None
+        return None

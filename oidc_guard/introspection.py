@@ -90,7 +90,7 @@ from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, 
 from urllib.parse import quote_plus, urlencode
 
 from ._bounded import Fifo
-from ._flight import SingleFlight
+from ._flight import SharedFlight, SingleFlight
 from .cache import Cache, CacheUnavailable, open_cache
 from .claims import Claims
 from .discovery import ProviderMetadata
@@ -252,6 +252,12 @@ class Introspector:
         self._shared: Optional[Cache] = None
         if shared_cache is not None and self.cache_ttl > 0:
             self._shared = open_cache(shared_cache, prefix=self.cache_prefix)
+        # One process per token calls the endpoint (shared cache only): the
+        # lock lives for one call, the others wait for its result as long.
+        self._shared_flight: Optional[SharedFlight] = None
+        if self._shared is not None:
+            self._shared_flight = SharedFlight(self._shared, lock_ttl=self.http_timeout + 1.0,
+                                               wait=self.http_timeout + 0.5, on_down=self._cache_down)
 
         # SHA-256 of the token -> _Entry; bounded to front_size entries
         # whatever the entry came from (a fresh answer or the shared cache),
@@ -329,12 +335,13 @@ class Introspector:
 
     def _resolve(self, token: str, digest: bytes) -> Claims:
         key = digest.hex()
-        if self._shared is not None:
+        shared = self._shared_flight
+        if shared is not None:
             claims = self._from_shared(key, digest)
             if claims is not None:
                 return claims
             if self.cache_ttl > 0:
-                if self._claim_call(key):
+                if shared.claim(key):
                     # Double check: a process that just finished wrote its
                     # result before releasing the lock we now hold.
                     try:
@@ -348,7 +355,7 @@ class Introspector:
                 else:
                     # Another process is introspecting this token right now:
                     # wait a little for its result in the shared cache.
-                    claims = self._wait_shared(key, digest)
+                    claims = shared.wait(key, lambda: self._from_shared(key, digest))
                     if claims is not None:
                         return claims
         try:
@@ -497,47 +504,9 @@ class Introspector:
         self._front.put(digest, _Entry(claims, "", min(until, max_until)))
         return claims
 
-    # --- single flight across processes (shared cache only) ------------------
-    # One process per token calls the endpoint: it takes a short lock entry
-    # (SET NX PX, the cache's add) next to the result's key; the others poll
-    # for the result for at most the length of one call, then call
-    # themselves.  The lock holds no secret and no token (a fixed value under
-    # the SHA-256 key), and any Redis trouble means "call the endpoint".
-
-    def _claim_call(self, key: str) -> bool:
-        assert self._shared is not None
-        try:
-            return self._shared.add("lock:" + key, b"1", self.http_timeout + 1.0)
-        except CacheUnavailable as exc:
-            self._cache_down(exc)
-            return True
-
     def _release_call(self, key: str) -> None:
-        if self._shared is not None:
-            try:
-                self._shared.delete("lock:" + key)
-            except CacheUnavailable:
-                pass
-
-    def _wait_shared(self, key: str, digest: bytes) -> Optional[Claims]:
-        deadline = time.monotonic() + self.http_timeout + 0.5
-        delay = 0.005
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-            claims = self._from_shared(key, digest)  # raises InvalidToken for a cached inactive result
-            if claims is not None:
-                return claims
-            if self._shared is None:
-                return None
-            try:
-                if self._shared.get("lock:" + key) is None:
-                    # Finished (result written before the lock went) or gave
-                    # up: one last look, then call ourselves.
-                    return self._from_shared(key, digest)
-            except CacheUnavailable:
-                return None
-        return None
+        if self._shared_flight is not None:
+            self._shared_flight.release(key)
 
     def _unseal(self, key: str, raw: bytes) -> Optional[Tuple[float, float, bool, Dict[str, Any]]]:
         try:

@@ -461,6 +461,7 @@ class MultiIssuerValidator(ResolvingMixin):
             raise self._untrusted(iss)
         return self._resolve(iss)
 
+
 def members_of(validator: Any) -> Sequence[Any]:
     """The member validators of ``validator`` (itself when it is single)."""
     if isinstance(validator, MultiIssuerValidator):

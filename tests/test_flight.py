@@ -178,3 +178,26 @@ def test_a_coroutine_waits_through_a_done_callback_without_blocking_its_loop():
     seen = []
     flight.add_done_callback(lambda f: seen.append(f.result()))
     assert seen == [1]
+
+
+def test_shared_flight_one_leader_per_key_across_processes_and_a_bounded_wait():
+    from oidc_guard._flight import SharedFlight
+    from oidc_guard.cache import MemoryCache
+
+    cache = MemoryCache()
+    downs = []
+    one = SharedFlight(cache, lock_ttl=5, wait=0.3, on_down=downs.append)
+    two = SharedFlight(cache, lock_ttl=5, wait=0.3, on_down=downs.append)
+    assert one.claim("k") is True and two.claim("k") is False  # one leader for the key
+    # the follower polls until the result is there
+    results = iter([None, None, "answer"])
+    assert two.wait("k", lambda: next(results)) == "answer"
+    # nothing comes while the lock stays: the wait ends after about `wait` s
+    started = time.monotonic()
+    assert two.wait("k", lambda: None) is None
+    assert 0.25 < time.monotonic() - started < 2
+    # the leader gave up: one last look, at once
+    one.release("k")
+    started = time.monotonic()
+    assert two.wait("k", lambda: None) is None and time.monotonic() - started < 0.2
+    assert two.claim("k") is True and downs == []
