@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
+from ._text import show as _shown
 from .errors import ProviderError
 from .http import check_url, decode_json_object, fetch, fetch_json
 
@@ -98,12 +99,6 @@ def looks_like_discovery_url(issuer: str) -> Optional[str]:
     if at < 0 and not path.endswith("/.well-known"):
         return None
     return issuer[: issuer.find(path) + (at if at >= 0 else len(path) - len("/.well-known"))]
-
-
-def _shown(value: Any, limit: int = 200) -> str:
-    """A bounded repr of a value the provider's document holds."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def issuer_mismatch(url: str, configured: str, found: Any) -> str:
@@ -274,5 +269,5 @@ class ProviderMetadata:
             if found is not None:
                 # Said once per fetch (the start-up check fetches it): where the endpoint came from.
                 log.info("oidc_guard: %s names no introspection_endpoint; using %s from the RFC 8414 "
-                         "document %s", self.url, _shown(found), self.oauth_url)
+                         "document %s", self.url, _shown(found, 200), self.oauth_url)
             return result

@@ -20,6 +20,14 @@ Rules (docs/security.md, "What is deliberately refused"):
 Every failure becomes a :class:`~oidc_guard.errors.ProviderError` naming the
 URL and the reason.  Plain stdlib (``http.client`` + ``ssl``), no proxies from
 the environment: keys are fetched directly from the provider.
+
+This is the one fetch layer: every request to the provider (discovery,
+the RFC 8414 document, JWKS, introspection, UserInfo) goes through
+:func:`fetch` / :func:`fetch_json`, which also record the provider metrics.
+No other module opens a connection.  An async caller runs these functions
+off its event loop (a thread), behind the same single flight
+(``oidc_guard._flight``) as the threads; an async transport, when one is
+added, belongs here, beside the blocking one, with the same rules.
 """
 
 from __future__ import annotations

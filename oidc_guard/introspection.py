@@ -89,14 +89,16 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote_plus, urlencode
 
-from .cache import Cache, CacheUnavailable, RedisCache, open_cache
+from ._bounded import Fifo
+from ._flight import SharedFlight, SingleFlight
+from .cache import Cache, CacheUnavailable, open_cache
 from .claims import Claims
 from .discovery import ProviderMetadata
 from .errors import ConfigurationError, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
 # The NumericDate rule (RFC 7519 section 2) and the bounded repr of an
 # untrusted value are those of the JWT path: one definition each.
-from .jwks import _show
+from ._text import show as _show
 from .validator import _is_number
 
 __all__ = [
@@ -140,15 +142,6 @@ def looks_like_token(token: Any, max_bytes: int) -> Optional[str]:
     return None
 
 
-class _Flight:
-    __slots__ = ("done", "claims", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.claims: Optional[Claims] = None
-        self.error: Optional[BaseException] = None
-
-
 class _Entry:
     """A front-cache entry: active Claims, or the reason it is inactive."""
 
@@ -159,6 +152,10 @@ class _Entry:
         self.reason = reason
         self.until = until
         self.code = code  # the refusal's InvalidToken.reason
+
+
+def _too_long() -> ProviderError:
+    return ProviderError("introspection of this token is taking too long", retry_after=1)
 
 
 class Introspector:
@@ -255,12 +252,20 @@ class Introspector:
         self._shared: Optional[Cache] = None
         if shared_cache is not None and self.cache_ttl > 0:
             self._shared = open_cache(shared_cache, prefix=self.cache_prefix)
+        # One process per token calls the endpoint (shared cache only): the
+        # lock lives for one call, the others wait for its result as long.
+        self._shared_flight: Optional[SharedFlight] = None
+        if self._shared is not None:
+            self._shared_flight = SharedFlight(self._shared, lock_ttl=self.http_timeout + 1.0,
+                                               wait=self.http_timeout + 0.5, on_down=self._cache_down)
 
-        self._front_max = max(1, int(front_size))
-        self._front: Dict[bytes, _Entry] = {}
-        self._front_lock = threading.Lock()
-        self._flights: Dict[bytes, _Flight] = {}
-        self._flights_lock = threading.Lock()
+        # SHA-256 of the token -> _Entry; bounded to front_size entries
+        # whatever the entry came from (a fresh answer or the shared cache),
+        # so random tokens replayed to every worker cannot grow any worker's
+        # memory without limit.  Reads are plain dict look-ups.
+        self._front: "Fifo[bytes, _Entry]" = Fifo(max(1, int(front_size)))
+        # one introspection per token at a time (concurrent requests with it wait)
+        self._flights: "SingleFlight[bytes, Claims]" = SingleFlight()
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._refusal_logged = False
         self._bad_entry_logged = False
@@ -304,7 +309,7 @@ class Introspector:
         # Only tokens that passed looks_like_token below ever get an entry,
         # so a hit (same SHA-256, same token) skips the syntax check.
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        entry = self._front.get(digest)  # dict get: atomic, no lock needed
+        entry = self._front.data.get(digest)  # dict get: atomic, no lock needed
         if entry is None:
             reason = looks_like_token(token, self.max_token_bytes)
             if reason is not None:
@@ -314,50 +319,29 @@ class Introspector:
                 if entry.claims is not None:
                     return entry.claims
                 raise InvalidToken(entry.reason, reason=entry.code)
-            with self._front_lock:
-                if self._front.get(digest) is entry:
-                    del self._front[digest]
+            self._front.discard(digest, entry)
         return self._single_flight(token, digest)
 
     def clear_cache(self) -> None:
-        with self._front_lock:
-            self._front.clear()
+        self._front.clear()
 
-    # --- single flight --------------------------------------------------------
     def _single_flight(self, token: str, digest: bytes) -> Claims:
-        with self._flights_lock:
-            flight = self._flights.get(digest)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[digest] = _Flight()
-        if not leader:
-            # Wait for the leader; it finishes within its own deadline
-            # (queue wait + one HTTP exchange + a Redis round trip).
-            if not flight.done.wait(self.queue_timeout + self.http_timeout + 2.0):
-                raise ProviderError("introspection of this token is taking too long", retry_after=1)
-            if flight.error is not None:
-                raise flight.error
-            assert flight.claims is not None
-            return flight.claims
-        try:
-            flight.claims = self._resolve(token, digest)
-            return flight.claims
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._flights_lock:
-                self._flights.pop(digest, None)
-            flight.done.set()
+        # Concurrent validations of one token share one call; the others
+        # wait for the leader, which finishes within its own deadline (queue
+        # wait + one HTTP exchange + a Redis round trip).  (Apart from
+        # introspect(): a closure there would make every hit pay for cells.)
+        return self._flights.run(digest, lambda: self._resolve(token, digest),
+                                 self.queue_timeout + self.http_timeout + 2.0, _too_long)
 
     def _resolve(self, token: str, digest: bytes) -> Claims:
         key = digest.hex()
-        if self._shared is not None:
+        shared = self._shared_flight
+        if shared is not None:
             claims = self._from_shared(key, digest)
             if claims is not None:
                 return claims
             if self.cache_ttl > 0:
-                if self._claim_call(key):
+                if shared.claim(key):
                     # Double check: a process that just finished wrote its
                     # result before releasing the lock we now hold.
                     try:
@@ -371,7 +355,7 @@ class Introspector:
                 else:
                     # Another process is introspecting this token right now:
                     # wait a little for its result in the shared cache.
-                    claims = self._wait_shared(key, digest)
+                    claims = shared.wait(key, lambda: self._from_shared(key, digest))
                     if claims is not None:
                         return claims
         try:
@@ -464,7 +448,7 @@ class Introspector:
         now = self._clock()
         if self.cache_ttl <= 0 or until <= now:
             return
-        self._front_put(digest, _Entry(claims, reason, until, code))
+        self._front.put(digest, _Entry(claims, reason, until, code))
         if self._shared is not None:
             # "at": when the answer was obtained (this API's Unix clock);
             # readers cap the entry at at + their own TTL (_from_shared).
@@ -475,18 +459,6 @@ class Introspector:
                 self._shared.set(key, self._seal(key, value), until - now)
             except CacheUnavailable as exc:
                 self._cache_down(exc)
-
-    def _front_put(self, digest: bytes, entry: _Entry) -> None:
-        """The one way into the in-process front cache: bounded to
-        ``front_size`` entries whatever the entry came from (a fresh answer
-        or the shared cache), so random tokens replayed to every worker
-        cannot grow any worker's memory without limit."""
-        with self._front_lock:
-            if len(self._front) >= self._front_max and digest not in self._front:
-                # evict the oldest insertions (dicts keep insertion order)
-                for old in list(self._front)[: max(1, self._front_max // 8)]:
-                    del self._front[old]
-            self._front[digest] = entry
 
     def _seal(self, key: str, value: bytes) -> bytes:
         mac = hmac.new(self._mac_key, self.cache_prefix.encode() + key.encode() + b"\n" + value,
@@ -523,56 +495,18 @@ class Introspector:
             return None
         if not active:
             reason = "token is not active (introspection: revoked, expired or unknown)"
-            self._front_put(digest, _Entry(None, reason, min(until, now + self.inactive_ttl)))
+            self._front.put(digest, _Entry(None, reason, min(until, now + self.inactive_ttl)))
             raise InvalidToken(reason, reason="inactive")
         try:
             claims, max_until = self._accept(doc, now)  # max_until: at most exp
         except InvalidToken:
             return None  # the entry says active, the rules say no: ask the endpoint
-        self._front_put(digest, _Entry(claims, "", min(until, max_until)))
+        self._front.put(digest, _Entry(claims, "", min(until, max_until)))
         return claims
 
-    # --- single flight across processes (shared cache only) ------------------
-    # One process per token calls the endpoint: it takes a short lock entry
-    # (SET NX PX, the cache's add) next to the result's key; the others poll
-    # for the result for at most the length of one call, then call
-    # themselves.  The lock holds no secret and no token (a fixed value under
-    # the SHA-256 key), and any Redis trouble means "call the endpoint".
-
-    def _claim_call(self, key: str) -> bool:
-        assert self._shared is not None
-        try:
-            return self._shared.add("lock:" + key, b"1", self.http_timeout + 1.0)
-        except CacheUnavailable as exc:
-            self._cache_down(exc)
-            return True
-
     def _release_call(self, key: str) -> None:
-        if self._shared is not None:
-            try:
-                self._shared.delete("lock:" + key)
-            except CacheUnavailable:
-                pass
-
-    def _wait_shared(self, key: str, digest: bytes) -> Optional[Claims]:
-        deadline = time.monotonic() + self.http_timeout + 0.5
-        delay = 0.005
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-            claims = self._from_shared(key, digest)  # raises InvalidToken for a cached inactive result
-            if claims is not None:
-                return claims
-            if self._shared is None:
-                return None
-            try:
-                if self._shared.get("lock:" + key) is None:
-                    # Finished (result written before the lock went) or gave
-                    # up: one last look, then call ourselves.
-                    return self._from_shared(key, digest)
-            except CacheUnavailable:
-                return None
-        return None
+        if self._shared_flight is not None:
+            self._shared_flight.release(key)
 
     def _unseal(self, key: str, raw: bytes) -> Optional[Tuple[float, float, bool, Dict[str, Any]]]:
         try:

@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 _PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
 from ._b64 import b64url_encode
+from ._flight import Flight, SingleFlight
+from ._text import show
 from .errors import InvalidToken, ProviderError
 
 __all__ = [
@@ -47,6 +49,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("oidc_guard.jwks")
+
+_show = show  # the bounded repr; validator.py and dpop.py import it from here
+
+_FETCH = "jwks"  # the key of a KeySet's one fetch in flight
 
 #: The JWS algorithms oidc_guard can verify: asymmetric only (RFC 7518
 #: section 3.1).  ``none`` and the HMAC family are deliberately absent: a
@@ -320,16 +326,6 @@ def _max_age(cache_control: Optional[str]) -> Optional[float]:
     return result
 
 
-class _Flight:
-    """One fetch in progress; followers wait on ``done`` (go-oidc's inflight)."""
-
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: Optional[ProviderError] = None
-
-
 class KeySet:
     """The cached JWKS of one issuer.
 
@@ -379,7 +375,9 @@ class KeySet:
         self._name = name
 
         self._lock = threading.Lock()
-        self._flight: Optional[_Flight] = None
+        # the one fetch in flight (go-oidc's inflight); joined under _lock,
+        # together with the cooldown and retry state
+        self._flights: "SingleFlight[str, None]" = SingleFlight(lock=self._lock)
         self._by_kid: Dict[str, VerifyKey] = {}
         self._keys: Tuple[VerifyKey, ...] = ()
         self._loaded = False
@@ -486,7 +484,7 @@ class KeySet:
         """Atomically take the right to one unknown-kid refetch.  Callers
         arriving while a fetch is in flight join it instead."""
         with self._lock:
-            if self._flight is not None:
+            if _FETCH in self._flights:
                 return True  # join the fetch in flight, don't start another
             last = self._last_unknown_refetch
             if last is not None and now - last < self.cooldown:
@@ -509,20 +507,17 @@ class KeySet:
         led by another caller (``must_succeed`` and ``joined`` false).
         """
         with self._lock:
-            current = self._flight
-            leader = current is None
-            if current is None:
-                if must_succeed and not joined and now < self._retry_at and self._last_error is not None:
-                    # Still inside the retry interval after a failure: don't
-                    # hammer a provider that is down, answer from memory.
-                    raise ProviderError(self._last_error.description, retry_after=self._retry_at - now)
-                current = self._flight = _Flight()
-            flight: _Flight = current
+            if _FETCH not in self._flights and must_succeed and not joined and now < self._retry_at \
+                    and self._last_error is not None:
+                # Still inside the retry interval after a failure: don't
+                # hammer a provider that is down, answer from memory.
+                raise ProviderError(self._last_error.description, retry_after=self._retry_at - now)
+            flight, leader = self._flights.join_locked(_FETCH)
         if leader:
             self._lead(flight, reason)
         elif not must_succeed and not joined:
             return False
-        elif not flight.done.wait(self.wait_timeout):
+        elif not flight.wait(self.wait_timeout):
             if must_succeed and not self._loaded:
                 raise ProviderError(
                     f"timed out after {self.wait_timeout:g} s waiting for the {self._name} JWKS",
@@ -533,7 +528,8 @@ class KeySet:
             raise flight.error
         return True
 
-    def _lead(self, flight: _Flight, reason: str) -> None:
+    def _lead(self, flight: "Flight[None]", reason: str) -> None:
+        error: Optional[ProviderError] = None
         try:
             self.fetch_count += 1
             doc, cache_control = self._fetch()
@@ -552,7 +548,7 @@ class KeySet:
         except ProviderError as exc:
             # Retry-After tells clients when the next attempt will be made.
             exc = ProviderError(exc.description, retry_after=self.retry_interval)
-            flight.error = exc
+            error = exc
             first = self._last_error is None
             self._last_error = exc
             self._retry_at = self._timer() + self.retry_interval
@@ -566,14 +562,12 @@ class KeySet:
                 else:
                     log.warning("oidc_guard: fetching the %s JWKS failed (%s): %s", self._name, reason, exc.description)
         except Exception as exc:  # a bug must not leave followers waiting forever
-            flight.error = ProviderError(f"{self._name} JWKS fetch failed unexpectedly ({exc.__class__.__name__})")
-            self._last_error = flight.error
+            error = ProviderError(f"{self._name} JWKS fetch failed unexpectedly ({exc.__class__.__name__})")
+            self._last_error = error
             self._retry_at = self._timer() + self.retry_interval
             log.exception("oidc_guard: unexpected error fetching the %s JWKS", self._name)
         finally:
-            with self._lock:
-                self._flight = None
-            flight.done.set()
+            self._flights.land(_FETCH, flight, error=error)
 
     def _install(self, keys: Sequence[VerifyKey], cache_control: Optional[str]) -> None:
         by_kid: Dict[str, VerifyKey] = {}
@@ -600,11 +594,3 @@ class KeySet:
             log.info("oidc_guard: %d key(s) left the %s JWKS", len(removed), self._name)
             if self._on_change is not None:
                 self._on_change(removed)
-
-
-def _show(value: Any, limit: int = 64) -> str:
-    """A safe, bounded rendering of an attacker-controlled value (kid...)."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text

@@ -49,16 +49,15 @@ tenants.
 from __future__ import annotations
 
 import binascii
-import logging
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ._bounded import ExpiringLRU, Memo
+from ._flight import SingleFlight
+from ._resolver import ResolvingMixin
 from .claims import Claims
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
-from .http import check_url
-from .jwks import _show
 from .validator import (
     _SEGMENT_TO_STD_OR_BAD,
     TokenValidator,
@@ -70,23 +69,13 @@ from .validator import (
 
 __all__ = ["MultiIssuerValidator", "Resolver"]
 
-logger = logging.getLogger("oidc_guard.multi")
-
 #: ``resolver(issuer) -> validator or None``; user code.
 Resolver = Callable[[str], Optional[Any]]
-
-# Retry-After (seconds) of a 503 because every resolution slot is busy:
-# the calls in flight end within about resolver_timeout, usually sooner.
-_BUSY_RETRY_AFTER = 2.0
 
 # The longest iss value that is looked at at all: longer ones are refused
 # before any look-up or resolver call (no issuer URL is that long; the
 # error then shows the first 120 characters, quoted).
 _MAX_ISSUER_CHARS = 2048
-# Shown in errors and logs: the issuer quoted by repr() (control characters
-# escaped) and cut to this length.  The WWW-Authenticate header builder
-# replaces anything outside printable ASCII as well.
-_ISSUER_SHOWN = 120
 # The most recent tokens and the member that took them (exact string key,
 # as TokenValidator's front table): a repeated token is routed with one str
 # hash and compare instead of a base64 + JSON decode.  Cleared when full.
@@ -99,10 +88,6 @@ _FRONT_MAX = 256
 # wrong guess costs a second decode on a token that is refused anyway.
 # Bounded: cleared when full.
 _BY_HEADER_MAX = 64
-# Resolver errors are logged with their traceback at most once per this
-# many seconds (a flood of tokens naming a failing tenant must not flood the
-# logs); the lines in between are counted and the count reported.
-_RESOLVER_LOG_INTERVAL = 60.0
 
 
 def _introspects(validator: Any) -> bool:
@@ -119,7 +104,7 @@ def _introspects(validator: Any) -> bool:
     return mode in ("both", "introspection")
 
 
-class MultiIssuerValidator:
+class MultiIssuerValidator(ResolvingMixin):
     """Validate tokens of several issuers, each with its own validator.
 
     .. code-block:: python
@@ -177,7 +162,7 @@ class MultiIssuerValidator:
         thread's context); give its own network or database calls their
         own timeouts.
     :param negative_cache_size: issuers the resolver refused that are
-        remembered (default 1024; least recently used dropped first).
+        remembered (default 1024; expired ones, then the least recently used, dropped first).
     :param negative_ttl: seconds a refusal is remembered (default 300).
     :param resolver_backoff: after the resolver raised (or returned an
         unusable validator), new issuers get ProviderError without a
@@ -269,17 +254,17 @@ class MultiIssuerValidator:
         self.resolved_count = 0
         #: how many times the resolver was called (for tests and metrics)
         self.resolver_calls = 0
-        # issuer -> expiry (clock) of the refusal; LRU order
-        self._negative: "OrderedDict[str, float]" = OrderedDict()
-        # issuer -> Event set when the resolver call in flight for it ends
-        self._in_flight: Dict[str, threading.Event] = {}
+        # issuers the resolver refused, each until its negative_ttl is over
+        self._negative: "ExpiringLRU[str, bool]" = ExpiringLRU(max(1, self.negative_cache_size), clock)
+        # issuer -> the resolver call in flight for it; joined under _lock
+        # with the bounds, and every call that ends frees a slot
+        self._in_flight: "SingleFlight[str, Any]" = SingleFlight(lock=self._lock, on_land=self._slot_freed.notify_all)
         self._limit_logged = False
         self._resolver_log_at = -1e18
         self._resolver_down_until = -1e18
         self._resolver_log_suppressed = 0
-        self._front: Dict[str, Any] = {}
-        self._front_max = _FRONT_MAX
-        self._by_header: Dict[str, Any] = {}
+        self._front: "Memo[str, Any]" = Memo(_FRONT_MAX)
+        self._by_header: "Memo[str, Any]" = Memo(_BY_HEADER_MAX)
 
     def __repr__(self) -> str:
         return (f"MultiIssuerValidator(issuers={list(self._members)!r}"
@@ -316,12 +301,12 @@ class MultiIssuerValidator:
         access token.  Raises InvalidToken or ProviderError, as the member."""
         if type(token) is not str:
             return self.choose(token, "access token").validate_access_token(token)  # type: ignore[no-any-return]
-        member = self._front.get(token)
+        member = self._front.data.get(token)
         if member is not None:
             return member.validate_access_token(token)  # type: ignore[no-any-return]
         dot = token.find(".")
         header = token[:dot] if 0 < dot <= 1024 else None
-        guess = self._by_header.get(header) if header is not None else None
+        guess = self._by_header.data.get(header) if header is not None else None
         if guess is not None:
             # Only a guess to save decoding the payload twice: the member
             # checks everything, its own issuer included (before any key
@@ -344,16 +329,13 @@ class MultiIssuerValidator:
         # iss) cost an introspection call each, and hand another issuer's
         # token to the wrong provider.
         if header is not None and type(member) is TokenValidator and not member._introspect_all:
-            by_header = self._by_header
-            if by_header.get(header) is not member:
-                if len(by_header) >= _BY_HEADER_MAX:
-                    by_header.clear()
-                by_header[header] = member
+            if self._by_header.data.get(header) is not member:
+                self._by_header.put(header, member)
         front = self._front
-        if self._front_max:
-            if len(front) >= self._front_max:
-                front.clear()
-            front[token] = member
+        if len(front.data) < front.maxsize:
+            front.data[token] = member  # the common case, without a method call
+        else:
+            front.put(token, member)  # full (cleared) or off
         return claims  # type: ignore[no-any-return]
 
     def validate_id_token(
@@ -479,154 +461,12 @@ class MultiIssuerValidator:
             raise self._untrusted(iss)
         return self._resolve(iss)
 
-    @staticmethod
-    def _untrusted(iss: str, why: str = "") -> InvalidToken:
-        return InvalidToken(f"issuer {_show(iss, _ISSUER_SHOWN)} is not trusted{why}", reason="issuer")
 
-    # --- the resolver ----------------------------------------------------------
-    def _resolve(self, iss: str) -> Any:
-        try:
-            check_url(iss, self.allow_http, "issuer")
-        except ProviderError:
-            raise self._untrusted(iss) from None
-        # Real time, not self._clock: this bounds how long a request waits.
-        deadline = time.monotonic() + self.resolver_timeout
-        while True:
-            with self._lock:
-                member = self._members.get(iss)
-                if member is not None:
-                    return member
-                expiry = self._negative.get(iss)
-                if expiry is not None:
-                    if self._clock() < expiry:
-                        self._negative.move_to_end(iss)
-                        raise self._untrusted(iss)  # the resolver said "not trusted"
-                    del self._negative[iss]
-                event = self._in_flight.get(iss)
-                if event is None:
-                    # The resolver failed a moment ago (its directory is
-                    # down, say): new issuers get 503 at once instead of a
-                    # resolver call each, so a stream of random iss values
-                    # cannot pile calls onto a struggling directory.
-                    wait = self._resolver_down_until - self._clock()
-                    if wait > 0:
-                        raise ProviderError(
-                            f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the "
-                            "issuer resolver failed moments ago)", retry_after=wait)
-                    if self.resolved_count >= self.max_resolved:
-                        raise self._bound_reached(iss)
-                    if len(self._in_flight) >= self.max_concurrent_resolutions:
-                        # Every slot is busy with other new issuers (junk
-                        # ones, possibly): wait for one, never refuse.
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise ProviderError(
-                                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (all "
-                                f"{self.max_concurrent_resolutions} issuer resolver slots stayed busy for "
-                                f"{self.resolver_timeout:g} s)", retry_after=_BUSY_RETRY_AFTER)
-                        self._slot_freed.wait(remaining)
-                        continue
-                    event = self._in_flight[iss] = threading.Event()
-                    leader = True
-                else:
-                    leader = False
-            if not leader:
-                # Another thread is asking the resolver about this issuer:
-                # wait for its answer (bounded: a hanging resolver must not
-                # hold every request that names the issuer), then look again
-                # (one call per issuer).
-                if not event.wait(max(0.0, deadline - time.monotonic())):
-                    self._resolver_failed()
-                    self._log_resolver_failure(
-                        iss, f"has not answered within resolver_timeout ({self.resolver_timeout:g} s)")
-                    raise ProviderError(
-                        f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer "
-                        f"resolver has not answered within {self.resolver_timeout:g} s)",
-                        retry_after=max(self.resolver_backoff, 1.0))
-                continue
-            try:
-                return self._call_resolver(iss)
-            finally:
-                with self._lock:
-                    del self._in_flight[iss]
-                    self._slot_freed.notify_all()
-                event.set()
-
-    def _bound_reached(self, iss: str) -> ProviderError:
-        """max_resolved validators exist: 503, never 401 (the token may be a
-        real tenant's; the server cannot take another one).  Call with
-        _lock held."""
-        if not self._limit_logged:
-            self._limit_logged = True
-            logger.warning(
-                "the issuer resolver created its maximum of %d validators; further new issuers get 503 "
-                "(raise max_resolved if this many tenants are real)", self.max_resolved)
-        return ProviderError(
-            f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver "
-            f"created its maximum of {self.max_resolved} validators)", retry_after=30.0)
-
-    def _call_resolver(self, iss: str) -> Any:
-        assert self._resolver is not None
-        with self._lock:
-            self.resolver_calls += 1
-        try:
-            validator = self._resolver(iss)
-        except Exception:
-            self._resolver_failed()
-            self._log_resolver_failure(iss, "raised an exception", exc_info=True)
-            raise ProviderError(
-                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver failed)"
-            ) from None
-        if validator is None:
-            with self._lock:
-                if self.negative_cache_size > 0 and self.negative_ttl > 0:
-                    self._negative[iss] = self._clock() + self.negative_ttl
-                    self._negative.move_to_end(iss)
-                    while len(self._negative) > self.negative_cache_size:
-                        self._negative.popitem(last=False)
-            raise self._untrusted(iss)
-        if getattr(validator, "issuer", None) != iss or not callable(getattr(validator, "validate_access_token", None)) \
-                or isinstance(validator, MultiIssuerValidator):
-            self._resolver_failed()
-            self._log_resolver_failure(
-                iss, f"returned {type(validator).__name__} with issuer "
-                     f"{_show(getattr(validator, 'issuer', None), _ISSUER_SHOWN)} (must be a TokenValidator "
-                     "for exactly the issuer asked about)")
-            raise ProviderError(
-                f"the trust of issuer {_show(iss, _ISSUER_SHOWN)} cannot be decided now (the issuer resolver "
-                "returned an unusable validator)")
-        with self._lock:
-            # One validator per issuer: the in-flight event guarantees no
-            # other call for iss runs now.  Calls in flight do not reserve a
-            # place under max_resolved, so the bound is checked again here.
-            if self.resolved_count >= self.max_resolved:
-                raise self._bound_reached(iss)
-            self._members[iss] = validator
-            self.resolved_count += 1
-        logger.info("issuer resolver trusted %s (%d of at most %d)", _show(iss, _ISSUER_SHOWN),
-                    self.resolved_count, self.max_resolved)
-        return validator
-
-    def _resolver_failed(self) -> None:
-        with self._lock:
-            self._resolver_down_until = self._clock() + self.resolver_backoff
-
-    def _log_resolver_failure(self, iss: str, what: str, exc_info: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._resolver_log_at < _RESOLVER_LOG_INTERVAL:
-                self._resolver_log_suppressed += 1
-                return
-            suppressed, self._resolver_log_suppressed = self._resolver_log_suppressed, 0
-            self._resolver_log_at = now
-        logger.error("the issuer resolver %s for issuer %s%s; those requests get 503", what,
-                     _show(iss, _ISSUER_SHOWN),
-                     f" ({suppressed} more failures since the last report)" if suppressed else "",
-                     exc_info=exc_info)
-
-
-def _members_of(validator: Any) -> Sequence[Any]:
+def members_of(validator: Any) -> Sequence[Any]:
     """The member validators of ``validator`` (itself when it is single)."""
     if isinstance(validator, MultiIssuerValidator):
         return validator.validators
     return (validator,)
+
+
+_members_of = members_of  # the name flask.py imports today

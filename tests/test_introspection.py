@@ -663,7 +663,7 @@ def test_entries_read_from_redis_keep_the_front_cache_bounded(op, make_v, redis_
         op.endpoint.tokens[f"live{i}"] = active(op)
     one = make_v(shared_cache=redis_server.url)
     two = make_v(shared_cache=redis_server.url)
-    two.introspector._front_max = 8
+    two.introspector._front.maxsize = 8
     tokens = [f"random{i}" for i in range(60)] + [f"live{i}" for i in range(10)]
     for token in tokens:
         try:

@@ -59,13 +59,13 @@ def section_routing(issuer: Any, rounds: int, target: float) -> Dict[str, Any]:
         # routed as a never-seen token is (the header guess).
         multi_cold = MultiIssuerValidator([TokenValidator(other, audience=AUDIENCE, cache_size=0),
                                            TokenValidator(issuer.issuer, audience=AUDIENCE, cache_size=0)])
-        multi_cold._front_max = 0
+        multi_cold._front.maxsize = 0
         # The same routing with a caching member: the member's part is then
         # a ~1 us cache hit instead of a ~50 us verify, so the routing cost
         # is not lost in the noise of the signature check.
         multi_guess = MultiIssuerValidator([TokenValidator(other, audience=AUDIENCE),
                                             TokenValidator(issuer.issuer, audience=AUDIENCE)])
-        multi_guess._front_max = 0
+        multi_guess._front.maxsize = 0
         multi = MultiIssuerValidator([TokenValidator(other, audience=AUDIENCE),
                                       TokenValidator(issuer.issuer, audience=AUDIENCE)])
         padded = "." + token
