@@ -364,7 +364,13 @@ def _get_once(
             if conn.sock is not None:
                 conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
             resp = conn.getresponse()
-            resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+            # RFC 9110 section 5.3: repeated fields are one comma-separated
+            # list (WWW-Authenticate may come as several lines, one per
+            # challenge); a dict of the last line would drop the others.
+            resp_headers: Dict[str, str] = {}
+            for name, value in resp.getheaders():
+                name = name.lower()
+                resp_headers[name] = resp_headers[name] + ", " + value if name in resp_headers else value
             status = resp.status
             if status in (301, 302, 303, 307, 308) or status != 200:
                 return status, resp_headers, b""

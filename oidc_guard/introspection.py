@@ -99,7 +99,7 @@ from .http import check_url, decode_json_object, fetch
 # The NumericDate rule (RFC 7519 section 2) and the bounded repr of an
 # untrusted value are those of the JWT path: one definition each.
 from ._text import show as _show
-from .validator import _is_number
+from ._jws import is_numeric_date as _is_number
 
 __all__ = [
     "Introspector",

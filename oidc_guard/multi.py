@@ -48,7 +48,6 @@ tenants.
 
 from __future__ import annotations
 
-import binascii
 import threading
 import time
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
@@ -58,14 +57,8 @@ from ._flight import SingleFlight
 from ._resolver import ResolvingMixin
 from .claims import Claims
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError
-from .validator import (
-    _SEGMENT_TO_STD_OR_BAD,
-    TokenValidator,
-    _b64decode_std,
-    _parse_json_object,
-    _token_text,
-    looks_like_jws,
-)
+from ._jws import looks_like_jws, token_text, unverified_issuer
+from .validator import TokenValidator
 
 __all__ = ["MultiIssuerValidator", "Resolver"]
 
@@ -393,7 +386,7 @@ class MultiIssuerValidator(ResolvingMixin):
         no trusted issuer can.  Nothing read here is believed: it only picks
         the validator that then verifies everything."""
         # Size limit first, before anything is decoded (as TokenValidator).
-        token = _token_text(token, what, self.max_token_bytes)
+        token = token_text(token, what, self.max_token_bytes)
         if opaque_ok and self._introspector is not None and not looks_like_jws(token):
             # Opaque (reference) token: anything without the shape of a
             # compact JWS, dotted or not (the rule of TokenValidator's
@@ -404,54 +397,7 @@ class MultiIssuerValidator(ResolvingMixin):
             if not opaque_ok:
                 raise InvalidToken(f"{what} is not a JWT", reason="malformed")
             raise InvalidToken("no trusted issuer accepts reference tokens (opaque tokens need introspection)", reason="malformed")
-        return self._member_for(self._unverified_issuer(token, what))
-
-    def _unverified_issuer(self, token: str, what: str) -> str:
-        """``iss`` of the JWT payload, decoded as TokenValidator decodes it
-        (RFC 7515 section 7.1 compact serialization: three non-empty
-        segments; strict, canonical base64url; a UTF-8 JSON object without
-        duplicate members), without the signature: only to choose a
-        validator.  Only the payload segment is decoded; the header and the
-        signature are the chosen member's to check (it checks the whole
-        token again, from the start)."""
-        first = token.find(".")
-        second = token.find(".", first + 1)
-        if first <= 0 or second < 0 or second == first + 1 or second == len(token) - 1 \
-                or token.find(".", second + 1) >= 0 or not token.isascii():
-            raise InvalidToken(TokenValidator._shape_error(token, what), reason="malformed")
-        # One translate converts the segment to standard base64 and marks
-        # every byte outside base64url with "!" (_SEGMENT_TO_STD_OR_BAD).
-        p_std = token[first + 1:second].encode("ascii").translate(_SEGMENT_TO_STD_OR_BAD)
-        if b"!" in p_std:
-            raise InvalidToken(TokenValidator._shape_error(token, what), reason="malformed")
-        try:
-            payload_raw = _b64decode_std(p_std)
-        except (binascii.Error, ValueError):
-            raise InvalidToken(f"{what} has a segment that is not valid base64url", reason="malformed") from None
-        # Fast path (a few find() calls instead of a full JSON parse): a
-        # payload in which the bytes "iss" appear exactly once, as
-        # "iss":"<value without escapes>".  Anything else (nested or
-        # repeated "iss", escapes, spaces) takes the strict parse of the
-        # validator.  Either way the result only *chooses*: the member then
-        # parses the payload strictly itself and checks its own issuer
-        # against the verified iss, so a wrong guess here can only make a
-        # token fail, never pass.
-        at = payload_raw.find(b'"iss":"')
-        if at >= 0 and payload_raw.find(b'"iss"') == at and payload_raw.find(b'"iss"', at + 5) < 0:
-            start = at + 7
-            end = payload_raw.find(b'"', start)
-            if end >= 0 and payload_raw.find(b"\\", start, end) < 0:
-                try:
-                    return payload_raw[start:end].decode("utf-8")
-                except UnicodeDecodeError:
-                    pass  # the strict parse below says what is wrong
-        payload = _parse_json_object(payload_raw, "payload")
-        iss = payload.get("iss")
-        if iss is None:
-            raise InvalidToken(f"{what} has no iss claim, so no trusted issuer can be chosen", reason="issuer")
-        if not isinstance(iss, str):
-            raise InvalidToken(f"{what} iss is not a string", reason="issuer")
-        return iss
+        return self._member_for(unverified_issuer(token, what))
 
     def _member_for(self, iss: str) -> Any:
         member = self._members.get(iss)  # exact string equality, RFC 7519 4.1.1

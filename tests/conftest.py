@@ -59,9 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, headers, body = route
         self.send_response(status)
-        for name, value in headers.items():
+        # headers: a dict, or a list of (name, value) pairs for repeated fields
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        for name, value in pairs:
             self.send_header(name, value)
-        if not any(name.lower() == "content-length" for name in headers):
+        if not any(name.lower() == "content-length" for name, _ in pairs):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:

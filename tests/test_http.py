@@ -14,6 +14,7 @@ import time
 import pytest
 
 from oidc_guard.errors import ProviderError
+from oidc_guard import http
 from oidc_guard.http import check_url, fetch_json, is_loopback_host
 
 TIMEOUT = 1.0
@@ -448,3 +449,14 @@ def test_urls_with_characters_outside_rfc3986_are_refused_in_words(url):
         check_url(url, False, "jwks_uri")
     assert "jwks_uri" in info.value.description
     assert "\r" not in info.value.description and "\n" not in info.value.description
+
+
+def test_repeated_response_fields_are_joined_not_dropped(loopback):
+    """RFC 9110 section 5.3: two WWW-Authenticate lines are one list; the
+    fetch layer joins them with ", " instead of keeping only the last."""
+    loopback.routes["/api"] = (401, [("Content-Type", "application/json"),
+                                     ("WWW-Authenticate", 'Bearer realm="a"'),
+                                     ("WWW-Authenticate", 'DPoP algs="ES256"')], b"{}")
+    raw = http.fetch(loopback.url("/api"), timeout=5, max_bytes=1024)
+    assert raw.status == 401
+    assert raw.headers["www-authenticate"] == 'Bearer realm="a", DPoP algs="ES256"'

@@ -284,4 +284,5 @@ def test_the_validator_and_dpop_use_the_one_parser():
     assert validator._is_number is _jws.is_numeric_date
     assert validator.TokenValidator._shape_error is _jws.shape_error
     assert dpop._SEGMENT_TO_STD_OR_BAD is _jws.SEGMENT_TO_STD_OR_BAD
-    assert multi._parse_json_object is _jws.parse_json_object
+    assert multi.unverified_issuer is _jws.unverified_issuer
+    assert multi.token_text is _jws.token_text
