@@ -322,6 +322,18 @@ class Introspector:
             self._front.discard(digest, entry)
         return self._single_flight(token, digest)
 
+    def cached(self, token: str) -> Optional[Claims]:
+        """The ``Claims`` of an active result still in the in-process cache,
+        else ``None`` (no I/O: Redis and the endpoint are not asked, and an
+        inactive or expired entry is left to :meth:`introspect`)."""
+        if len(token) > self.max_token_bytes:
+            return None
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        entry = self._front.data.get(digest)
+        if entry is not None and entry.claims is not None and self._clock() < entry.until:
+            return entry.claims
+        return None
+
     def clear_cache(self) -> None:
         self._front.clear()
 

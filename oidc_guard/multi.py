@@ -331,6 +331,18 @@ class MultiIssuerValidator(ResolvingMixin):
             front.put(token, member)  # full (cleared) or off
         return claims  # type: ignore[no-any-return]
 
+    def cached_access_token(self, token: Any) -> Optional[Claims]:
+        """The member's :meth:`TokenValidator.cached_access_token` for a
+        token this validator has routed before, else ``None`` (no I/O, no
+        resolver call)."""
+        if type(token) is not str:
+            return None
+        member = self._front.data.get(token)
+        if member is None:
+            return None
+        cached = getattr(member, "cached_access_token", None)
+        return cached(token) if cached is not None else None
+
     def validate_id_token(
         self,
         token: Any,

@@ -34,14 +34,15 @@ from ._idtoken import ID_TOKEN_ONLY_CLAIMS, check_id_token
 from ._jws import (COMPACT_JWS, SEGMENT_TO_STD_OR_BAD, URLSAFE_TO_STD, b64decode_std, check_header, foreign_issuer,
                    is_numeric_date, json_decoder, looks_like_jws, parse_json_object, shape_error, show, split,
                    token_text)
+from ._options import allowed_algorithms, configured_audiences, configured_url
 from ._sharing import StringSharing
 from ._startup import check_introspection_endpoint, run_startup_check
 from ._tokencache import VerifiedTokenCache, token_digest
 from .claims import Claims
 from .discovery import ProviderMetadata
-from .errors import ConfigurationError, InvalidToken, ProviderError
-from .http import check_url, fetch_json
-from .jwks import SUPPORTED_ALGORITHMS, KeySet, VerifyKey
+from .errors import ConfigurationError, InvalidToken
+from .http import fetch_json
+from .jwks import KeySet, VerifyKey
 
 __all__ = ["TokenValidator", "ConfigurationError", "looks_like_jws"]
 
@@ -201,44 +202,11 @@ class TokenValidator:
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string")
-        try:
-            check_url(issuer, allow_http, "issuer")
-        except ProviderError as exc:
-            raise ConfigurationError(exc.description) from None
+        configured_url(issuer, allow_http, "issuer")
         if jwks_uri is not None:
-            try:
-                check_url(jwks_uri, allow_http, "jwks_uri")
-            except ProviderError as exc:
-                raise ConfigurationError(exc.description) from None
-
-        if isinstance(audience, str):
-            audiences: Tuple[str, ...] = (audience,)
-        elif audience is None:
-            audiences = ()
-        else:
-            audiences = tuple(audience)
-            if not all(isinstance(a, str) and a for a in audiences):
-                raise ConfigurationError("audience must be a string or a list of non-empty strings")
-        if verify_audience and not audiences:
-            raise ConfigurationError(
-                "audience is required (the identifier of this API); pass verify_audience=False "
-                "only if the provider cannot issue audience-restricted tokens"
-            )
-
-        if algorithms is None:
-            algs = frozenset(SUPPORTED_ALGORITHMS)
-        else:
-            if isinstance(algorithms, str):
-                algorithms = [algorithms]
-            algs = frozenset(algorithms)
-            bad = sorted(a for a in algs if a not in SUPPORTED_ALGORITHMS)
-            if bad:
-                raise ConfigurationError(
-                    f"algorithm(s) {bad} not accepted; choose from {list(SUPPORTED_ALGORITHMS)} "
-                    "(none and HS* are never accepted by a resource server)"
-                )
-            if not algs:
-                raise ConfigurationError("algorithms must not be empty")
+            configured_url(jwks_uri, allow_http, "jwks_uri")
+        audiences = configured_audiences(audience, verify_audience)
+        algs = allowed_algorithms(algorithms)
         if leeway < 0:
             raise ConfigurationError("leeway must be >= 0")
         if http_timeout <= 0:
@@ -454,6 +422,39 @@ class TokenValidator:
         claims._key_fingerprint = key.fingerprint
         tokens.store(digest if digest is not None else token_digest(token), claims)
         return claims
+
+    def cached_access_token(self, token: Any) -> Optional[Claims]:
+        """The ``Claims`` of ``token`` when it can be answered from memory
+        alone, with no network or Redis I/O and no signature check: a
+        verified-token cache hit that is still within exp/nbf and whose key
+        is still in the JWKS (or, for a reference token, an active result of
+        the introspector's in-process cache).  ``None`` otherwise -- never a
+        refusal: the caller then calls :meth:`validate_access_token`, which
+        decides (and may do I/O).  Lets an event loop answer cached tokens
+        on the loop and send everything else to a thread
+        (:mod:`oidc_guard._aio`)."""
+        if type(token) is not str:
+            return None
+        if self._introspect_all or (self._introspect_opaque and token not in self._front
+                                    and (len(token) > self.max_token_bytes or not looks_like_jws(token))):
+            return self.introspector.cached(token) if self.introspector is not None else None
+        tokens = self._tokens
+        if tokens is None:
+            return None
+        claims = self._front.get(token)
+        if claims is None:
+            claims = tokens.lookup(token)[0]
+        if claims is None:
+            return None
+        # The checks of the hit path of validate_access_token, unchanged.
+        payload = claims._payload
+        nbf = payload.get("nbf")
+        now = self._clock()
+        leeway = self.leeway
+        if not now > payload["exp"] + leeway and (nbf is None or not now + leeway < nbf) \
+                and claims._key_fingerprint in self.keys.live:
+            return claims
+        return None
 
     def userinfo(self, access_token: Any, claims: Optional[Claims] = None) -> Mapping[str, Any]:
         """The user's profile from the provider's UserInfo endpoint (OpenID
