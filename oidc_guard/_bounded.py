@@ -55,7 +55,7 @@ import heapq
 import itertools
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Generic, Hashable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Hashable, Iterator, List, Optional, Tuple, TypeVar, cast
 from typing import OrderedDict as _OrderedDict
 
 __all__ = ["Memo", "Fifo", "LRU", "ExpiringLRU", "Interned", "memo_function"]
@@ -296,4 +296,4 @@ def memo_function(maxsize: int) -> Callable[[F], F]:
     """Decorator: a memo of ``maxsize`` results of a pure function of
     hashable arguments (``functools.lru_cache``, in C)."""
     _check_size(maxsize, 1)
-    return functools.lru_cache(maxsize=maxsize)  # type: ignore[return-value]
+    return cast(Callable[[F], F], functools.lru_cache(maxsize=maxsize))

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar, cast
 
 from ._cache_base import CacheUnavailable
 
@@ -87,7 +87,7 @@ class Flight(Generic[V]):
             raise RuntimeError("the flight has not landed")
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        return cast(V, self._value)  # landed without an error: the leader's value
 
     def add_done_callback(self, fn: Callable[["Flight[V]"], None]) -> None:
         """Call ``fn(flight)`` when the flight lands (at once when it has):
