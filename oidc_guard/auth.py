@@ -29,18 +29,17 @@ on the network in a worker thread):
 
 Refusals are logged at INFO, one line per request with the reason, on the
 authenticator's logger (``oidc_guard.wsgi`` unless the adapter passes its
-own), followed by :func:`oidc_guard.loghint.note_refusal`.
+own), followed by ``oidc_guard.loghint.note_refusal()``.
 """
 
-from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Optional, Tuple, Union
+from typing import Any, Iterable, NamedTuple, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import metrics as _metrics
-from .claims import confirmation_keys, with_binding
+from .claims import Claims, confirmation_keys, with_binding
 from .credentials import DEFAULT_MAX_FORM_BYTES, Credential, RequestFacts, credential_from, request_url
 from .dpop import DPoPNonces, DPoPProof, DPoPVerifier
 from .errors import (
@@ -56,9 +55,6 @@ from .errors import (
 from .loghint import note_refusal
 from .mtls import check_certificate_binding
 from .protocols import AccessTokenValidator
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .claims import Claims
 
 __all__ = ["AuthResult", "Authenticator", "DPOP_MODES", "RequestFacts"]
 
@@ -92,7 +88,7 @@ class AuthResult(NamedTuple):
     """
 
     credential: Optional[Credential]
-    claims: Optional["Claims"]
+    claims: Optional[Claims]
     error: Optional[OIDCGuardError]
     proof: Optional[DPoPProof]
     challenge: ChallengeSettings
@@ -320,7 +316,7 @@ class Authenticator:
     def bind(self, claims: Any, credential: Credential, facts: RequestFacts
              ) -> Tuple[Any, Optional[OIDCGuardError], Optional[DPoPProof]]:
         """Step 4: check that the request satisfies the token's ``cnf``
-        (:func:`oidc_guard.claims.confirmation_keys`).  Returns ``(claims
+        (``oidc_guard.claims.confirmation_keys()``).  Returns ``(claims
         with their binding, None, verified proof or None)`` or ``(None,
         error, None)``; never raises."""
         scheme = credential.scheme

@@ -365,7 +365,7 @@ def request_url(facts: RequestFacts, public_url: Optional[str]) -> str:
     """The URL a DPoP proof's ``htu`` must name (RFC 9449 section 4.3 step
     9): ``public_url`` (already checked, no trailing slash) + the quoted
     ``root_path`` + ``path``, or without ``public_url`` the request's own
-    :meth:`~RequestFacts.origin` + the same.  ``X-Forwarded-*`` headers
+    ``origin()`` + the same.  ``X-Forwarded-*`` headers
     are never read: any client can send them."""
     path = facts.root_path + facts.path
     quoted = quote_path(path) if len(path) <= _QUOTE_MEMO_MAX_PATH else quote_path.__wrapped__(path)

@@ -61,7 +61,7 @@ def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
     """Why UserInfo cannot be fetched with the token of ``claims``, or
     ``None``: a sender-constrained token can only be presented by the holder
     of the client's key (see the module doc).  Whether the token is bound
-    is :func:`oidc_guard.claims.required_binding`, as for the middleware
+    is ``oidc_guard.claims.required_binding()``, as for the middleware
     (a ``cnf`` that is not an object raises its ``InvalidToken``)."""
     binding = required_binding(claims)
     if binding == "dpop":
