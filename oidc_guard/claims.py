@@ -21,7 +21,7 @@ from typing import Any, Dict, FrozenSet, Iterator, Mapping, Optional, Tuple
 
 from .errors import InvalidToken
 
-__all__ = ["Claims", "parse_scopes"]
+__all__ = ["Claims", "parse_scopes", "confirmation_keys", "required_binding", "with_binding"]
 
 
 # The tokens of one API carry a handful of distinct scope sets, and the
@@ -266,6 +266,60 @@ class Claims(Mapping[str, Any]):
         equal to the client id (RFC 9068 section 2.2 for oidc-provider)."""
         sub = self.subject
         return sub is None or (self.client_id is not None and sub == self.client_id)
+
+
+# --- sender-constrained tokens: what the token is bound to -----------------------
+#
+# The one reading of the cnf claim (RFC 7800 section 3.1) that every part
+# uses: the middleware (which proof the request must bring), UserInfo (a
+# bound token is never sent on) and the command line (the note it prints).
+
+
+def confirmation_keys(claims: Any) -> Tuple[Any, Any]:
+    """``(jkt, x5t#S256)`` of the token's ``cnf`` claim, each ``None`` when
+    absent: the key a DPoP proof must be signed with (RFC 9449 section 6.1)
+    and the client certificate's thumbprint (RFC 8705 section 3.1).  The
+    values are not checked here (the binding check refuses a non-string).
+    A ``cnf`` that is present but not a JSON object raises
+    :class:`~oidc_guard.InvalidToken` (reason ``binding``): a token whose
+    binding cannot be read must not pass as a bearer token."""
+    if isinstance(claims, Claims):
+        cnf = claims._payload.get("cnf")  # (Mapping.get would raise and catch a KeyError)
+    else:
+        get = getattr(claims, "get", None)
+        cnf = get("cnf") if get is not None else None
+    if cnf is None:
+        return None, None
+    if type(cnf) is not dict and not isinstance(cnf, Mapping):
+        raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)", reason="binding")
+    return cnf.get("jkt"), cnf.get("x5t#S256")
+
+
+def required_binding(claims: Any) -> Optional[str]:
+    """Whether the token is sender-constrained, and how: ``"dpop"`` (a
+    ``cnf.jkt``: only with a DPoP proof of that key, RFC 9449; a
+    certificate binding may be there too), ``"mtls"`` (a
+    ``cnf["x5t#S256"]``: only with that client certificate, RFC 8705) or
+    ``None`` (a bearer token).  Raises as :func:`confirmation_keys`.
+
+    What the token *requires*; :attr:`Claims.binding` says what the
+    request *proved*."""
+    jkt, x5t = confirmation_keys(claims)
+    if jkt is not None:
+        return "dpop"
+    if x5t is not None:
+        return "mtls"
+    return None
+
+
+def with_binding(claims: Any, binding: str) -> Any:
+    """``claims`` for one request whose proof of possession (``"dpop"`` or
+    ``"mtls"``) was verified: a :class:`Claims` copy whose
+    :attr:`~Claims.binding` says so (the payload is shared, never copied);
+    any other object (a custom validator's) is returned as it is."""
+    if isinstance(claims, Claims):
+        return claims._with_binding(binding)
+    return claims
 
 
 class _BoundClaims(Claims):

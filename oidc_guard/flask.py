@@ -24,9 +24,11 @@
 
 ``init_app`` wraps ``app.wsgi_app`` in :class:`~oidc_guard.wsgi.BearerMiddleware`:
 the token is found and validated there, once per request, exactly as for a
-plain WSGI application.  The decorators here only read the middleware's result
-from ``request.environ`` and answer with the same status, headers and JSON
-body as the WSGI decorators (both use :func:`oidc_guard.errors.error_response`).
+plain WSGI application.  The decorators here (the family of
+:class:`oidc_guard.rules.Decorators`) only read the middleware's
+:class:`~oidc_guard.auth.AuthResult` from ``request.environ`` and answer
+with the same status, headers and JSON body as the WSGI decorators (both
+rendered by :func:`oidc_guard.errors.render_error`).
 
 Nothing is stored at module level: each application gets its own validator
 (in ``app.extensions["oidc_guard"]``), so application factories and several
@@ -38,30 +40,22 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, cast
 
 from flask import Flask, Response, abort, current_app, has_app_context, has_request_context, request
 from flask.views import View
 from werkzeug.local import LocalProxy
 
 from . import config
+from ._flask_order import check_view_order, record_wrapped, view_order_check_once
+from .auth import AuthResult
 from .claims import Claims
-from .credentials import Credential
 from .errors import OIDCGuardError
 from .multi import MultiIssuerValidator, _members_of
 from .protocols import AccessTokenValidator
-from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, includes
+from .rules import Decorators, InsufficientClaims, Rule, includes
 from .validator import ConfigurationError, TokenValidator
-from .wsgi import (
-    ENVIRON_CLAIMS,
-    ENVIRON_CREDENTIAL,
-    BearerMiddleware,
-    _error_response,
-    _Requirement,
-    _scope_requirement,
-    check_access,
-)
+from .wsgi import BearerMiddleware, check_access, result_of
 
 __all__ = [
     "OIDCGuard",
@@ -269,7 +263,7 @@ class OIDCGuard:
                 f"unknown oidc_guard setting(s) in app.config: {named}; the settings are listed in "
                 "docs/configuration.md"
             )
-        _check_view_order(app)  # views registered so far; the rest at the first request
+        check_view_order(app)  # views registered so far; the rest at the first request
         validator = self._validator
         if validator is None:
             validator = self._build_validator(app)
@@ -284,7 +278,7 @@ class OIDCGuard:
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = OIDCGuardState(self, validator, middleware)
         app.extensions[EXTENSION_KEY] = state
-        app.before_request(_view_order_check_once(app))
+        app.before_request(view_order_check_once(app))
         # `flask oidc-guard check` / `validate` with this app's settings
         from .flask_cli import oidc_guard_cli
 
@@ -380,13 +374,19 @@ def _build_issuers(value: Any, settings: Dict[str, Any]) -> AccessTokenValidator
 # --- current_claims ----------------------------------------------------------
 
 
+def _result() -> Optional[AuthResult]:
+    """The current request's :class:`~oidc_guard.auth.AuthResult`, or ``None``."""
+    if not has_request_context():
+        return None
+    return result_of(request.environ)
+
+
 def get_claims() -> Optional[Claims]:
     """The current request's :class:`~oidc_guard.Claims`, or ``None`` when the
     request is anonymous (no token, or a token that was rejected) or when
     there is no request."""
-    if not has_request_context():
-        return None
-    return request.environ.get(ENVIRON_CLAIMS)
+    result = _result()
+    return None if result is None else result.claims
 
 
 #: The current request's :class:`~oidc_guard.Claims`, or a proxy to ``None``
@@ -421,8 +421,8 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
     a token only with a proof of the client's key, which this API does not
     hold (see :mod:`oidc_guard.userinfo`).
     """
-    claims = get_claims()
-    if claims is None:
+    result = _result()
+    if result is None or result.claims is None or result.credential is None:
         return None
     environ = request.environ
     if _ENVIRON_USERINFO in environ:
@@ -436,17 +436,14 @@ def current_userinfo() -> Optional[Mapping[str, Any]]:
     # The token the middleware authenticated, as it recorded it: never
     # extracted a second time (a form body the view has read is gone, and a
     # second look could find another token than the one validated).
-    credential = environ.get(ENVIRON_CREDENTIAL)
-    if not isinstance(credential, Credential):
-        return None
     try:
-        profile = cast(Mapping[str, Any], userinfo(credential.token, claims))
+        profile = cast(Mapping[str, Any], userinfo(result.credential.token, result.claims))
     except OIDCGuardError as exc:
         logger.info("UserInfo refused (%s %r) reason=%s: %s", environ.get("REQUEST_METHOD", "?"),
                     environ.get("PATH_INFO", ""), exc.reason, exc.description)
         # The challenges the middleware and decorators send (Bearer and/or
         # DPoP, RFC 9449 section 7.1), the error on the scheme used.
-        status, headers, body = _error_response(environ, exc)
+        status, headers, body = result.render(exc).wsgi()
         abort(Response(body, status=int(status.split(" ", 1)[0]), headers=headers))
     environ[_ENVIRON_USERINFO] = profile
     return profile
@@ -468,12 +465,10 @@ def _denial(requirement: Optional[Rule]) -> Any:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-#: a view function; the decorators give it back with the same signature
-_View = TypeVar("_View", bound=Callable[..., Any])
-
-
-def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
-    def decorate(view: _View) -> _View:
+def _flask_decorator(requirement: Optional[Rule]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """How the Flask decorators wrap a view: run it when the request's
+    result allows, else return the refusal as a Flask response."""
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(view, type) and issubclass(view, View):
             raise TypeError(
                 "decorate the methods of a class-based view, or list the decorator in its "
@@ -492,8 +487,8 @@ def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
                     return denied
                 return await view(*args, **kwargs)
 
-            _record_wrapped(view, guarded_async)
-            return cast(_View, guarded_async)
+            record_wrapped(view, guarded_async)
+            return guarded_async
 
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -502,135 +497,18 @@ def _flask_decorator(requirement: Optional[Rule]) -> Callable[[_View], _View]:
                 return denied
             return view(*args, **kwargs)
 
-        _record_wrapped(view, guarded)
-        return cast(_View, guarded)
+        record_wrapped(view, guarded)
+        return guarded
 
     return decorate
 
 
-@overload
-def require_token(view: _View, *, bound: bool = False) -> _View: ...
-@overload
-def require_token(view: None = None, *, bound: bool = False) -> Callable[[_View], _View]: ...
-
-
-def require_token(view: Optional[_View] = None, *, bound: bool = False) -> Any:
-    """View decorator: any valid token (401 otherwise, 503 while the identity
-    provider is unusable).  ``@require_token()``; ``@require_token`` works too.
-    ``bound=True``: only a sender-constrained token (DPoP with its proof, or
-    certificate-bound with its certificate); a bearer token gets 401."""
-    decorate = _flask_decorator(_Requirement((), "all", True) if bound else None)
-    if view is not None:
-        return decorate(view)
-    return decorate
-
-
-def require_scope(*scopes: str, bound: bool = False) -> Callable[[_View], _View]:
-    """View decorator: a valid token with *every* one of ``scopes`` (403
-    ``insufficient_scope`` otherwise); ``bound`` as for :func:`require_token`."""
-    return _flask_decorator(_scope_requirement(scopes, "all", "require_scope", bound))
-
-
-def require_any_scope(*scopes: str, bound: bool = False) -> Callable[[_View], _View]:
-    """View decorator: a valid token with *at least one* of ``scopes`` (403
-    ``insufficient_scope`` otherwise); ``bound`` as for :func:`require_token`."""
-    return _flask_decorator(_scope_requirement(scopes, "any", "require_any_scope", bound))
-
-
-def require_scope_groups(*groups: Any) -> Callable[[_View], _View]:
-    """View decorator: a valid token with every scope of at least one group
-    (``@require_scope_groups("contacts wte", "coordinate")``); 403
-    ``insufficient_scope`` otherwise (see :mod:`oidc_guard.rules`)."""
-    return _flask_decorator(ScopeGroups.parse(groups))
-
-
-def require_claims(_claims: Optional[Any] = None, /, **rules: Any) -> Callable[[_View], _View]:
-    """View decorator: a valid token whose claims satisfy every rule
-    (``tenant="acme"``, ``roles=includes("admin")``, ``amr=lambda v: ...``);
-    403 ``insufficient_claims`` otherwise, naming the claim, never values."""
-    return _flask_decorator(ClaimRules.parse(_claims, rules))
-
-
-def require_issuer(*issuers: str) -> Callable[[_View], _View]:
-    """View decorator: a valid token from one of ``issuers`` (exact match);
-    403 ``insufficient_claims`` otherwise."""
-    return _flask_decorator(IssuerRule(issuers))
-
-
-# --- decorator order check ----------------------------------------------------
-# ``@require_scope(...)`` written *above* ``@app.get(...)`` protects nothing:
-# the route decorator runs first, registers the undecorated function and
-# returns it unchanged, and only then does our decorator wrap it - the
-# wrapper is bound to the module name, the application serves the original.
-#
-# Every function one of our decorators wraps is recorded here (weakly: the
-# record never keeps a function alive), and every wrapper names what it
-# wraps.  A view registered in ``app.view_functions`` that one of our
-# decorators wrapped, while no wrapper of it is registered in the same app,
-# is that mistake (a function registered undecorated on purpose *and*
-# decorated under another endpoint is fine: its wrapper is registered too).
-# Checked by ``init_app`` (views registered so far) and before the first
-# request (Flask refuses new routes after it): ConfigurationError naming the
-# view, so the route fails closed instead of being silently public.
-
-_WRAPPED: "weakref.WeakKeyDictionary[Callable[..., Any], bool]" = weakref.WeakKeyDictionary()
-_WRAPS_ATTRIBUTE = "__oidc_guard_wraps__"
-
-
-def _record_wrapped(view: Callable[..., Any], wrapper: Callable[..., Any]) -> None:
-    try:
-        _WRAPPED[view] = True
-    except TypeError:  # a callable that cannot be weakly referenced: not checked
-        return
-    setattr(wrapper, _WRAPS_ATTRIBUTE, view)
-
-
-def _protected_originals(app: Flask) -> List[Callable[..., Any]]:
-    """Functions that a registered view reaches through one of our wrappers
-    (following ``__wrapped__`` through other decorators too)."""
-    out: List[Callable[..., Any]] = []
-    for view in app.view_functions.values():
-        seen = 0
-        node: Any = view
-        while node is not None and seen < 100:  # bounded: __wrapped__ chains can loop
-            wrapped = getattr(node, _WRAPS_ATTRIBUTE, None)
-            if wrapped is not None:
-                out.append(wrapped)
-            node = getattr(node, "__wrapped__", None)
-            seen += 1
-    return out
-
-
-def _check_view_order(app: Flask) -> None:
-    """ConfigurationError if a view of ``app`` was decorated by oidc_guard
-    only after Flask registered it (see the comment above)."""
-    protected = _protected_originals(app)
-    wrong = []
-    for endpoint, view in app.view_functions.items():
-        try:
-            decorated = view in _WRAPPED
-        except TypeError:
-            continue
-        if decorated and not any(view is original for original in protected):
-            name = f"{getattr(view, '__module__', '?')}.{getattr(view, '__qualname__', repr(view))}"
-            wrong.append(f"{name} (endpoint {endpoint!r})")
-    if wrong:
-        raise ConfigurationError(
-            "these views are registered unprotected because an oidc_guard decorator sits above the "
-            f"route decorator: {', '.join(sorted(wrong))}. Put @require_token / @require_scope(...) "
-            "below @app.route / @app.get / @bp.get, directly above the def"
-        )
-
-
-def _view_order_check_once(app: Flask) -> Callable[[], None]:
-    """A before_request hook that checks ``app`` once, at its first request
-    (and again at every request while the check fails: fail closed)."""
-    checked = False
-
-    def check_view_order() -> None:
-        nonlocal checked
-        if not checked:
-            _check_view_order(app)
-            checked = True
-
-    return check_view_order
+# The require_* family (oidc_guard.rules.Decorators) over Flask views;
+# put them below the route decorator (oidc_guard._flask_order checks it).
+_decorators = Decorators(_flask_decorator)
+require_token = _decorators.require_token
+require_scope = _decorators.require_scope
+require_any_scope = _decorators.require_any_scope
+require_scope_groups = _decorators.require_scope_groups
+require_claims = _decorators.require_claims
+require_issuer = _decorators.require_issuer

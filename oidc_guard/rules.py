@@ -1,6 +1,11 @@
-"""Route rules beyond "every scope" / "any scope": scope groups, claim checks
-and the issuer a route accepts.  Framework-free; the decorators of
-:mod:`oidc_guard.wsgi` and :mod:`oidc_guard.flask` use them.
+"""Route rules and the decorators built on them, framework-free: every
+scope or any scope (:class:`ScopeRule`), scope groups, claim checks, the
+issuer a route accepts, a sender-constrained token (:class:`BoundRule`).
+:func:`evaluate` decides a request's :class:`~oidc_guard.auth.AuthResult`
+against a rule, and :class:`Decorators` is the one definition of the
+``require_*`` decorator family: :mod:`oidc_guard.wsgi` and
+:mod:`oidc_guard.flask` (and every later adapter) only say how to wrap a
+callable and how to send a refusal.
 
 A rule looks only at the :class:`~oidc_guard.Claims` of a token the
 validator already verified, and answers ``None`` (allowed) or the error to
@@ -32,18 +37,32 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast,
+    overload,
+)
 
-from .errors import InsufficientScope, OIDCGuardError
+from .errors import InsufficientScope, InvalidToken, MissingToken, OIDCGuardError
+from .loghint import note_refusal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .auth import AuthResult
 
 __all__ = [
     "InsufficientClaims",
     "Rule",
+    "ScopeRule",
+    "BoundRule",
+    "AllRules",
     "ScopeGroups",
     "ClaimRules",
     "IssuerRule",
     "includes",
     "check_scope_names",
+    "scope_rule",
+    "evaluate",
+    "log_denial",
+    "Decorators",
 ]
 
 logger = logging.getLogger("oidc_guard.rules")
@@ -87,6 +106,82 @@ def check_scope_names(scopes: Sequence[Any], name: str) -> None:
         if _SCOPE_TOKEN.fullmatch(scope) is None:
             hint = "; pass each scope separately" if any(c.isspace() for c in scope) else ""
             raise ValueError(f"{name}(): {scope!r} is not a valid scope name (RFC 6749 section 3.3{hint})")
+
+
+class ScopeRule(Rule):
+    """Every one (``mode="all"``) or at least one (``mode="any"``) of
+    ``scopes``: 403 ``insufficient_scope`` naming them otherwise."""
+
+    __slots__ = ("scopes", "mode", "_needed", "_all")
+
+    def __init__(self, scopes: Tuple[str, ...], mode: str = "all") -> None:
+        if mode not in ("all", "any"):
+            raise ValueError("mode is 'all' or 'any'")
+        self.scopes = scopes
+        self.mode = mode
+        self._needed = frozenset(scopes)
+        self._all = mode == "all"
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        granted = claims.scopes
+        if self._all:
+            if self._needed.issubset(granted):  # the common case, in C
+                return None
+            missing = [scope for scope in self.scopes if scope not in granted]
+            if not missing:
+                return None
+            plural = "s" if len(missing) > 1 else ""
+            description = f"the token lacks the required scope{plural} " + " ".join(missing)
+        else:
+            if not self._needed.isdisjoint(granted):
+                return None
+            description = "the token has none of the accepted scopes " + " ".join(self.scopes)
+        # RFC 6750 section 3: scope="..." lists the scopes the resource needs.
+        return InsufficientScope(description, self.scopes)
+
+
+class BoundRule(Rule):
+    """A sender-constrained token: ``Claims.binding`` is ``"dpop"`` or
+    ``"mtls"`` (the request proved possession, RFC 9449 / RFC 8705); a
+    plain bearer token gets 401 ``invalid_token``: a stolen bearer token
+    must not work here."""
+
+    __slots__ = ()
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        if getattr(claims, "binding", None) is not None:
+            return None
+        return InvalidToken(
+            "this resource needs a sender-constrained token (DPoP, RFC 9449, or certificate-bound, RFC 8705)",
+            reason="binding")
+
+
+class AllRules(Rule):
+    """Every rule, in order: the first refusal is the answer."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules: Tuple[Rule, ...] = tuple(rules)
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        for rule in self.rules:
+            denied = rule.deny(claims)
+            if denied is not None:
+                return denied
+        return None
+
+
+def scope_rule(scopes: Sequence[Any], mode: str, name: str, bound: bool = False) -> Rule:
+    """The rule of ``require_scope(*scopes)`` (``mode="all"``) or
+    ``require_any_scope`` (``"any"``), checked once, at decoration time
+    (``name`` is the decorator's, for the messages); ``bound=True`` puts a
+    :class:`BoundRule` first."""
+    if not scopes:
+        raise TypeError(f"{name}() needs at least one scope; use require_token() for any valid token")
+    check_scope_names(scopes, name)
+    rule: Rule = ScopeRule(tuple(dict.fromkeys(scopes)), mode)
+    return AllRules((BoundRule(), rule)) if bound else rule
 
 
 class ScopeGroups(Rule):
@@ -263,3 +358,115 @@ class IssuerRule(Rule):
         if claims.issuer in self.issuers:
             return None
         return InsufficientClaims("this resource does not accept tokens from this token's issuer")
+
+
+# --- deciding a request -------------------------------------------------------
+
+
+def evaluate(result: "AuthResult", rule: Optional[Rule] = None) -> Optional[OIDCGuardError]:
+    """``None`` when the request of ``result`` may reach a resource with
+    ``rule`` (``None``: any valid token), else the error to answer with:
+    the result's own error (invalid token, provider unusable) or a
+    :class:`~oidc_guard.errors.MissingToken` when it has no valid token,
+    else the rule's refusal."""
+    claims = result.claims
+    if claims is None:
+        error = result.error
+        return error if error is not None else MissingToken()
+    if rule is None:
+        return None
+    return rule.deny(claims)
+
+
+def log_denial(logger: logging.Logger, where: str, error: OIDCGuardError) -> None:
+    """The INFO line of a rule's refusal (a valid token that the route's
+    rule refuses; a refused token was logged when it was authenticated)."""
+    if isinstance(error, InsufficientScope):
+        logger.info("insufficient scope %s reason=%s: %s", where, error.reason, error.description)
+    else:
+        logger.info("access denied %s reason=%s: %s", where, error.reason, error.description)
+    note_refusal(logger)
+
+
+# --- the decorator family -------------------------------------------------------
+
+#: a decorated callable (a WSGI callable, a view); given back with its signature
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: ``wrap(rule)``: the adapter's decorator that runs a callable only when
+#: :func:`evaluate` allows the request, and answers the refusal otherwise.
+Wrap = Callable[[Optional[Rule]], Callable[[Callable[..., Any]], Callable[..., Any]]]
+
+
+class Decorators:
+    """The ``require_*`` decorators of one adapter, defined once: each turns
+    its arguments into a :class:`Rule` (checked at decoration time) and
+    hands it to the adapter's ``wrap``.  An adapter exposes the bound
+    methods as its module's functions (``require_scope =
+    decorators.require_scope``)."""
+
+    __slots__ = ("_wrap",)
+
+    def __init__(self, wrap: Wrap) -> None:
+        self._wrap = wrap
+
+    def _decorator(self, rule: Optional[Rule]) -> Callable[[_F], _F]:
+        return cast(Callable[[_F], _F], self._wrap(rule))
+
+    @overload
+    def require_token(self, target: _F, *, bound: bool = False) -> _F: ...
+    @overload
+    def require_token(self, target: None = None, *, bound: bool = False) -> Callable[[_F], _F]: ...
+
+    def require_token(self, target: Optional[_F] = None, *, bound: bool = False) -> Any:
+        """The route runs only for a request with a valid token (401
+        otherwise, 503 while the identity provider is unusable).
+
+        ``bound=True``: the token must also be sender-constrained -- a DPoP
+        token with its proof or a certificate-bound token with its
+        certificate (``Claims.binding`` is ``"dpop"`` or ``"mtls"``); a plain
+        bearer token gets 401 ``invalid_token``.
+
+        Use as ``@require_token()``; ``@require_token`` works too.
+        """
+        decorate = self._decorator(BoundRule() if bound else None)
+        if target is not None:
+            return decorate(target)
+        return decorate
+
+    def require_scope(self, *scopes: str, bound: bool = False) -> Callable[[_F], _F]:
+        """The route runs only for a valid token that has *every* one of
+        ``scopes``; otherwise 403 ``insufficient_scope`` with ``scope="..."``
+        naming the required scopes (RFC 6750 section 3.1).  ``bound=True``
+        as for :func:`require_token`."""
+        return self._decorator(scope_rule(scopes, "all", "require_scope", bound))
+
+    def require_any_scope(self, *scopes: str, bound: bool = False) -> Callable[[_F], _F]:
+        """The route runs only for a valid token that has *at least one* of
+        ``scopes``; otherwise 403 ``insufficient_scope``.  ``bound=True`` as
+        for :func:`require_token`."""
+        return self._decorator(scope_rule(scopes, "any", "require_any_scope", bound))
+
+    def require_scope_groups(self, *groups: Any) -> Callable[[_F], _F]:
+        """The route runs only for a valid token that has every scope of *at
+        least one* group; each group is a space-delimited str or a list:
+        ``@require_scope_groups("contacts wte", "coordinate")``.  Otherwise
+        403 ``insufficient_scope``; ``scope="..."`` names the group the token
+        is closest to (see :mod:`oidc_guard.rules`)."""
+        return self._decorator(ScopeGroups.parse(groups))
+
+    def require_claims(self, _claims: Optional[Any] = None, /, **rules: Any) -> Callable[[_F], _F]:
+        """The route runs only for a valid token whose claims satisfy every
+        rule: a value to compare (``tenant="acme"``), ``includes(...)``
+        (``roles=includes("admin")``) or a predicate (``amr=lambda v: "mfa"
+        in v``).  A mapping as the first argument gives claim names that are
+        not Python identifiers.  Otherwise 403 ``insufficient_claims`` naming
+        the claim, never its values."""
+        return self._decorator(ClaimRules.parse(_claims, rules))
+
+    def require_issuer(self, *issuers: str) -> Callable[[_F], _F]:
+        """The route runs only for a valid token from one of ``issuers``
+        (exact match with the verified ``iss``): routes only one tenant may
+        call behind a :class:`~oidc_guard.MultiIssuerValidator`.  Otherwise
+        403 ``insufficient_claims``."""
+        return self._decorator(IssuerRule(issuers))

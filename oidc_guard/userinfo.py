@@ -44,7 +44,7 @@ import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
-from .claims import Claims
+from .claims import Claims, required_binding
 from .errors import InsufficientScope, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
 
@@ -60,18 +60,18 @@ _USERINFO_TYP = frozenset({"jwt", "userinfo+jwt"})
 def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
     """Why UserInfo cannot be fetched with the token of ``claims``, or
     ``None``: a sender-constrained token can only be presented by the holder
-    of the client's key (see the module doc)."""
-    cnf = claims.get("cnf")
-    if not isinstance(cnf, Mapping):
-        return None
-    if cnf.get("jkt") is not None:
+    of the client's key (see the module doc).  Whether the token is bound
+    is ``oidc_guard.claims.required_binding()``, as for the middleware
+    (a ``cnf`` that is not an object raises its ``InvalidToken``)."""
+    binding = required_binding(claims)
+    if binding == "dpop":
         # RFC 9449 section 7.1: a DPoP-bound token goes with a proof signed
         # by the client's private key, which this API does not have.
         return ("UserInfo is not available for a DPoP-bound token: the UserInfo endpoint accepts it only "
                 "with a DPoP proof made with the client's own key (RFC 9449 section 7), which this API "
                 "does not hold; use a token that is not sender-constrained, or put the profile claims "
                 "in the access token")
-    if cnf.get("x5t#S256") is not None:
+    if binding == "mtls":
         # RFC 8705 section 3: only over TLS with the client's certificate.
         return ("UserInfo is not available for a certificate-bound token: the UserInfo endpoint accepts "
                 "it only over TLS with the client's certificate (RFC 8705 section 3), which this API "

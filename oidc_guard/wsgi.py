@@ -1,15 +1,22 @@
 """WSGI layer: :class:`BearerMiddleware` and the WSGI scope decorators.
 
-The middleware finds the bearer token of a request (RFC 6750 section 2,
-:mod:`oidc_guard.credentials`), validates it once with a :class:`~oidc_guard.TokenValidator` and records the
-outcome in the WSGI environ.  The decorators (:func:`require_token`,
-:func:`require_scope`, :func:`require_any_scope`) only read that outcome and
-answer 401 / 403 / 503; they never validate anything themselves, so Flask and
-plain WSGI share one mechanism and a token is verified once per request.
+A translation only: the middleware turns the environ into
+:class:`~oidc_guard.credentials.EnvironFacts`, lets its
+:class:`~oidc_guard.auth.Authenticator` find and validate the token (once
+per request) and records the :class:`~oidc_guard.auth.AuthResult` in the
+environ.  The decorators (:func:`require_token`, :func:`require_scope`,
+:func:`require_any_scope`, ... defined once in :class:`oidc_guard.rules.Decorators`)
+only read that result and answer 401 / 403 / 503 as
+:func:`oidc_guard.errors.render_error` renders it; they never validate
+anything themselves, so Flask and plain WSGI share one mechanism.
 
 Environ keys the middleware sets on *every* request it sees (a fresh value
 each time, so a nested or repeated middleware cannot leak a previous
 result):
+
+``oidc_guard.result``
+    the request's :class:`~oidc_guard.auth.AuthResult`: the one record the
+    keys below are derived from, and what the decorators read.
 
 ``oidc_guard.claims``
     the :class:`~oidc_guard.Claims` of a valid token, else ``None``.
@@ -45,38 +52,26 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast, overload
-from urllib.parse import quote, urlsplit
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, cast
 
+from .auth import AuthResult, Authenticator, where
 # Credential extraction (RFC 6750 section 2, RFC 9449 section 7.1) lives in
 # oidc_guard.credentials; extract_token and extract_credentials stay
 # importable from here (__all__).
 from .credentials import (
-    _AUTH_SCHEME,
-    _DEFAULT_MAX_FORM_BYTES,
+    DEFAULT_MAX_FORM_BYTES,
     Credential,
+    EnvironFacts,
     extract_credentials,
     extract_token,
     find_credential,
+    quote_path,
+    request_url,
 )
-from .dpop import DPoPNonces, DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
-from .errors import (
-    ConfigurationError,
-    InsufficientScope,
-    InvalidRequest,
-    InvalidToken,
-    OIDCGuardError,
-    ProviderError,
-    error_response,
-    join_challenges,
-    www_authenticate,
-)
-from . import metrics as _metrics
-from .loghint import note_refusal
-from .mtls import check_certificate_binding
+from .dpop import DPoPVerifier
+from .errors import ChallengeSettings
 from .protocols import AccessTokenValidator
-from .rules import ClaimRules, InsufficientClaims, IssuerRule, Rule, ScopeGroups, check_scope_names, includes
+from .rules import Decorators, InsufficientClaims, Rule, evaluate, includes, log_denial
 
 __all__ = [
     "BearerMiddleware",
@@ -89,9 +84,11 @@ __all__ = [
     "includes",
     "InsufficientClaims",
     "check_access",
+    "result_of",
     "extract_token",
     "extract_credentials",
     "Credential",
+    "ENVIRON_RESULT",
     "ENVIRON_CLAIMS",
     "ENVIRON_CREDENTIAL",
     "ENVIRON_SCHEME",
@@ -102,6 +99,8 @@ __all__ = [
 
 logger = logging.getLogger("oidc_guard.wsgi")
 
+#: the request's :class:`~oidc_guard.auth.AuthResult`: the one record
+ENVIRON_RESULT = "oidc_guard.result"
 ENVIRON_CLAIMS = "oidc_guard.claims"
 ENVIRON_ERROR = "oidc_guard.error"
 ENVIRON_TOKEN_PRESENT = "oidc_guard.token_present"
@@ -112,11 +111,12 @@ ENVIRON_SCHEME = "oidc_guard.scheme"
 #: token) as the middleware found it, else None: what later steps read
 #: instead of extracting the token again
 ENVIRON_CREDENTIAL = "oidc_guard.credential"
-# (dpop mode, algs) of the middleware, for the challenges of the decorators
-ENVIRON_CHALLENGE = "oidc_guard.challenge"
 
 _StartResponse = Callable[..., Any]
 _WSGIApp = Callable[[Dict[str, Any], _StartResponse], Iterable[bytes]]
+
+# The request-path quoting memo of the DPoP htu (oidc_guard.credentials).
+_quote_path = quote_path
 
 
 # --- the middleware ----------------------------------------------------------
@@ -175,6 +175,15 @@ class BearerMiddleware:
     :param max_form_bytes: the largest form body read when ``accept_form`` is
         on (default 1 MiB); bounds the memory a request can make the
         middleware use.
+    :param dpop: ``"allowed"`` (default), ``"required"`` or ``"disabled"``
+        (RFC 9449; see docs/dpop.md), or a ready
+        :class:`~oidc_guard.dpop.DPoPVerifier`, meaning ``"allowed"`` with
+        that verifier (the ``dpop_*`` keywords then stay unset).
+
+    The other keywords (``public_url``, ``client_cert_header``,
+    ``dpop_*``) are those of :class:`oidc_guard.auth.Authenticator`, which
+    holds the policy (``self.authenticator``); the middleware only
+    translates between WSGI and it.
 
     Decisions a security reviewer will want to know:
 
@@ -212,8 +221,8 @@ class BearerMiddleware:
         accept_form: bool = False,
         accept_query: bool = False,
         *,
-        max_form_bytes: int = _DEFAULT_MAX_FORM_BYTES,
-        dpop: str = "allowed",
+        max_form_bytes: int = DEFAULT_MAX_FORM_BYTES,
+        dpop: Union[str, DPoPVerifier] = "allowed",
         public_url: Optional[str] = None,
         client_cert_header: Optional[str] = None,
         dpop_algorithms: Optional[Iterable[str]] = None,
@@ -224,189 +233,90 @@ class BearerMiddleware:
         dpop_nonce_step: float = 60.0,
         dpop_replay_store: Any = None,
     ) -> None:
-        if not callable(getattr(validator, "validate_access_token", None)):
-            raise TypeError("validator must have a validate_access_token(token) method, e.g. a TokenValidator")
-        if realm is not None and not isinstance(realm, str):
-            raise TypeError("realm must be a str or None")
-        if not isinstance(max_form_bytes, int) or max_form_bytes < 0:
-            raise ValueError("max_form_bytes must be a non-negative int")
-        if dpop not in _DPOP_MODES:
-            raise ConfigurationError(f"dpop must be one of {list(_DPOP_MODES)}, got {dpop!r}")
         self.app = app
-        self.validator = validator
-        self.realm = realm
-        self.required = bool(required)
-        self.accept_form = bool(accept_form)
-        self.accept_query = bool(accept_query)
-        self.max_form_bytes = max_form_bytes
-        self.dpop = dpop
-        self.public_url = _check_public_url(public_url)
-        self.client_cert_header = _check_cert_header(client_cert_header)
-        self._cert_environ_key = (
-            "HTTP_" + self.client_cert_header.upper().replace("-", "_") if self.client_cert_header else None
-        )
-        self.dpop_verifier: Optional[DPoPVerifier] = None
-        if dpop != "disabled":
-            try:
-                nonces = DPoPNonces(dpop_nonce_secret, step=dpop_nonce_step) if dpop_nonce else None
-                self.dpop_verifier = DPoPVerifier(
-                    algorithms=dpop_algorithms,
-                    max_age=dpop_max_age,
-                    leeway=dpop_leeway,
-                    replay_store=dpop_replay_store if dpop_replay_store is not None else _replay_store_for(validator),
-                    nonces=nonces,
-                )
-            except (ValueError, TypeError) as exc:
-                raise ConfigurationError(f"DPoP settings: {exc}") from None
-        elif dpop_nonce:
-            raise ConfigurationError("dpop_nonce needs DPoP: dpop='allowed' or 'required'")
-        # What a decorator needs to build the challenges (see _error_response).
-        self._challenge = (dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "")
-        # The WARNING that the proofs' htu is checked against the Host header
-        # (no public_url) is logged once per middleware, at its first DPoP
-        # request (see _warn_no_public_url).
-        self._public_url_warned = self.public_url is not None
-        self._warn_lock = threading.Lock()
+        #: the policy: what is read, validated, bound and challenged
+        self.authenticator = Authenticator(
+            validator, realm=realm, required=required, accept_form=accept_form, accept_query=accept_query,
+            max_form_bytes=max_form_bytes, dpop=dpop, public_url=public_url,
+            client_cert_header=client_cert_header, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
+            dpop_leeway=dpop_leeway, dpop_nonce=dpop_nonce, dpop_nonce_secret=dpop_nonce_secret,
+            dpop_nonce_step=dpop_nonce_step, dpop_replay_store=dpop_replay_store, logger=logger)
+
+    # The settings, as the authenticator holds them (read-only).
+    @property
+    def validator(self) -> AccessTokenValidator:
+        return self.authenticator.validator
+
+    @property
+    def realm(self) -> Optional[str]:
+        return self.authenticator.realm
+
+    @property
+    def required(self) -> bool:
+        return self.authenticator.required
+
+    @property
+    def accept_form(self) -> bool:
+        return self.authenticator.accept_form
+
+    @property
+    def accept_query(self) -> bool:
+        return self.authenticator.accept_query
+
+    @property
+    def max_form_bytes(self) -> int:
+        return self.authenticator.max_form_bytes
+
+    @property
+    def dpop(self) -> str:
+        """``"allowed"``, ``"required"`` or ``"disabled"``."""
+        return self.authenticator.dpop
+
+    @property
+    def dpop_verifier(self) -> Optional[DPoPVerifier]:
+        return self.authenticator.dpop_verifier
+
+    @property
+    def public_url(self) -> Optional[str]:
+        return self.authenticator.public_url
+
+    @property
+    def client_cert_header(self) -> Optional[str]:
+        return self.authenticator.client_cert_header
 
     def __repr__(self) -> str:
+        a = self.authenticator
         return (
-            f"BearerMiddleware({self.app!r}, realm={self.realm!r}, required={self.required}, "
-            f"accept_form={self.accept_form}, accept_query={self.accept_query}, dpop={self.dpop!r})"
+            f"BearerMiddleware({self.app!r}, realm={a.realm!r}, required={a.required}, "
+            f"accept_form={a.accept_form}, accept_query={a.accept_query}, dpop={a.dpop!r})"
         )
 
     def __call__(self, environ: Dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
-        environ[ENVIRON_CLAIMS] = None
-        environ[ENVIRON_ERROR] = None
-        environ[ENVIRON_TOKEN_PRESENT] = False
-        environ[ENVIRON_REALM] = self.realm
-        environ[ENVIRON_SCHEME] = None
-        environ[ENVIRON_CREDENTIAL] = None
-        environ[ENVIRON_CHALLENGE] = self._challenge
-
-        try:
-            found = find_credential(
-                environ,
-                dpop=self.dpop != "disabled",
-                accept_form=self.accept_form,
-                accept_query=self.accept_query,
-                max_form_bytes=self.max_form_bytes,
-            )
-        except InvalidRequest as exc:
-            logger.info("malformed bearer request %s reason=%s: %s", _where(environ), exc.reason, exc.description)
-            note_refusal(logger)
-            return _send(start_response, _error_response(environ, exc))
-
-        if found is None:
-            if self.required:
-                logger.info("no bearer token %s; a token is required", _where(environ))
-                note_refusal(logger)
-                return _send(start_response, _error_response(environ, None))
-            return self.app(environ, start_response)
-
-        scheme, token = found.scheme, found.token
-        environ[ENVIRON_TOKEN_PRESENT] = True
-        environ[ENVIRON_SCHEME] = scheme
-        environ[ENVIRON_CREDENTIAL] = found
-        if scheme == "dpop" and not self._public_url_warned:
-            self._warn_no_public_url()
-        if scheme == "bearer" and self.dpop == "required":
-            # Checked before validating: this API accepts no bearer tokens.
-            error: Optional[OIDCGuardError] = InvalidToken(
-                "this API accepts only DPoP-bound tokens: send Authorization: DPoP with a DPoP proof (RFC 9449)", reason="binding")
-            logger.info("rejected bearer token %s reason=%s: %s", _where(environ), error.reason, error.description)  # type: ignore[union-attr]
-            note_refusal(logger)
-            proof = None
-        else:
-            error, proof = self._authenticate(environ, scheme, token)
-        if _metrics.active is not None:  # one decision per request, after the binding check
-            _metrics.record_decision(error)
-        if error is None:
-            if proof is not None and proof.nonce_state == "previous" and self.dpop_verifier is not None \
-                    and self.dpop_verifier.nonces is not None:
-                # RFC 9449 section 9: hand out the next nonce before this one expires.
-                return self.app(environ, _add_header(start_response, "DPoP-Nonce",
-                                                     self.dpop_verifier.nonces.current()))
-            return self.app(environ, start_response)
-        environ[ENVIRON_ERROR] = error
-        if self.required:
-            return _send(start_response, _error_response(environ, error))
-        return self.app(environ, start_response)
-
-    # --- sender-constrained tokens (RFC 9449, RFC 8705) ----------------------------
-    def _authenticate(self, environ: Dict[str, Any], scheme: str, token: str) -> Tuple[Optional[OIDCGuardError], Optional[DPoPProof]]:
-        """Validate the token, then check how it is bound; on success put the
-        Claims in the environ.  Returns (error, verified DPoP proof)."""
-        claims, error = _validated(self.validator, token, environ)
-        if error is not None:
-            return error, None
-        assert claims is not None
-        proof: Optional[DPoPProof] = None
-        binding: Optional[str] = None
-        try:
-            cnf = claims.get("cnf") if hasattr(claims, "get") else None
-            if cnf is not None and type(cnf) is not dict and not isinstance(cnf, Mapping):
-                raise InvalidToken("token cnf claim is not an object (RFC 7800 section 3.1)", reason="binding")
-            jkt = cnf.get("jkt") if cnf is not None else None
-            x5t = cnf.get("x5t#S256") if cnf is not None else None
-            if scheme == "dpop":
-                # RFC 9449 section 7.1: the DPoP scheme is for DPoP-bound tokens.
-                if jkt is None:
-                    raise InvalidToken("token is not DPoP-bound (no cnf.jkt); send it with the Bearer scheme", reason="binding")
-                if not isinstance(jkt, str):
-                    raise InvalidToken("token cnf.jkt is not a string", reason="binding")
-                assert self.dpop_verifier is not None
-                # verify() on the HTTP_DPOP value itself (no header list to
-                # build and search; the same checks).  PEP 3333: repeated
-                # request headers arrive joined with commas in one HTTP_DPOP;
-                # the verifier splits them again and refuses two proofs.
-                proof = self.dpop_verifier._verify_header_value(
-                    environ.get("REQUEST_METHOD", "GET"), self.request_url(environ),
-                    environ.get("HTTP_DPOP"), token, jkt)
-                binding = "dpop"
-            elif jkt is not None:
-                # RFC 9449 section 7.2: a DPoP-bound token must not be accepted
-                # as a bearer token, or stealing it would be enough again.
-                raise InvalidToken("token is DPoP-bound (cnf.jkt); send it with the DPoP scheme and a DPoP proof", reason="binding")
-            if x5t is not None:
-                # RFC 8705 section 3: only with the certificate it is bound to.
-                check_certificate_binding(x5t, *self._client_certificate(environ))
-                binding = binding or "mtls"
-        except ProviderError as exc:  # the replay store cannot answer: fail closed
-            logger.info("DPoP replay store unusable %s reason=%s: %s", _where(environ), exc.reason, exc.description)
-            note_refusal(logger)
-            return exc, None
-        except InvalidToken as exc:
-            logger.info("rejected %s token %s reason=%s: %s", "DPoP" if scheme == "dpop" else "bearer",
-                        _where(environ), exc.reason, exc.description)
-            note_refusal(logger)
-            return exc, None
-        except Exception:  # a bug must not become a 500 a client can trigger
-            logger.exception("checking the token binding raised an unexpected error %s reason=internal", _where(environ))
-            return InvalidToken("token binding could not be checked", reason="internal"), None
-        if binding is not None and hasattr(claims, "_with_binding"):
-            claims = claims._with_binding(binding)
+        authenticator = self.authenticator
+        result = authenticator.authenticate(EnvironFacts(environ))
+        # The one record, and the documented keys derived from it.
+        environ[ENVIRON_RESULT] = result
+        claims = result.claims
+        credential = result.credential
         environ[ENVIRON_CLAIMS] = claims
-        subject = getattr(claims, "subject", None)
-        if subject:
-            environ["REMOTE_USER"] = subject
-        return None, proof
-
-    def _warn_no_public_url(self) -> None:
-        """Say once that, without ``public_url``, the URL a DPoP proof must
-        name (RFC 9449 section 4.3 step 9, ``htu``) is rebuilt from the
-        request's ``Host`` header, which the client chooses: right when the
-        WSGI server is reached directly, wrong behind a proxy that rewrites
-        the host (good proofs refused) and weaker wherever a proof made for
-        another host could be replayed here."""
-        with self._warn_lock:
-            if self._public_url_warned:
-                return
-            self._public_url_warned = True
-        logger.warning(
-            "DPoP request received but public_url is not set: the URL each DPoP proof's htu must name is "
-            "built from the request's Host header, which the client controls; set public_url "
-            "(BearerMiddleware(public_url=...), Flask OIDC_GUARD_PUBLIC_URL) to the scheme and host clients "
-            "use, e.g. 'https://api.example.com'")
+        environ[ENVIRON_ERROR] = result.error
+        environ[ENVIRON_TOKEN_PRESENT] = credential is not None
+        environ[ENVIRON_REALM] = authenticator.realm
+        environ[ENVIRON_SCHEME] = None if credential is None else credential.scheme
+        environ[ENVIRON_CREDENTIAL] = credential
+        if claims is not None:
+            subject = getattr(claims, "subject", None)
+            if subject:
+                environ["REMOTE_USER"] = subject
+            if result.dpop_nonce is not None:
+                return self.app(environ, _add_header(start_response, "DPoP-Nonce", result.dpop_nonce))
+            return self.app(environ, start_response)
+        if result.error is None and not authenticator.required:
+            return self.app(environ, start_response)  # anonymous: refusal() would say None
+        refusal = authenticator.refusal(result)
+        if refusal is not None:
+            return _send(start_response, refusal.wsgi())
+        return self.app(environ, start_response)
 
     def request_url(self, environ: Dict[str, Any]) -> str:
         """The URL a DPoP proof's ``htu`` must name (RFC 9449 section 4.3
@@ -418,77 +328,7 @@ class BearerMiddleware:
         made for another server pass.  Behind a proxy set ``public_url``, or
         put werkzeug's ``ProxyFix`` (configured with the number of trusted
         proxies) in front of this middleware."""
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        quoted = _quote_path(path) if len(path) <= _QUOTE_MEMO_MAX_PATH else _quote_path.__wrapped__(path)
-        if self.public_url is not None:
-            return self.public_url + quoted
-        scheme = environ.get("wsgi.url_scheme", "http")
-        host = environ.get("HTTP_HOST")
-        if not host:
-            host = environ.get("SERVER_NAME", "localhost")
-            port = str(environ.get("SERVER_PORT", ""))
-            if port and port != ("443" if scheme == "https" else "80"):
-                host = f"{host}:{port}"
-        return f"{scheme}://{host}{quoted}"
-
-    def _client_certificate(self, environ: Dict[str, Any]) -> Tuple[Optional[str], str]:
-        """(certificate text, where it came from): the trusted proxy's header
-        when ``client_cert_header`` is set (and then only it), else the WSGI
-        server's ``SSL_CLIENT_CERT``."""
-        if self._cert_environ_key is not None:
-            return environ.get(self._cert_environ_key), f"header {self.client_cert_header}"
-        return environ.get("SSL_CLIENT_CERT"), "SSL_CLIENT_CERT"
-
-
-_DPOP_MODES = ("allowed", "required", "disabled")
-
-
-def _check_public_url(url: Optional[str]) -> Optional[str]:
-    if url is None:
-        return None
-    if not isinstance(url, str):
-        raise ConfigurationError("public_url must be a str such as 'https://api.example.com'")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
-            or "@" in parts.netloc:
-        raise ConfigurationError(
-            f"public_url must be scheme://host[:port][/path prefix] without query, e.g. "
-            f"'https://api.example.com', got {url!r}")
-    return url.rstrip("/")
-
-
-def _check_cert_header(name: Optional[str]) -> Optional[str]:
-    if name is None:
-        return None
-    if not isinstance(name, str) or _AUTH_SCHEME.fullmatch(name) is None:
-        raise ConfigurationError(f"client_cert_header must be a header name such as 'X-Client-Cert', got {name!r}")
-    return name
-
-
-def _replay_store_for(validator: Any) -> Any:
-    """The DPoP replay store: the validator's shared cache (Redis) when it
-    has one, so every worker and host sees every jti; else ``None`` (the
-    verifier's in-process default).  A MultiIssuerValidator's members are
-    searched in order."""
-    candidates = [validator] + list(getattr(validator, "validators", ()) or ())
-    for candidate in candidates:
-        cache = getattr(candidate, "shared_cache", None)
-        if cache is not None and getattr(cache, "shared", False) and callable(getattr(cache, "add", None)):
-            namespaced = getattr(cache, "namespaced", None)
-            return namespaced("oidc_guard:") if callable(namespaced) else cache
-    return None
-
-
-# request_url() quotes the request path for every DPoP request: a pure
-# function of the path string, memoised for the few paths an API has
-# (bounded: 1,024 entries of at most 512 characters; longer paths are quoted
-# without the memo).
-_QUOTE_MEMO_MAX_PATH = 512
-
-
-@functools.lru_cache(maxsize=1024)
-def _quote_path(path: str) -> str:
-    return quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
+        return request_url(EnvironFacts(environ), self.authenticator.public_url)
 
 
 def _add_header(start_response: _StartResponse, name: str, value: str) -> _StartResponse:
@@ -502,154 +342,41 @@ def _add_header(start_response: _StartResponse, name: str, value: str) -> _Start
 
 
 def _where(environ: Dict[str, Any]) -> str:
-    # repr() so that control characters in a path cannot forge log lines.
-    return f"({environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')!r})"
-
-
-def _validated(validator: AccessTokenValidator, token: str, environ: Dict[str, Any]
-               ) -> Tuple[Any, Optional[OIDCGuardError]]:
-    """Validate ``token``: ``(claims, None)``, or ``(None, error)`` (never
-    raises for a token problem)."""
-    try:
-        return validator.validate_access_token(token), None
-    except ProviderError as exc:
-        # INFO, not WARNING: the key set (oidc_guard.jwks) logs the cause at
-        # WARNING once when an outage starts and once when it ends; a line
-        # per request at WARNING would flood the logs during an outage.
-        logger.info("identity provider unusable %s reason=%s: %s", _where(environ), exc.reason, exc.description)
-        note_refusal(logger)
-        return None, exc
-    except InvalidToken as exc:
-        logger.info("rejected bearer token %s reason=%s: %s", _where(environ), exc.reason, exc.description)
-        note_refusal(logger)
-        return None, exc
-    except OIDCGuardError as exc:
-        # Another library error from the validator (none is expected): still
-        # a token problem, answered like an invalid token.
-        logger.info("rejected bearer token %s reason=%s: %s", _where(environ), exc.reason, exc.description)
-        note_refusal(logger)
-        return None, InvalidToken(exc.description, reason=exc.reason)
-    except Exception:
-        # A bug in the validator.  It must be visible (traceback at ERROR)
-        # but must not become a 500 that a client can trigger at will.
-        logger.exception("the token validator raised an unexpected error %s reason=internal", _where(environ))
-        return None, InvalidToken("token could not be validated", reason="internal")
-
-
-def _error_response(environ: Dict[str, Any], exc: Optional[OIDCGuardError]) -> Tuple[str, List[Tuple[str, str]], bytes]:
-    """:func:`oidc_guard.errors.error_response` with the challenges of the
-    schemes the middleware accepts (RFC 9449 section 7.1): a ``Bearer``
-    challenge unless DPoP is required, a ``DPoP`` challenge with ``algs``
-    unless DPoP is disabled.
-
-    Order: the challenge of the scheme the request used comes first and
-    carries the ``error`` (a request without a token counts as Bearer);
-    the other scheme's challenge follows, bare (401 only: a 400 or 403
-    answers the scheme that was used).  A bad Bearer token therefore leads
-    with ``Bearer ... error="invalid_token"`` and a DPoP client (one that
-    retries on ``use_dpop_nonce``) finds its ``DPoP`` challenge first.
-
-    Layout: one ``WWW-Authenticate`` field holding the challenges
-    comma-separated (see :func:`oidc_guard.errors.join_challenges`), so that
-    every way of reading a header gets the same value.  A ``use_dpop_nonce``
-    error adds the ``DPoP-Nonce`` header."""
-    realm = environ.get(ENVIRON_REALM)
-    status, headers, body = error_response(exc, realm)
-    mode, algs = environ.get(ENVIRON_CHALLENGE) or ("disabled", "")
-    if mode == "disabled" or not any(name == "WWW-Authenticate" for name, _ in headers):
-        return status, headers, body
-    used = environ.get(ENVIRON_SCHEME)
-    if isinstance(exc, InvalidDPoPProof):
-        used = "dpop"
-    elif used is None or (mode == "required" and used == "bearer"):
-        used = "dpop" if mode == "required" else "bearer"
-    code = error_code = description = None
-    scope = None
-    if exc is not None:
-        code = exc.status
-        error_code, description = exc.error, exc.description
-        scope = exc.scopes if isinstance(exc, InsufficientScope) else None
-    challenges: List[str] = []
-    order = ("dpop", "bearer") if used == "dpop" else ("bearer", "dpop")
-    for scheme in order:
-        if scheme == "bearer" and mode == "required":
-            continue
-        mine = scheme == used
-        if not mine and code not in (None, 401):
-            continue  # a 403/400 answers the scheme that was used
-        challenges.append(www_authenticate(
-            realm,
-            error_code if mine else None,
-            description if mine else None,
-            scope if mine else None,
-            scheme="Bearer" if scheme == "bearer" else "DPoP",
-            algs=algs if scheme == "dpop" else None,
-        ))
-    out: List[Tuple[str, str]] = []
-    for name, value in headers:
-        if name == "WWW-Authenticate":
-            out.append((name, join_challenges(challenges)))
-            if isinstance(exc, UseDPoPNonce):
-                out.append(("DPoP-Nonce", exc.nonce))
-        else:
-            out.append((name, value))
-    return status, out, body
+    return where(EnvironFacts(environ))
 
 
 # --- decorators --------------------------------------------------------------
 
 
-class _Requirement(Rule):
-    """What a decorated resource needs: a valid token, and all (``mode ==
-    "all"``) or any (``mode == "any"``) of ``scopes``."""
+def result_of(environ: Dict[str, Any]) -> Optional[AuthResult]:
+    """The :class:`~oidc_guard.auth.AuthResult` the middleware recorded for
+    this request, or ``None`` when no :class:`BearerMiddleware` saw it.
 
-    __slots__ = ("scopes", "mode", "bound")
-
-    def __init__(self, scopes: Tuple[str, ...], mode: str, bound: bool = False) -> None:
-        self.scopes = scopes
-        self.mode = mode
-        #: the token must be sender-constrained (Claims.binding not None)
-        self.bound = bound
-
-    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
-        if self.bound and getattr(claims, "binding", None) is None:
-            # A sender-constrained route: a stolen bearer token must not work here.
-            return InvalidToken(
-                "this resource needs a sender-constrained token (DPoP, RFC 9449, or certificate-bound, RFC 8705)", reason="binding")
-        if not self.scopes:
-            return None
-        granted = claims.scopes
-        if self.mode == "all":
-            missing = [scope for scope in self.scopes if scope not in granted]
-            if not missing:
-                return None
-            plural = "s" if len(missing) > 1 else ""
-            description = f"the token lacks the required scope{plural} " + " ".join(missing)
-        else:
-            if any(scope in granted for scope in self.scopes):
-                return None
-            description = "the token has none of the accepted scopes " + " ".join(self.scopes)
-        # RFC 6750 section 3: scope="..." lists the scopes the resource needs.
-        return InsufficientScope(description, self.scopes)
-
-
-def _scope_requirement(scopes: Tuple[Any, ...], mode: str, name: str, bound: bool = False) -> _Requirement:
-    """Check the scopes given to a decorator once, at decoration time."""
-    if not scopes:
-        raise TypeError(f"{name}() needs at least one scope; use require_token() for any valid token")
-    check_scope_names(scopes, name)
-    unique = tuple(dict.fromkeys(scopes))
-    return _Requirement(unique, mode, bool(bound))
+    An environ without ``oidc_guard.result`` but with the older keys
+    (``oidc_guard.token_present``, ``oidc_guard.claims``, ...; a test
+    that builds them by hand) gets a result made from those keys (with a
+    ``Bearer``-only challenge)."""
+    result = environ.get(ENVIRON_RESULT)
+    if result is not None or ENVIRON_TOKEN_PRESENT not in environ:
+        return cast(Optional[AuthResult], result)
+    credential = environ.get(ENVIRON_CREDENTIAL)
+    if not isinstance(credential, Credential) and environ.get(ENVIRON_TOKEN_PRESENT):
+        credential = Credential(environ.get(ENVIRON_SCHEME) or "bearer", "header", "")
+    return AuthResult(credential if isinstance(credential, Credential) else None, environ.get(ENVIRON_CLAIMS),
+                      environ.get(ENVIRON_ERROR), None, ChallengeSettings(environ.get(ENVIRON_REALM)))
 
 
 def check_access(
     environ: Dict[str, Any], requirement: Optional[Rule] = None
 ) -> Optional[Tuple[str, List[Tuple[str, str]], bytes]]:
-    """Decide whether the request may reach a resource with ``requirement``.
+    """Decide whether the request may reach a resource with ``requirement``
+    (:func:`oidc_guard.rules.evaluate` on the request's
+    :class:`~oidc_guard.auth.AuthResult`).
 
     Returns ``None`` when access is granted, else the ready error response
-    ``(status_line, headers, body)`` built by
-    :func:`oidc_guard.errors.error_response` with the middleware's realm:
+    ``(status_line, headers, body)`` rendered by
+    :func:`oidc_guard.errors.render_error` with the middleware's challenge
+    settings:
     401 with a bare challenge when no token was sent, 401 ``invalid_token``
     for a bad token, 503 with ``Retry-After`` while the identity provider is
     unusable, 403 ``insufficient_scope`` for a missing scope, 403
@@ -660,38 +387,30 @@ def check_access(
     request: a deployment mistake that must fail closed, not look like an
     anonymous request.
     """
-    if ENVIRON_TOKEN_PRESENT not in environ:
-        raise RuntimeError(
-            "oidc_guard: a require_* decorator ran but BearerMiddleware did not see this request; "
-            "wrap the application in BearerMiddleware (or use OIDCGuard for Flask)"
-        )
-    claims = environ.get(ENVIRON_CLAIMS)
-    if claims is None:
-        # The middleware already logged why (rejected token, provider down).
-        # error None = no token sent: bare challenge (RFC 6750 section 3.1).
-        return _error_response(environ, environ.get(ENVIRON_ERROR))
-    if requirement is None:
-        return None
-    denied = requirement.deny(claims)
+    result = environ.get(ENVIRON_RESULT)
+    if result is None:
+        result = result_of(environ)
+        if result is None:
+            raise RuntimeError(
+                "oidc_guard: a require_* decorator ran but BearerMiddleware did not see this request; "
+                "wrap the application in BearerMiddleware (or use OIDCGuard for Flask)"
+            )
+    denied = evaluate(result, requirement)
     if denied is None:
         return None
-    if isinstance(denied, InsufficientScope):
-        logger.info("insufficient scope %s reason=%s: %s", _where(environ), denied.reason, denied.description)
-    else:
-        logger.info("access denied %s reason=%s: %s", _where(environ), denied.reason, denied.description)
-    note_refusal(logger)
-    return _error_response(environ, denied)
+    if result.claims is not None:
+        # A refused token was logged by the middleware already.
+        log_denial(logger, _where(environ), denied)
+    return cast(AuthResult, result).render(denied).wsgi()
 
 
 _MISCONFIGURED_BODY = b"authentication is not configured for this route"
 
 
-#: a WSGI callable (function or method); the decorators keep its signature
-_App = TypeVar("_App", bound=Callable[..., Iterable[bytes]])
-
-
-def _wsgi_decorator(requirement: Optional[Rule]) -> Callable[[_App], _App]:
-    def decorate(app: _App) -> _App:
+def _wsgi_decorator(requirement: Optional[Rule]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """How the WSGI decorators wrap a callable: run it when
+    :func:`check_access` allows, else send the refusal."""
+    def decorate(app: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(app):
             raise TypeError("oidc_guard decorators wrap a WSGI callable")
 
@@ -712,74 +431,20 @@ def _wsgi_decorator(requirement: Optional[Rule]) -> Callable[[_App], _App]:
                 )
                 return [_MISCONFIGURED_BODY]
             if denied is None:
-                return app(*args)
+                return app(*args)  # type: ignore[no-any-return]
             return _send(start_response, denied)
 
-        return cast(_App, guarded)
+        return guarded
 
     return decorate
 
 
-@overload
-def require_token(app: _App, *, bound: bool = False) -> _App: ...
-@overload
-def require_token(app: None = None, *, bound: bool = False) -> Callable[[_App], _App]: ...
-
-
-def require_token(app: Optional[_App] = None, *, bound: bool = False) -> Any:
-    """Decorate a WSGI callable so it runs only for a request with a valid
-    token (401 otherwise, 503 while the identity provider is unusable).
-
-    ``bound=True``: the token must also be sender-constrained -- a DPoP
-    token with its proof or a certificate-bound token with its certificate
-    (``Claims.binding`` is ``"dpop"`` or ``"mtls"``); a plain bearer token
-    gets 401 ``invalid_token``.
-
-    Use as ``@require_token()``; ``@require_token`` works too.
-    """
-    decorate = _wsgi_decorator(_Requirement((), "all", True) if bound else None)
-    if app is not None:
-        return decorate(app)
-    return decorate
-
-
-def require_scope(*scopes: str, bound: bool = False) -> Callable[[_App], _App]:
-    """Decorate a WSGI callable so it runs only for a valid token that has
-    *every* one of ``scopes``; otherwise 403 ``insufficient_scope`` with
-    ``scope="..."`` naming the required scopes (RFC 6750 section 3.1).
-    ``bound=True`` as for :func:`require_token`."""
-    return _wsgi_decorator(_scope_requirement(scopes, "all", "require_scope", bound))
-
-
-def require_any_scope(*scopes: str, bound: bool = False) -> Callable[[_App], _App]:
-    """Decorate a WSGI callable so it runs only for a valid token that has
-    *at least one* of ``scopes``; otherwise 403 ``insufficient_scope``.
-    ``bound=True`` as for :func:`require_token`."""
-    return _wsgi_decorator(_scope_requirement(scopes, "any", "require_any_scope", bound))
-
-
-def require_scope_groups(*groups: Any) -> Callable[[_App], _App]:
-    """Decorate a WSGI callable so it runs only for a valid token that has
-    every scope of *at least one* group; each group is a space-delimited
-    str or a list: ``@require_scope_groups("contacts wte", "coordinate")``.
-    Otherwise 403 ``insufficient_scope``; ``scope="..."`` names the group
-    the token is closest to (see :mod:`oidc_guard.rules`)."""
-    return _wsgi_decorator(ScopeGroups.parse(groups))
-
-
-def require_claims(_claims: Optional[Any] = None, /, **rules: Any) -> Callable[[_App], _App]:
-    """Decorate a WSGI callable so it runs only for a valid token whose
-    claims satisfy every rule: a value to compare (``tenant="acme"``),
-    ``includes(...)`` (``roles=includes("admin")``) or a predicate
-    (``amr=lambda v: "mfa" in v``).  A mapping as the first argument gives
-    claim names that are not Python identifiers.  Otherwise 403
-    ``insufficient_claims`` naming the claim, never its values."""
-    return _wsgi_decorator(ClaimRules.parse(_claims, rules))
-
-
-def require_issuer(*issuers: str) -> Callable[[_App], _App]:
-    """Decorate a WSGI callable so it runs only for a valid token from one of
-    ``issuers`` (exact match with the verified ``iss``): routes only one
-    tenant may call behind a :class:`~oidc_guard.MultiIssuerValidator`.
-    Otherwise 403 ``insufficient_claims``."""
-    return _wsgi_decorator(IssuerRule(issuers))
+# The require_* family (oidc_guard.rules.Decorators) over WSGI callables
+# ``(environ, start_response)`` (or methods ``(self, environ, start_response)``).
+_decorators = Decorators(_wsgi_decorator)
+require_token = _decorators.require_token
+require_scope = _decorators.require_scope
+require_any_scope = _decorators.require_any_scope
+require_scope_groups = _decorators.require_scope_groups
+require_claims = _decorators.require_claims
+require_issuer = _decorators.require_issuer
