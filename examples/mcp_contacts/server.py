@@ -45,12 +45,15 @@ from __future__ import annotations
 
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from typing_extensions import TypedDict
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from oidc_guard import Claims, TokenValidator
 from oidc_guard.mcp import ProviderOutageMiddleware, TokenVerifier
@@ -82,14 +85,38 @@ def settings_from(config: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     return settings
 
 
+class Contact(TypedDict):
+    email: str
+    added_at: int
+
+
+class ContactList(TypedDict):
+    """What ``list_contacts`` answers (its output schema)."""
+
+    sub: str
+    count: int
+    contacts: List[Contact]
+
+
+class Added(TypedDict):
+    """What ``add_contact`` answers: the stored form of the address and the
+    counts of the contacts API's import."""
+
+    sub: str
+    email: str
+    added: int
+    duplicates: int
+    total: int
+
+
 def _caller() -> Tuple[str, str]:
     """``(iss, sub)`` of the user whose token this request carries."""
     access = get_access_token()
     if access is None or access.claims is None:  # the SDK runs no tool without one
-        raise ValueError("no access token")
+        raise ToolError("no access token")
     claims = Claims(access.claims)
     if claims.is_client_token:
-        raise ValueError("the contacts tools need a user's token (with sub), not a client's own")
+        raise ToolError("the contacts tools need a user's token (with sub), not a client's own")
     return claims.issuer or "", claims.subject or ""
 
 
@@ -117,22 +144,26 @@ def create_server(config: Optional[Mapping[str, Any]] = None, *, validator: Any 
     )
 
     @server.tool()
-    async def list_contacts() -> Dict[str, Any]:
+    async def list_contacts() -> ContactList:
         """The caller's own contacts, sorted by address."""
         iss, sub = _caller()
-        contacts: List[Dict[str, Any]] = await anyio.to_thread.run_sync(store.list_contacts, iss, sub)
-        return {"sub": sub, "count": len(contacts), "contacts": contacts}
+        rows: List[Dict[str, Any]] = await anyio.to_thread.run_sync(store.list_contacts, iss, sub)
+        contacts = [Contact(email=row["email"], added_at=row["added_at"]) for row in rows]
+        return ContactList(sub=sub, count=len(contacts), contacts=contacts)
 
     @server.tool()
-    async def add_contact(email: str) -> Dict[str, Any]:
+    async def add_contact(email: str) -> Added:
         """Store one e-mail address for the caller (nothing is ever sent to it)."""
         iss, sub = _caller()
-        clean = normalise_email(email)  # a ValueError is the tool's error message
+        try:  # the contacts API's rules: the error says what is wrong with the address
+            clean = normalise_email(email)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
         try:
             result = await anyio.to_thread.run_sync(store.import_contacts, iss, sub, [clean])
         except ContactLimitExceeded as exc:
-            raise ValueError(str(exc)) from None
-        return {"sub": sub, "email": clean, **result.to_dict()}
+            raise ToolError(str(exc)) from None
+        return Added(sub=sub, email=clean, added=result.added, duplicates=result.duplicates, total=result.total)
 
     return server
 
