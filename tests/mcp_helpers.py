@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import uvicorn
@@ -74,3 +77,27 @@ def tool_json(result: Any) -> Any:
     if result.is_error:
         raise AssertionError(f"tool error: {result.content}")
     return result.structured_content
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}).encode()
+
+
+def post(url, token=None):
+    """POST an MCP initialize: (status, headers, JSON body or None)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=INITIALIZE, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=10) as response:
+            return response.status, response.headers, None
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.headers, json.loads(exc.read())
+
+
+def get_json(url):
+    with _OPENER.open(url, timeout=10) as response:
+        return response.status, response.headers, json.loads(response.read())

@@ -9,42 +9,16 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
 pytest.importorskip("mcp", reason="the MCP Python SDK (extra 'mcp', Python 3.10+)")
 pytest.importorskip("flask", reason="the example shares the contacts API's store and e-mail rules")
 
-from mcp_helpers import call_tools, serve, tool_json  # noqa: E402
+from mcp_helpers import call_tools, get_json, post, serve, tool_json  # noqa: E402
 
 from examples.mcp_contacts import create_app, create_server  # noqa: E402
 from oidc_guard.cli import EXIT_OK, main  # noqa: E402
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}).encode()
-
-
-def post(url, token=None):
-    """POST an MCP initialize: (status, headers, JSON body or None)."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=INITIALIZE, headers=headers, method="POST")
-    try:
-        with _OPENER.open(request, timeout=10) as response:
-            return response.status, response.headers, None
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.headers, json.loads(exc.read())
-
-
-def get_json(url):
-    with _OPENER.open(url, timeout=10) as response:
-        return response.status, response.headers, json.loads(response.read())
-
 
 @pytest.fixture
 def mcp_server(issuer, tmp_path):
