@@ -183,8 +183,9 @@ class TokenVerifier:
             access = self._access_token(token, claims)
         except ProviderError as exc:
             self._record(exc)
-            logger.warning("identity provider unusable for an MCP request reason=%s: %s", exc.reason,
-                           exc.description)
+            # INFO, per request, as in the other adapters: the cause is
+            # logged at WARNING once per outage by the key set / discovery.
+            logger.info("identity provider unusable for an MCP request reason=%s: %s", exc.reason, exc.description)
             self._note_outage(exc)
             return None
         except OIDCGuardError as exc:

@@ -212,3 +212,40 @@ def test_a_cached_token_is_answered_while_another_waits_for_a_slow_jwks(issuer):
     quick, took, pending, slow = asyncio.run(run())
     assert quick is not None and took < 0.5 and pending
     assert slow is not None and slow.resource == RESOURCE
+
+
+def test_each_verification_is_one_decision_in_the_metrics(issuer):
+    pytest.importorskip("opentelemetry.sdk.metrics")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from oidc_guard import metrics
+
+    validator = TokenValidator(issuer.issuer, audience=[RESOURCE, OTHER], http_timeout=1)
+    verifier = TokenVerifier(validator, resource=RESOURCE)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics.enable(provider)
+    try:
+        verify(verifier, issuer.mint(audience=RESOURCE))
+        verify(verifier, issuer.mint(audience=OTHER))  # the validator's yes, the resource's no
+        verify(verifier, issuer.mint(audience=RESOURCE, expires_in=-600))
+        issuer.stop()
+        verify(verifier, issuer.mint(audience=RESOURCE, kid=issuer.rotate()))
+        data = reader.get_metrics_data()
+    finally:
+        metrics.disable()
+        provider.shutdown()
+    seen = {}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == "oidc_guard.decisions":
+                    for point in metric.data.data_points:
+                        seen[tuple(sorted(point.attributes.items()))] = point.value
+    assert seen == {
+        (("outcome", "accepted"),): 1,
+        (("outcome", "refused"), ("reason", "audience")): 1,
+        (("outcome", "refused"), ("reason", "expired")): 1,
+        (("outcome", "unavailable"), ("reason", "provider_unavailable")): 1,
+    }
