@@ -76,6 +76,8 @@ nitpick_ignore_regex = [
     # LocalIssuer's plain instance attributes carry no autodoc comments yet;
     # the docstring describes them in prose.
     (r"py:attr", r"(LocalIssuer\.)?(discovery_overrides|jwks_max_age|jwk_overrides|extra_jwks|users|clients)"),
+    # the MCP Python SDK (oidc_guard.mcp)
+    (r"py:.*", r"(mcp|starlette)(\..*)?"),
 ]
 
 # --- HTML ---------------------------------------------------------------------

@@ -68,6 +68,16 @@ const RESOURCE_SERVERS = {
   'https://api.example.test/contacts': { alg: 'RS256' },
 };
 
+// MCP servers under test listen on a free loopback port, and an MCP server's
+// resource is its URL (RFC 9728, the MCP authorization spec): any
+// http://127.0.0.1:<port>/mcp is a resource server
+// (tests/integration/test_mcp_real_provider.py).
+const LOOPBACK_MCP = /^http:\/\/127\.0\.0\.1:[0-9]{1,5}\/mcp$/;
+
+function resourceServer(indicator) {
+  return RESOURCE_SERVERS[indicator] || (LOOPBACK_MCP.test(indicator) ? { alg: 'RS256' } : undefined);
+}
+
 // Clients whose requests without a `resource` get no default resource, hence
 // opaque access tokens (reference tokens, RFC 7662 introspection).
 const REFERENCE_CLIENTS = new Set(['wte-worker-ref', 'server-app-ref']);
@@ -326,7 +336,7 @@ export function start({ Provider, errors, version }) {
           return true;
         },
         async getResourceServerInfo(ctx, resourceIndicator, client) {
-          const rs = RESOURCE_SERVERS[resourceIndicator];
+          const rs = resourceServer(resourceIndicator);
           if (!rs) throw new errors.InvalidTarget();
           return {
             scope: API_SCOPES,
