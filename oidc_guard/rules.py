@@ -427,7 +427,7 @@ class AuthTimeRule(Rule):
     Connect Core section 2) is at most ``max_age`` seconds old.  Otherwise
     401 ``insufficient_user_authentication`` with ``max_age="<seconds>"``
     (RFC 9470 section 3).  ``clock``: the time source (default
-    :func:`time.time`)."""
+    ``time.time``)."""
 
     __slots__ = ("max_age", "_clock")
 
