@@ -479,6 +479,15 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
     c.step("GET /contacts lists them", status == 200 and all(m in listed for m in mine), f"HTTP {status}, {len(listed)} contacts")
     status, _, _ = _request("GET", api + "/coordinate", headers=bearer)
     c.step("GET /coordinate with scope coordinate", status == 200, f"HTTP {status}")
+    # Step-up (RFC 9470): deleting needs acr level 2; this sign-in was level 1.
+    status, headers, body = _request("DELETE", api + "/contacts/" + urllib.parse.quote(mine[0]), headers=bearer)
+    challenge = _header(headers, "WWW-Authenticate")
+    c.step(
+        "DELETE /contacts/<email> after a plain sign-in: 401 insufficient_user_authentication, acr_values",
+        status == 401 and 'error="insufficient_user_authentication"' in challenge
+        and 'acr_values="urn:oidc-guard:loa:2"' in challenge,
+        f"HTTP {status} {challenge[:160]}",
+    )
     status, headers, _ = _request("GET", api + "/contacts")
     c.step(
         "GET /contacts without a token is 401 with a bare challenge",

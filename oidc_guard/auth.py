@@ -54,7 +54,10 @@ from .errors import (
 )
 from .loghint import note_refusal
 from .mtls import check_certificate_binding
+from .multi import members_of
 from .protocols import AccessTokenValidator
+from .rules import check_scope_names
+from .resource import MetadataResponse, ResourceMetadata, authorization_servers_of, check_resource
 
 __all__ = ["AuthResult", "Authenticator", "DPOP_MODES", "RequestFacts"]
 
@@ -123,7 +126,25 @@ class Authenticator:
     ``dpop_verifier`` (a ready :class:`~oidc_guard.dpop.DPoPVerifier`,
     instead of the ``dpop_*`` settings; ``dpop=`` may also be the verifier
     itself, meaning ``"allowed"`` with it) and ``logger`` (the logger of the
-    refusal lines; default ``oidc_guard.wsgi``)."""
+    refusal lines; default ``oidc_guard.wsgi``).
+
+    ``resource`` (RFC 9728, RFC 8707): this API's resource identifier, an
+    ``https`` URL such as ``"https://api.example.com/contacts"``.  With it
+    the authenticator publishes the protected resource metadata
+    (:attr:`metadata`, answered by :meth:`metadata_response`), every
+    challenge carries ``resource_metadata`` (RFC 9728 section 5.1), and an
+    audience refusal names the resource.  A validator that does not check
+    the audience (``verify_audience=False``) is a
+    :class:`~oidc_guard.ConfigurationError` then: the document invites
+    clients to get tokens for this resource, and a token for any other
+    resource must not be accepted (RFC 8707; the MCP authorization spec
+    forbids token passthrough).  A validator whose audiences do not
+    include the resource is logged at WARNING once, at construction: it
+    may be right (a provider whose ``aud`` is a logical name such as
+    ``api://contacts``), but tokens a client requests with
+    ``resource=<this URL>`` (RFC 8707 section 2) will then be refused.
+    ``scopes_supported``: the scopes published in the document (optional;
+    each an RFC 6749 scope token)."""
 
     def __init__(
         self,
@@ -146,6 +167,8 @@ class Authenticator:
         dpop_nonce_step: float = 60.0,
         dpop_replay_store: Any = None,
         logger: Optional[logging.Logger] = None,
+        resource: Optional[str] = None,
+        scopes_supported: Optional[Iterable[str]] = None,
     ) -> None:
         if not callable(getattr(validator, "validate_access_token", None)):
             raise TypeError("validator must have a validate_access_token(token) method, e.g. a TokenValidator")
@@ -198,8 +221,13 @@ class Authenticator:
                 raise ConfigurationError(f"DPoP settings: {exc}") from None
         elif dpop_nonce:
             raise ConfigurationError("dpop_nonce needs DPoP: dpop='allowed' or 'required'")
+        #: The protected resource metadata (RFC 9728), or ``None`` without ``resource``.
+        self.metadata: Optional[ResourceMetadata] = self._build_metadata(resource, scopes_supported)
+        #: This API's resource identifier (RFC 8707), or ``None``.
+        self.resource: Optional[str] = None if self.metadata is None else self.metadata.resource
         #: What every refusal's challenges offer (oidc_guard.errors.render_error).
-        self.challenge = ChallengeSettings(realm, dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "")
+        self.challenge = ChallengeSettings(realm, dpop, self.dpop_verifier.algs_value if self.dpop_verifier else "",
+                                           self.metadata.challenge_params if self.metadata is not None else ())
         # The result of every request without a token: one shared record.
         self._anonymous = AuthResult(None, None, None, None, self.challenge)
         self._read_dpop = dpop != "disabled"
@@ -298,6 +326,8 @@ class Authenticator:
             note_refusal(self.logger)
             return None, exc
         except InvalidToken as exc:
+            if exc.reason == "audience" and self.resource is not None and self.resource not in exc.description:
+                exc = self._audience_error(exc)
             self.logger.info("rejected bearer token %s reason=%s: %s", where(facts), exc.reason, exc.description)
             note_refusal(self.logger)
             return None, exc
@@ -381,6 +411,80 @@ class Authenticator:
                 nonce = nonces.current()
         return _new_result(AuthResult, (credential, claims, None, proof, self.challenge, nonce))
 
+    # --- protected resource metadata (RFC 9728) ----------------------------------------
+    def metadata_response(self, method: str, path: str) -> Optional[MetadataResponse]:
+        """The answer to a request for the protected resource metadata, or
+        ``None`` when ``path`` is not the document's (or no ``resource`` is
+        set): every adapter calls this first, before authenticating, and
+        sends the answer as it is (the document is public: no token is
+        looked at, even with ``required=True``).  ``method``: the request
+        method; ``path``: the request's whole path on this host (the
+        application's mount point followed by the path within it: WSGI
+        ``SCRIPT_NAME`` + ``PATH_INFO``, ASGI ``root_path`` + ``path``),
+        raw or percent-decoded.  See :mod:`oidc_guard.resource` for the
+        answers (200, 204 preflight, 405)."""
+        metadata = self.metadata
+        if metadata is None or not metadata.matches(path):
+            return None
+        return metadata.response(method)
+
+    def _build_metadata(self, resource: Optional[str], scopes: Optional[Iterable[str]]) -> Optional[ResourceMetadata]:
+        if resource is None:
+            if scopes is not None:
+                raise ConfigurationError("scopes_supported is published in the protected resource metadata, "
+                                         "which needs resource= (this API's URL)")
+            return None
+        resource = check_resource(resource)
+        scope_list: Optional[Tuple[str, ...]] = None
+        if scopes is not None:
+            if isinstance(scopes, str):
+                raise ConfigurationError("scopes_supported takes a list of scope names, not one str")
+            scope_list = tuple(dict.fromkeys(scopes))
+            try:
+                check_scope_names(scope_list, "scopes_supported")
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(str(exc)) from None
+        self._check_audiences(resource)
+        methods = ["header"]
+        if self.accept_form:
+            methods.append("body")
+        if self.accept_query:
+            methods.append("query")
+        verifier = self.dpop_verifier
+        return ResourceMetadata(
+            resource,
+            authorization_servers=authorization_servers_of(self.validator),
+            bearer_methods=methods,
+            scopes_supported=scope_list,
+            dpop_algorithms=None if verifier is None else verifier.algorithms,
+            dpop_required=self.dpop == "required",
+            # Certificate-bound tokens (RFC 8705) are announced only when a
+            # trusted proxy is configured to pass the client certificate:
+            # without client_cert_header nothing says the server asks for one.
+            tls_client_certificate_bound=self.client_cert_header is not None)
+
+    def _check_audiences(self, resource: str) -> None:
+        """RFC 8707 section 2 / the MCP authorization spec: tokens for this
+        resource only (see the class doc)."""
+        for member in members_of(self.validator):
+            if getattr(member, "verify_audience", True) is False:
+                raise ConfigurationError(
+                    f"resource={resource!r} needs a validator that checks the audience: a token for any other "
+                    f"resource would be accepted here (RFC 8707); remove verify_audience=False (the audience "
+                    f"defaults to the resource in the Flask and Django settings)")
+            audiences = getattr(member, "audiences", None)
+            if isinstance(audiences, (tuple, list)) and audiences and resource not in audiences:
+                self.logger.warning(
+                    "resource=%r is not among the audiences %r of the validator for %r: tokens a client requests "
+                    "for this resource (RFC 8707 resource=%s) will be refused with reason=audience; add the "
+                    "resource to the audience unless the provider always issues %r", resource, list(audiences),
+                    getattr(member, "issuer", "?"), resource, list(audiences))
+
+    def _audience_error(self, exc: InvalidToken) -> InvalidToken:
+        """An audience refusal that names this resource too (RFC 8707)."""
+        return InvalidToken(f"token is not for this resource {resource_shown(self.resource)}: {exc.description}",
+                            reason="audience")
+
     # --- helpers ------------------------------------------------------------------------
     def request_url(self, facts: RequestFacts) -> str:
         """The URL a DPoP proof's ``htu`` must name for this request
@@ -403,6 +507,10 @@ class Authenticator:
             "built from the request's Host header, which the client controls; set public_url "
             "(BearerMiddleware(public_url=...), Flask OIDC_GUARD_PUBLIC_URL) to the scheme and host clients "
             "use, e.g. 'https://api.example.com'")
+
+
+def resource_shown(resource: Optional[str]) -> str:
+    return repr(resource)[:200]
 
 
 def where(facts: RequestFacts) -> str:

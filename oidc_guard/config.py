@@ -318,6 +318,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("OIDC_GUARD_DPOP_NONCE", "dpop_nonce", MIDDLEWARE, Bool(), "True: require server nonces in DPoP proofs (RFC 9449 section 9; default False)"),
     Setting("OIDC_GUARD_DPOP_NONCE_SECRET", "dpop_nonce_secret", MIDDLEWARE, Secret(), "HMAC secret of the DPoP nonces, shared by all workers and hosts (default: random per process)"),
     Setting("OIDC_GUARD_DPOP_NONCE_STEP", "dpop_nonce_step", MIDDLEWARE, Number(minimum=1), "seconds per DPoP nonce; a nonce lives 1-2 steps (default 60)"),
+    Setting("OIDC_GUARD_RESOURCE", "resource", MIDDLEWARE, Str(), "this API's resource identifier (https URL, RFC 8707): publishes the RFC 9728 metadata, names it in every challenge, and is the default audience"),
+    Setting("OIDC_GUARD_SCOPES_SUPPORTED", "scopes_supported", MIDDLEWARE, StrList(), "scopes listed in the protected resource metadata (needs OIDC_GUARD_RESOURCE)"),
     # --- the host (Flask extension) itself ---------------------------------------
     Setting("OIDC_GUARD_ISSUERS", "issuers", GUARD, Issuers(), "several issuers instead of OIDC_GUARD_ISSUER: a list of {issuer, audience, ...} dicts or (issuer, audience) pairs, as a JSON string too, or a ready validator; other validator settings are shared defaults"),
     Setting("OIDC_GUARD_CHECK_ON_START", "check_on_start", GUARD, Bool(), "True: init_app runs validator.check() and stops the app on a wrong issuer/provider (default False)"),

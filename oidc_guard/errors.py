@@ -32,6 +32,7 @@ __all__ = [
     "ProviderError",
     "ConfigurationError",
     "MissingToken",
+    "InsufficientUserAuthentication",
     "ChallengeSettings",
     "ErrorResponse",
     "render_error",
@@ -63,8 +64,8 @@ class OIDCGuardError(Exception):
     reason: str = "internal"
     #: Extra auth-params this error adds to the challenge of the scheme the
     #: request used, after ``error``, ``error_description`` and ``scope``:
-    #: ``(("max_age", "300"),)`` for an RFC 9470 section 3 step-up error.
-    #: Empty for every error defined today.
+    #: ``(("max_age", "300"),)`` for an RFC 9470 section 3 step-up error
+    #: (:class:`InsufficientUserAuthentication`); empty for the others.
     challenge_params: Tuple[Tuple[str, str], ...] = ()
 
     def __init__(self, description: str, *, reason: Optional[str] = None) -> None:
@@ -157,6 +158,33 @@ class MissingToken(OIDCGuardError):
 
     def __init__(self, description: str = "a bearer token is required", *, reason: Optional[str] = None) -> None:
         super().__init__(description, reason=reason)
+
+
+class InsufficientUserAuthentication(OIDCGuardError):
+    """The token is valid but the user's authentication does not meet the
+    resource's requirements: the wrong authentication context class
+    (``acr``) or a login too long ago (``auth_time``).  RFC 9470 section 3:
+    HTTP 401 ``insufficient_user_authentication``, and the challenge says
+    what a new authentication needs: ``acr_values`` (space-separated, in
+    order of preference) and/or ``max_age`` (seconds), the parameters the
+    client passes to the authorization endpoint (OpenID Connect Core
+    3.1.2.1) to sign the user in again."""
+
+    error = "insufficient_user_authentication"
+    status = 401
+    reason = "insufficient_user_authentication"
+
+    def __init__(self, description: str, *, acr_values: Optional[Sequence[str]] = None,
+                 max_age: Optional[int] = None, reason: Optional[str] = None) -> None:
+        super().__init__(description, reason=reason)
+        self.acr_values: Tuple[str, ...] = tuple(acr_values or ())
+        self.max_age = max_age
+        params: List[Tuple[str, str]] = []
+        if self.acr_values:
+            params.append(("acr_values", " ".join(self.acr_values)))
+        if max_age is not None:
+            params.append(("max_age", str(int(max_age))))
+        self.challenge_params = tuple(params)
 
 
 # --- RFC 6750 section 3: the WWW-Authenticate challenge ---------------------

@@ -67,6 +67,8 @@ __all__ = [
     "require_scope_groups",
     "require_claims",
     "require_issuer",
+    "require_acr",
+    "require_auth_time",
     "includes",
     "InsufficientClaims",
     "current_claims",
@@ -131,7 +133,8 @@ class OIDCGuard:
     ============================================  ===============================================
     ``OIDC_GUARD_ISSUER``                         required: the issuer URL (discovery at
                                                   ``<issuer>/.well-known/openid-configuration``)
-    ``OIDC_GUARD_AUDIENCE``                       required: this API's audience(s), a list
+    ``OIDC_GUARD_AUDIENCE``                       required (default: ``RESOURCE``): this API's
+                                                  audience(s), a list
     ``OIDC_GUARD_ALGORITHMS``                     allowed asymmetric JWS algorithms, a list
     ``OIDC_GUARD_LEEWAY``                         clock skew in seconds for exp/nbf/iat
     ``OIDC_GUARD_VERIFY_AUDIENCE``                ``False`` only if you really mean it
@@ -174,6 +177,11 @@ class OIDCGuard:
     ``OIDC_GUARD_DPOP_NONCE``                     ``True``: require server nonces (RFC 9449 section 9)
     ``OIDC_GUARD_DPOP_NONCE_SECRET``              HMAC secret of the nonces, shared by all workers
     ``OIDC_GUARD_DPOP_NONCE_STEP``                seconds per nonce; a nonce lives 1-2 steps (60)
+    ``OIDC_GUARD_RESOURCE``                       this API's resource identifier (RFC 8707): the RFC
+                                                  9728 metadata, ``resource_metadata`` in every
+                                                  challenge, and the audience when ``AUDIENCE`` is
+                                                  not set
+    ``OIDC_GUARD_SCOPES_SUPPORTED``               scopes listed in that metadata, a list
     ``OIDC_GUARD_ISSUERS``                        several issuers instead of ``ISSUER`` (a
                                                   migration, or one issuer per tenant): a
                                                   list of ``{"issuer": ..., "audience":
@@ -287,6 +295,11 @@ class OIDCGuard:
 
     def _build_validator(self, app: Flask) -> AccessTokenValidator:
         settings = self._settings(app, _VALIDATOR_SETTINGS)
+        resource = self._settings(app, ("resource",)).get("resource")
+        if resource is not None and not settings.get("audience") and settings.get("verify_audience", True):
+            # RFC 8707: with a resource and no audience, the accepted audience
+            # is the resource (also the default of every OIDC_GUARD_ISSUERS entry).
+            settings["audience"] = [resource]
         issuers = self._settings(app, ("issuers",)).get("issuers")
         if issuers is not None:
             return _build_issuers(issuers, settings)
@@ -512,3 +525,5 @@ require_any_scope = _decorators.require_any_scope
 require_scope_groups = _decorators.require_scope_groups
 require_claims = _decorators.require_claims
 require_issuer = _decorators.require_issuer
+require_acr = _decorators.require_acr
+require_auth_time = _decorators.require_auth_time

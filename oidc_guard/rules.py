@@ -31,18 +31,27 @@ send.  The answers, and why:
   Microsoft's identity platform uses for claims challenges.  The description
   names the claim, never the values the rule expects (other tenants' names,
   role names) nor the values in the token.
+* step-up rules (:class:`AcrRule`, :class:`AuthTimeRule`) --
+  :class:`~oidc_guard.errors.InsufficientUserAuthentication`, 401
+  ``insufficient_user_authentication`` with ``acr_values`` / ``max_age``
+  (RFC 9470 section 3): signing the user in again, with those parameters,
+  *would* help, and the challenge tells the client how.  A token without
+  ``acr`` / ``auth_time`` does not meet the rule (nothing says how the
+  user signed in).  The values the rule expects are in the challenge
+  anyway, so the description names them.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import (
     TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast,
     overload,
 )
 
-from .errors import InsufficientScope, InvalidToken, MissingToken, OIDCGuardError
+from .errors import InsufficientScope, InsufficientUserAuthentication, InvalidToken, MissingToken, OIDCGuardError
 from .loghint import note_refusal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +66,8 @@ __all__ = [
     "ScopeGroups",
     "ClaimRules",
     "IssuerRule",
+    "AcrRule",
+    "AuthTimeRule",
     "includes",
     "check_scope_names",
     "scope_rule",
@@ -360,6 +371,92 @@ class IssuerRule(Rule):
         return InsufficientClaims("this resource does not accept tokens from this token's issuer")
 
 
+# --- step-up authentication (RFC 9470) ------------------------------------------
+
+# An auth_time this far ahead of the clock is still taken as "just now"
+# (clock skew between the provider and this host), as the validator's
+# default leeway for iat/nbf.
+_AUTH_TIME_LEEWAY = 60.0
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:100]
+
+
+class AcrRule(Rule):
+    """The token's ``acr`` (OpenID Connect Core section 2; RFC 9068 section
+    2.2.1) is one of ``values`` (exact string equality).  Otherwise 401
+    ``insufficient_user_authentication`` with ``acr_values="<values>"``
+    (RFC 9470 section 3), listed in the order given: the order of
+    preference the client passes on to the authorization server."""
+
+    __slots__ = ("values", "_accepted")
+
+    def __init__(self, values: Sequence[str]) -> None:
+        if not values:
+            raise TypeError('require_acr() needs at least one acr value, e.g. require_acr("urn:example:loa:2")')
+        for value in values:
+            if not isinstance(value, str):
+                hint = ' (write @require_acr("..."), not @require_acr)' if callable(value) else ""
+                raise TypeError(f"require_acr() takes acr values as str, got {type(value).__name__}{hint}")
+            # acr_values is a space-separated list (OpenID Connect Core
+            # 3.1.2.1), sent in a quoted-string: the characters of a scope token.
+            if _SCOPE_TOKEN.fullmatch(value) is None:
+                raise ValueError(f"require_acr(): {value!r} is not a usable acr value (no spaces, quotes, "
+                                 f"backslashes or control characters)")
+        self.values: Tuple[str, ...] = tuple(dict.fromkeys(values))
+        self._accepted: FrozenSet[str] = frozenset(self.values)
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        acr = claims.get("acr")
+        if isinstance(acr, str) and acr in self._accepted:
+            return None
+        wanted = " or ".join(self.values)
+        if acr is None:
+            found = "the token has no acr claim"
+        elif not isinstance(acr, str):
+            found = "the token's acr is not a string"
+        else:
+            found = f"the token's acr is {_shown(acr)}"
+        return InsufficientUserAuthentication(
+            f"this resource needs an authentication with acr {wanted}; {found}", acr_values=self.values)
+
+
+class AuthTimeRule(Rule):
+    """The token's ``auth_time`` (when the user last signed in, OpenID
+    Connect Core section 2) is at most ``max_age`` seconds old.  Otherwise
+    401 ``insufficient_user_authentication`` with ``max_age="<seconds>"``
+    (RFC 9470 section 3).  ``clock``: the time source (default
+    ``time.time``)."""
+
+    __slots__ = ("max_age", "_clock")
+
+    def __init__(self, max_age: Any, clock: Callable[[], float] = time.time) -> None:
+        if isinstance(max_age, bool) or not isinstance(max_age, int):
+            raise TypeError(f"require_auth_time(max_age=...) takes whole seconds as an int, "
+                            f"got {type(max_age).__name__}")
+        if max_age < 1:
+            raise ValueError("require_auth_time(max_age=...) must be at least 1 second (a login of 0 seconds "
+                             "ago can never be presented)")
+        self.max_age = max_age
+        self._clock = clock
+
+    def deny(self, claims: Any) -> Optional[OIDCGuardError]:
+        auth_time = claims.get("auth_time")
+        if auth_time is None:
+            found = "the token has no auth_time claim"
+        elif isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) or auth_time != auth_time:
+            found = "the token's auth_time is not a NumericDate"
+        else:
+            age = self._clock() - auth_time
+            if -_AUTH_TIME_LEEWAY <= age <= self.max_age:
+                return None
+            found = (f"the user signed in {int(age)} seconds ago" if age > 0
+                     else "the token's auth_time is in the future")
+        return InsufficientUserAuthentication(
+            f"this resource needs a sign-in within the last {self.max_age} seconds; {found}", max_age=self.max_age)
+
+
 # --- deciding a request -------------------------------------------------------
 
 
@@ -470,3 +567,21 @@ class Decorators:
         call behind a :class:`~oidc_guard.MultiIssuerValidator`.  Otherwise
         403 ``insufficient_claims``."""
         return self._decorator(IssuerRule(issuers))
+
+    def require_acr(self, *values: str) -> Callable[[_F], _F]:
+        """The route runs only for a valid token whose ``acr`` is one of
+        ``values`` (``@require_acr("urn:a", "urn:b")``, in order of
+        preference).  Otherwise 401 ``insufficient_user_authentication``
+        with ``acr_values="urn:a urn:b"`` (RFC 9470 section 3): the client
+        signs the user in again with those ``acr_values``.  A token without
+        ``acr`` does not qualify."""
+        return self._decorator(AcrRule(values))
+
+    def require_auth_time(self, *, max_age: int) -> Callable[[_F], _F]:
+        """The route runs only for a valid token whose ``auth_time`` is at
+        most ``max_age`` seconds ago (``@require_auth_time(max_age=300)``).
+        Otherwise 401 ``insufficient_user_authentication`` with
+        ``max_age="300"`` (RFC 9470 section 3): the client signs the user in
+        again with that ``max_age``.  A token without ``auth_time`` does
+        not qualify."""
+        return self._decorator(AuthTimeRule(max_age))

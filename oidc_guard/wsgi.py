@@ -81,6 +81,8 @@ __all__ = [
     "require_scope_groups",
     "require_claims",
     "require_issuer",
+    "require_acr",
+    "require_auth_time",
     "includes",
     "InsufficientClaims",
     "check_access",
@@ -180,6 +182,17 @@ class BearerMiddleware:
         :class:`~oidc_guard.dpop.DPoPVerifier`, meaning ``"allowed"`` with
         that verifier (the ``dpop_*`` keywords then stay unset).
 
+    :param resource: this API's resource identifier (RFC 9728, RFC 8707),
+        e.g. ``"https://api.example.com/contacts"``: the middleware then
+        answers the protected resource metadata at
+        ``/.well-known/oauth-protected-resource/contacts`` itself (GET,
+        HEAD, CORS preflight; before and without any token check, also with
+        ``required=True``), and every challenge carries
+        ``resource_metadata``.  The path compared is ``SCRIPT_NAME`` +
+        ``PATH_INFO``: the document sits at the host's root, so mount the
+        middleware there (or route that path to it).  See docs/resource.md.
+    :param scopes_supported: the scopes published in that document.
+
     The other keywords (``public_url``, ``client_cert_header``,
     ``dpop_*``) are those of :class:`oidc_guard.auth.Authenticator`, which
     holds the policy (``self.authenticator``); the middleware only
@@ -232,6 +245,8 @@ class BearerMiddleware:
         dpop_nonce_secret: Union[str, bytes, None] = None,
         dpop_nonce_step: float = 60.0,
         dpop_replay_store: Any = None,
+        resource: Optional[str] = None,
+        scopes_supported: Optional[Iterable[str]] = None,
     ) -> None:
         self.app = app
         #: the policy: what is read, validated, bound and challenged
@@ -240,7 +255,10 @@ class BearerMiddleware:
             max_form_bytes=max_form_bytes, dpop=dpop, public_url=public_url,
             client_cert_header=client_cert_header, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
             dpop_leeway=dpop_leeway, dpop_nonce=dpop_nonce, dpop_nonce_secret=dpop_nonce_secret,
-            dpop_nonce_step=dpop_nonce_step, dpop_replay_store=dpop_replay_store, logger=logger)
+            dpop_nonce_step=dpop_nonce_step, dpop_replay_store=dpop_replay_store, logger=logger,
+            resource=resource, scopes_supported=scopes_supported)
+        # The metadata document's answer, tried before anything else (None: no resource).
+        self._metadata = self.authenticator.metadata
 
     # The settings, as the authenticator holds them (read-only).
     @property
@@ -284,6 +302,11 @@ class BearerMiddleware:
     def client_cert_header(self) -> Optional[str]:
         return self.authenticator.client_cert_header
 
+    @property
+    def resource(self) -> Optional[str]:
+        """The resource identifier (RFC 8707), or ``None``."""
+        return self.authenticator.resource
+
     def __repr__(self) -> str:
         a = self.authenticator
         return (
@@ -293,6 +316,11 @@ class BearerMiddleware:
 
     def __call__(self, environ: Dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
         authenticator = self.authenticator
+        if self._metadata is not None:
+            answer = authenticator.metadata_response(environ.get("REQUEST_METHOD", "GET"),
+                                                     environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+            if answer is not None:
+                return _send(start_response, answer.wsgi())
         result = authenticator.authenticate(EnvironFacts(environ))
         # The one record, and the documented keys derived from it.
         environ[ENVIRON_RESULT] = result
@@ -448,3 +476,5 @@ require_any_scope = _decorators.require_any_scope
 require_scope_groups = _decorators.require_scope_groups
 require_claims = _decorators.require_claims
 require_issuer = _decorators.require_issuer
+require_acr = _decorators.require_acr
+require_auth_time = _decorators.require_auth_time

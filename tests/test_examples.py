@@ -536,3 +536,35 @@ def test_wte_worker_reference_flag_against_the_dev_provider(tmp_path, capsys):
         # a client with JWTs is not what --reference asks for
         assert wte_worker.main(["--issuer", stack.issuer.issuer, "--api", stack.api_url, "--reference",
                                 "--client-id", "wte-worker"]) == 1
+
+
+# --- step-up (RFC 9470) and the resource metadata (RFC 9728) ---------------------
+
+
+def test_deleting_a_contact_needs_a_level_2_sign_in(api, issuer):
+    plain = issuer.mint(claims={"acr": "urn:oidc-guard:loa:1"})
+    strong = issuer.mint(claims={"acr": "urn:oidc-guard:loa:2"})
+    import_emails(api, plain, ["ann@example.com", "bob@example.org"])
+    r = api.delete("/contacts/ann@example.com", headers=bearer(plain, Origin=SPA_ORIGIN))
+    assert r.status_code == 401 and r.json["error"] == "insufficient_user_authentication"
+    assert 'acr_values="urn:oidc-guard:loa:2"' in r.headers["WWW-Authenticate"]
+    assert r.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN  # the SPA can read the challenge
+    r = api.delete("/contacts/ANN@example.com", headers=bearer(strong))
+    assert r.status_code == 200 and r.json == {"deleted": "ANN@example.com", "acr": "urn:oidc-guard:loa:2"}
+    assert [c["email"] for c in api.get("/contacts", headers=bearer(strong)).json["contacts"]] == ["bob@example.org"]
+    assert api.delete("/contacts/ann@example.com", headers=bearer(strong)).status_code == 404
+    preflight = api.options("/contacts/x@example.com", headers={"Origin": SPA_ORIGIN,
+                                                                "Access-Control-Request-Method": "DELETE"})
+    assert "DELETE" in preflight.headers["Access-Control-Allow-Methods"]
+
+
+def test_with_a_resource_the_metadata_is_readable_from_any_origin(make_api, issuer):
+    api = make_api(OIDC_GUARD_RESOURCE="http://127.0.0.1:5001")
+    r = api.get("/.well-known/oauth-protected-resource", headers={"Origin": "https://mcp-client.example"})
+    assert r.status_code == 200 and r.json["resource"] == "http://127.0.0.1:5001"
+    assert r.json["authorization_servers"] == [issuer.issuer]
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    r = api.get("/contacts", headers={"Origin": SPA_ORIGIN})
+    assert r.status_code == 401 and r.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+    assert 'resource_metadata="http://127.0.0.1:5001/.well-known/oauth-protected-resource"' in \
+        r.headers["WWW-Authenticate"]

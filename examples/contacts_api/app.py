@@ -8,6 +8,11 @@ route                  needs           what it does
 GET  /health           nothing         liveness; never touches the identity provider
 POST /contacts/import  scope contacts  associate e-mail addresses with the caller's account
 GET  /contacts         scope contacts  the caller's own contacts, nobody else's
+DELETE /contacts/<e>   scope contacts  remove one of the caller's contacts; needs a stronger
+                       + acr loa:2     sign-in (``acr`` urn:oidc-guard:loa:2): otherwise 401
+                                       ``insufficient_user_authentication`` with
+                                       ``acr_values`` (RFC 9470 step-up), and the SPA signs
+                                       the user in again with them
 POST /wte/jobs         scope wte       record a back-end job; client-credentials tokens
                                        (no ``sub``, or ``sub`` == client id) are welcome
 GET  /coordinate       scope coordinate  the "coordinate" app's entry point
@@ -30,6 +35,8 @@ config key                 environment variable        default
 OIDC_GUARD_ISSUER          CONTACTS_API_ISSUER         http://127.0.0.1:5000
 OIDC_GUARD_AUDIENCE        CONTACTS_API_AUDIENCE       api://contacts
 OIDC_GUARD_REALM           CONTACTS_API_REALM          contacts-api
+OIDC_GUARD_RESOURCE        CONTACTS_API_RESOURCE       (none): this API's URL; publishes the
+                                                       RFC 9728 metadata for it
 SPA_CLIENT_ID              CONTACTS_API_SPA_CLIENT_ID  spa
 CONTACTS_DB_PATH           CONTACTS_API_DB             <this folder>/instance/contacts.sqlite3
 CORS_ALLOWED_ORIGINS       CONTACTS_API_CORS_ORIGINS   http://127.0.0.1:5002 http://localhost:5002
@@ -52,13 +59,15 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from oidc_guard import InvalidToken, MultiIssuerValidator, OIDCGuardError, ProviderError, TokenValidator
 from oidc_guard.errors import PROVIDER_UNAVAILABLE
-from oidc_guard.flask import OIDCGuard, current_claims, current_userinfo, require_scope, require_token
+from oidc_guard.flask import OIDCGuard, current_claims, current_userinfo, require_acr, require_scope, require_token
+from oidc_guard.resource import metadata_url
 
 from .db import ContactLimitExceeded, Store
 
@@ -71,6 +80,8 @@ DEFAULTS: Dict[str, Tuple[str, Any]] = {
     "OIDC_GUARD_ISSUER": ("CONTACTS_API_ISSUER", "http://127.0.0.1:5000"),
     "OIDC_GUARD_AUDIENCE": ("CONTACTS_API_AUDIENCE", "api://contacts"),
     "OIDC_GUARD_REALM": ("CONTACTS_API_REALM", "contacts-api"),
+    # RFC 9728 / RFC 8707: this API's resource identifier (its URL), optional
+    "OIDC_GUARD_RESOURCE": ("CONTACTS_API_RESOURCE", None),
     "SPA_CLIENT_ID": ("CONTACTS_API_SPA_CLIENT_ID", "spa"),
     "CONTACTS_DB_PATH": ("CONTACTS_API_DB", os.path.join(HERE, "instance", "contacts.sqlite3")),
     "CORS_ALLOWED_ORIGINS": ("CONTACTS_API_CORS_ORIGINS", "http://127.0.0.1:5002 http://localhost:5002"),
@@ -89,6 +100,9 @@ MAX_CONTACTS_PER_OWNER = 5000
 MAX_REPORTED_ERRORS = 20
 #: an OIDC nonce is an opaque string; ours are 43 characters, 512 is generous
 MAX_NONCE_LENGTH = 512
+#: the authentication context class deleting a contact needs (RFC 9470
+#: step-up): the development provider's "stronger sign-in" level
+DELETE_ACR = "urn:oidc-guard:loa:2"
 
 
 # --- input validation --------------------------------------------------------
@@ -191,7 +205,7 @@ class CorsMiddleware:
     browser never attaches by itself, so CSRF does not apply.
     """
 
-    ALLOW_METHODS = "GET, POST, OPTIONS"
+    ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
     # DPoP: a browser client sends its proof in the DPoP header (RFC 9449).
     ALLOW_HEADERS = "Authorization, Content-Type, DPoP"
     # Let the SPA read the RFC 6750 challenge and Retry-After on errors, and
@@ -199,11 +213,16 @@ class CorsMiddleware:
     EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
     MAX_AGE = "600"
 
-    def __init__(self, app, allowed_origins: Iterable[str]) -> None:
+    def __init__(self, app, allowed_origins: Iterable[str], public_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins if o)
+        # Paths that answer CORS themselves for every origin (the RFC 9728
+        # metadata: public, "Access-Control-Allow-Origin: *"), passed through.
+        self.public_paths = frozenset(public_paths)
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") in self.public_paths:
+            return self.app(environ, start_response)
         origin = environ.get("HTTP_ORIGIN")
         allowed = origin is not None and origin in self.allowed_origins
         if (
@@ -381,6 +400,20 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         contacts = store.list_contacts(iss, sub)
         return jsonify(sub=sub, count=len(contacts), contacts=contacts)
 
+    @app.delete("/contacts/<path:email>")
+    @require_scope("contacts")
+    @require_acr(DELETE_ACR)
+    def delete_contact(email: str):
+        # Step-up (RFC 9470): a token from a password-only sign-in (acr
+        # urn:oidc-guard:loa:1, or none) gets 401 insufficient_user_authentication
+        # with acr_values="urn:oidc-guard:loa:2"; the client signs in again.
+        if current_claims.is_client_token:
+            return _needs_user("deleting contacts")
+        iss, sub = _owner()
+        if not store.delete_contact(iss, sub, email):
+            return jsonify(error="not_found", error_description="you have no contact with this address"), 404
+        return jsonify(deleted=email, acr=current_claims.get("acr"))
+
     @app.post("/wte/jobs")
     @require_scope("wte")
     def create_wte_job():
@@ -481,5 +514,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
 
     # Outermost: CORS, so every answer (including the guard's own 400/401/503)
     # carries the headers the SPA needs to read it.
-    app.wsgi_app = CorsMiddleware(app.wsgi_app, app.config["CORS_ALLOWED_ORIGINS"])
+    resource = app.config.get("OIDC_GUARD_RESOURCE")
+    public = [urlsplit(metadata_url(resource)).path] if resource else []
+    app.wsgi_app = CorsMiddleware(app.wsgi_app, app.config["CORS_ALLOWED_ORIGINS"], public_paths=public)
     return app

@@ -146,6 +146,16 @@ class Store:
             )
             return [{"email": email, "added_at": added_at} for email, added_at in cur.fetchall()]
 
+    def delete_contact(self, owner_iss: str, owner_sub: str, email: str) -> bool:
+        """Remove one of the owner's addresses (compared case-insensitively);
+        ``False`` when the owner has no such address."""
+        with self.connect() as conn:
+            cur = conn.execute(
+                "DELETE FROM contacts WHERE owner_iss = ? AND owner_sub = ? AND email_key = ?",
+                (owner_iss, owner_sub, email.casefold()),
+            )
+            return cur.rowcount == 1
+
     @staticmethod
     def _count(conn: sqlite3.Connection, owner_iss: str, owner_sub: str) -> int:
         cur = conn.execute(

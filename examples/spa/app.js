@@ -42,6 +42,7 @@
   const PENDING_KEY = "contacts-spa.pending";
   const SESSION_KEY = "contacts-spa.session";
   const HANDOFF_KEY = "contacts-spa.handoff";
+  const STEP_UP_ERROR = "insufficient_user_authentication";
   const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
 
   // What each scope lets this page do, in plain words. Scopes the page does
@@ -550,6 +551,90 @@
     renderContacts(await api("GET", "/contacts"));
   }
 
+  // --- step-up (RFC 9470) ------------------------------------------------------
+  // The auth-params of a WWW-Authenticate field (RFC 9110 section 11.6.1):
+  // name=token or name="quoted string". The challenge of the scheme the
+  // request used comes first and carries `error`; a name seen twice keeps
+  // its first value (the later challenges are bare ones of other schemes).
+  function challengeParams(field) {
+    const out = {};
+    const param = /([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
+    let match;
+    while ((match = param.exec(field || "")) !== null) {
+      const name = match[1].toLowerCase();
+      const value = match[2] !== undefined ? match[2].replace(/\\(.)/g, "$1") : match[3];
+      if (!(name in out)) out[name] = value;
+    }
+    return out;
+  }
+
+  // What a new sign-in needs, when `err` is a step-up challenge: 401
+  // error="insufficient_user_authentication" with acr_values and/or max_age
+  // (RFC 9470 section 3), passed on to the authorization endpoint as they
+  // are (OIDC Core 3.1.2.1). Else null.
+  function stepUpNeeded(err) {
+    if (!(err instanceof ApiError) || err.status !== 401 || !err.challenge) return null;
+    const params = challengeParams(err.challenge);
+    if (params.error !== STEP_UP_ERROR) return null;
+    const extra = {};
+    if (params.acr_values) extra.acr_values = params.acr_values;
+    if (params.max_age && /^[0-9]+$/.test(params.max_age)) extra.max_age = params.max_age;
+    return Object.keys(extra).length ? extra : null;
+  }
+
+  // DELETE /contacts/<email>: the API wants a stronger sign-in (acr level
+  // 2). The first answer is the step-up challenge; the page signs the user
+  // in again with its acr_values and, back from the provider, repeats the
+  // call once with the new token (a second challenge is only shown).
+  function deleteContact(event) {
+    event.preventDefault();
+    const email = $("delete-email").value.trim();
+    const result = $("delete-result");
+    clearError();
+    result.dataset.ok = "false";
+    if (!email) {
+      result.textContent = "Enter the address to delete.";
+      return;
+    }
+    result.textContent = "";
+    quietly(runDelete(email, false));
+  }
+
+  async function runDelete(email, steppedUp) {
+    const result = $("delete-result");
+    const path = "/contacts/" + encodeURIComponent(email);
+    try {
+      const answer = await api("DELETE", path);
+      result.textContent =
+        "Deleted " + answer.deleted + (steppedUp ? " after signing in again (acr " + answer.acr + ")." : ".");
+      result.dataset.ok = "true";
+      $("delete-email").value = "";
+      await loadContacts();
+    } catch (err) {
+      const extra = stepUpNeeded(err);
+      if (extra && !steppedUp) {
+        result.textContent = "A stronger sign-in is needed: signing in again\u2026";
+        await signIn(extra, { action: "delete", email: email });
+        return;
+      }
+      result.textContent = "Delete failed.";
+      if (err instanceof ApiError && err.status === 404) {
+        result.textContent = (err.body && err.body.error_description) || "Not found.";
+        return;
+      }
+      if (extra) {
+        // Signed in again and still not enough: say so, keep the session.
+        showError("Delete failed: " + ((err.body && err.body.error_description) || STEP_UP_ERROR), {
+          status: 401,
+          "WWW-Authenticate": err.challenge,
+        });
+        return;
+      }
+      if (describeFailure("Delete", err, null)) endSession(null);
+      throw err;
+    }
+  }
+
   async function importContacts(event) {
     event.preventDefault();
     const result = $("import-result");
@@ -634,7 +719,10 @@
     return location.origin + location.pathname;
   }
 
-  async function signIn() {
+  // `extra`: authorization request parameters of a step-up (acr_values,
+  // max_age); `then`: what to repeat once signed in again (kept with the
+  // pending state: one use only).
+  async function signIn(extra, then) {
     clearError();
     // A new sign-in abandons one an outage held up.
     sessionStorage.removeItem(HANDOFF_KEY);
@@ -646,6 +734,7 @@
       return;
     }
     const pending = { state: randomValue(), nonce: randomValue(), redirectUri: redirectUri(), createdAt: Date.now() };
+    if (then && typeof then === "object") pending.then = then;
     sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
     const url = new URL(endpoint);
     const params = url.searchParams;
@@ -656,6 +745,11 @@
     params.set("scope", cfg.scope);
     params.set("state", pending.state);
     params.set("nonce", pending.nonce);
+    if (extra && typeof extra === "object") {
+      ["acr_values", "max_age"].forEach((name) => {
+        if (typeof extra[name] === "string") params.set(name, extra[name]);
+      });
+    }
     state.phase = "redirecting";
     state.notice = null;
     render();
@@ -747,7 +841,16 @@
     // the provider leave it out when it granted exactly what was requested.
     // Joined with what the API verified after the handoff.
     const scopes = scopesFrom(params.has("scope") ? params.get("scope") : cfg.scope);
-    await handoff({ accessToken: accessToken, idToken: idToken, expiresAt: expiresAt, scopes: scopes }, pending.nonce);
+    const signedIn = await handoff(
+      { accessToken: accessToken, idToken: idToken, expiresAt: expiresAt, scopes: scopes },
+      pending.nonce
+    );
+    // A step-up sign-in: repeat the call that asked for it, once.
+    const then = pending.then;
+    if (signedIn && then && then.action === "delete" && typeof then.email === "string") {
+      $("delete-email").value = then.email;
+      await runDelete(then.email, true);
+    }
   }
 
   // The scopes granted to this sign-in: what the API verified in the access
@@ -788,7 +891,7 @@
       else sessionStorage.removeItem(HANDOFF_KEY);
       state.phase = "error";
       render();
-      return;
+      return false;
     }
     sessionStorage.removeItem(HANDOFF_KEY);
     state.session = {
@@ -803,6 +906,7 @@
     state.notice = null;
     render();
     quietly(apiAction("Loading contacts", loadContacts));
+    return true;
   }
 
   // A reload while a handoff was held up by an outage: the same error and
@@ -834,7 +938,7 @@
     $("welcome-issuer").textContent = originOf(cfg.issuer);
     $("welcome-api").textContent = originOf(cfg.apiUrl);
     scopesFrom(cfg.scope).forEach((scope) => $("scopes-requested").appendChild(scopeItem(scope)));
-    $("signin").addEventListener("click", signIn);
+    $("signin").addEventListener("click", () => signIn());
     $("signout").addEventListener("click", signOut);
     $("retry").addEventListener("click", () => {
       const retry = failure.retry;
@@ -842,6 +946,7 @@
       if (retry) quietly(Promise.resolve().then(retry));
     });
     $("import-form").addEventListener("submit", importContacts);
+    $("delete-form").addEventListener("submit", deleteContact);
     $("coordinate").addEventListener("click", callCoordinate);
     $("wte").addEventListener("click", startJob);
     setInterval(tick, 1000);
