@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from . import metrics as _metrics
 from ._aio import validate_access_token_async
 from .claims import Claims, required_binding
-from .credentials import _credentials_from_header
+from .credentials import Facts, credential_from
 from .errors import ConfigurationError, InvalidToken, OIDCGuardError, ProviderError, render_error
 from .multi import members_of
 
@@ -207,10 +207,10 @@ class TokenVerifier:
         # The SDK passes what follows "Bearer "; the same grammar as every
         # other adapter (RFC 6750 section 2.1), so nothing that is not a
         # b64token reaches the validator or an introspection endpoint.
-        found = _credentials_from_header("Bearer " + token, dpop=False)
+        found = credential_from(Facts("POST", authorization="Bearer " + token), dpop=False)
         if found is None:  # pragma: no cover - "Bearer " always names the scheme
             raise InvalidToken("not a bearer token", reason="malformed")
-        claims: Claims = await validate_access_token_async(self.validator, found[1])
+        claims: Claims = await validate_access_token_async(self.validator, found.token)
         return claims
 
     def _access_token(self, token: str, claims: Claims) -> AccessToken:
