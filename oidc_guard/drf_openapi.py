@@ -34,7 +34,7 @@ def _discovery_url() -> Any:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
-class OIDCAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class OIDCAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "oidc_guard.drf.OIDCAuthentication"
     name = SCHEME_NAME
 
