@@ -1,5 +1,6 @@
 """The project's settings: environment variables and defaults of the Flask
-example (``CONTACTS_API_*``), overridable by a mapping (``create_app``)."""
+example (``CONTACTS_API_*``), any ``OIDC_GUARD_*`` environment variable,
+then a mapping (``create_app``)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,23 @@ EXAMPLES = os.path.dirname(HERE)
 if EXAMPLES not in sys.path:
     sys.path.insert(0, EXAMPLES)  # contacts_api (storage, validation, CORS) lives next door
 
+from oidc_guard import config as guard_config  # noqa: E402
+
 from contacts_api.app import DEFAULTS, MAX_CONTACTS_PER_OWNER, MAX_CONTENT_LENGTH, MAX_IMPORT_EMAILS  # noqa: E402
 
 
-def build_settings(config: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Django settings: the framework's own, then the example's keys
-    (``OIDC_GUARD_*`` exactly as for Flask)."""
+def build_settings(config: Optional[Mapping[str, Any]] = None, *, environ: bool = False) -> Dict[str, Any]:
+    """Django settings: the example's keys (``OIDC_GUARD_*`` exactly as for
+    Flask), then the framework's own.  ``environ=True`` (settings.py: gunicorn,
+    manage.py) also takes every ``OIDC_GUARD_*`` environment variable
+    (reference tokens, DPoP, ...), checked against the one table of
+    settings; ``create_app(config)`` takes ``config`` instead, as the Flask
+    example does."""
     values: Dict[str, Any] = {}
     for key, (env_name, default) in DEFAULTS.items():
         values[key] = os.environ.get(env_name, default)
+    if environ:
+        values.update(guard_config.from_environ())
     values.update(config or {})
     if "CONTACTS_DB_PATH" not in (config or {}) and "CONTACTS_API_DB" not in os.environ:
         values["CONTACTS_DB_PATH"] = os.path.join(HERE, "instance", "contacts.sqlite3")  # its own data
