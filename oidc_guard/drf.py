@@ -53,7 +53,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 
 from .auth import AuthResult
-from .django import _django_request, get_result, get_user
+from .django import _django_request, get_result
 from .django._state import current
 from .errors import ErrorResponse, render_error
 from .rules import Rule, evaluate, log_denial, scope_rule
@@ -93,7 +93,7 @@ class OIDCAuthentication(BaseAuthentication):  # type: ignore[misc]
         result = get_result(request)
         claims = result.claims
         if claims is not None:
-            return get_user(request), claims
+            return _django_request(request).__dict__.get("oidc_user"), claims
         error = result.error
         if error is None:
             return None  # no token: anonymous
