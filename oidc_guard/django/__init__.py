@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Mapping, Optional, cast
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 
@@ -111,7 +111,7 @@ class TokenUser:
         self.username: str = claims.subject or claims.client_id or ""
 
     @property
-    def scopes(self) -> frozenset:  # type: ignore[type-arg]
+    def scopes(self) -> FrozenSet[str]:
         return self.claims.scopes
 
     def get_username(self) -> str:
@@ -141,7 +141,7 @@ class TokenUser:
         return hash((self.username, self.claims.issuer))
 
 
-def _map_user(result: AuthResult, state: Guard) -> "tuple[AuthResult, Any]":
+def _map_user(result: AuthResult, state: Guard) -> Tuple[AuthResult, Any]:
     """The user of a valid token, or the result refused when the user
     loader knows no user for it (401 ``invalid_token``, reason ``user``)."""
     claims = result.claims

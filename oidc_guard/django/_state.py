@@ -12,6 +12,7 @@ start-up) and thrown away when a test changes an ``OIDC_GUARD_*`` setting
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -94,8 +95,6 @@ class Guard:
     __slots__ = ("validator", "authenticator", "user_loader", "check_on_start")
 
     def __init__(self, values: Mapping[str, Any]) -> None:
-        import logging
-
         validator_settings, issuers, middleware, host = read_settings(values)
         #: the TokenValidator (or MultiIssuerValidator) of the settings
         self.validator: AccessTokenValidator = build_validator(validator_settings, issuers, where=_WHERE)
