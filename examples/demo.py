@@ -13,11 +13,13 @@ What runs (default ports; change them with --provider-port/--api-port/--spa-port
   for ``wte-worker`` / ``wte-secret``).  Not an identity provider for
   production: hard-coded users, keys thrown away on exit.
 * http://127.0.0.1:5001  the contacts API (``examples/contacts_api``), data in
-  ``examples/contacts_api/instance/contacts.sqlite3``.
+  ``examples/contacts_api/instance/contacts.sqlite3``; ``--api django`` serves
+  the same API as a Django REST framework project (``examples/contacts_django``).
 * http://127.0.0.1:5002  the SPA (``examples/spa``), with a generated
   ``/config.js`` that points it at the two above.
 
-``--check`` uses ephemeral ports and a throw-away database, so it can run
+``--check`` runs every step against the Flask API and then against the Django
+one.  It uses ephemeral ports and a throw-away database, so it can run
 while the demo is also running, and gives up after ``--timeout`` seconds.
 """
 
@@ -197,7 +199,12 @@ class Stack:
         spa_scope: str = SPA_SCOPE,
         api_config: Optional[Dict[str, Any]] = None,
         legacy: bool = False,
+        api: str = "flask",
     ) -> None:
+        if api not in ("flask", "django"):
+            raise ValueError("api is 'flask' (examples/contacts_api) or 'django' (examples/contacts_django)")
+        #: which contacts API: the Flask one or the Django REST framework one
+        self.api = api
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
         self.db_path = db_path
         self.issuer: Optional[LocalIssuer] = None
@@ -253,7 +260,14 @@ class Stack:
             self.spa_url = f"http://{HOST}:{spa_port}/"
             spa_origins = [f"http://{HOST}:{spa_port}", f"http://localhost:{spa_port}"]
             config["CORS_ALLOWED_ORIGINS"] = spa_origins
-            self.api_app = create_app(config)
+            if self.api == "django":
+                # The same API as a Django project with DRF views (one per
+                # process: Django's settings are global).
+                from contacts_django import create_app as create_django_app
+
+                self.api_app = create_django_app(config)
+            else:
+                self.api_app = create_app(config)
             server, thread = _serve(self.api_app, self.ports["api"], "contacts API")
             self._servers.append((server, thread))
             self.api_url = f"http://{HOST}:{server.server_port}"
@@ -562,10 +576,12 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
 
 
 def check(timeout: float) -> int:
-    """``--check``: ephemeral ports, a throw-away database, a hard time limit."""
+    """``--check``: ephemeral ports, a throw-away database, a hard time limit;
+    every step against the Flask API, then against the Django one."""
     started = time.monotonic()
     # Keep the PASS/FAIL lines readable: no per-request access log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("django.request").setLevel(logging.ERROR)  # Django logs each 4xx at WARNING
 
     def watchdog() -> None:
         print(f"FAIL  --check did not finish within {timeout:.0f} s", flush=True)
@@ -575,17 +591,19 @@ def check(timeout: float) -> int:
     timer.daemon = True
     timer.start()
     tmp = tempfile.mkdtemp(prefix="oidc_guard-demo-check-")
+    ok = True
     try:
-        with Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=os.path.join(tmp, "contacts.sqlite3"),
-                   legacy=True) as stack:
-            assert stack.issuer is not None and stack.legacy_issuer is not None
-            print(f"demo --check: provider {stack.issuer.issuer}, old provider {stack.legacy_issuer.issuer} "
-                  f"(migration mode), API {stack.api_url}, SPA {stack.spa_url}")
-            try:
-                ok = run_check(stack)
-            except wte_worker.WorkerError as exc:
-                print(f"FAIL  {exc}")
-                ok = False
+        for api in ("flask", "django"):
+            with Stack(ports={"provider": 0, "api": 0, "spa": 0}, db_path=os.path.join(tmp, f"{api}.sqlite3"),
+                       legacy=True, api=api) as stack:
+                assert stack.issuer is not None and stack.legacy_issuer is not None
+                print(f"demo --check: provider {stack.issuer.issuer}, old provider {stack.legacy_issuer.issuer} "
+                      f"(migration mode), {api} API {stack.api_url}, SPA {stack.spa_url}")
+                try:
+                    ok = run_check(stack) and ok
+                except wte_worker.WorkerError as exc:
+                    print(f"FAIL  {exc}")
+                    ok = False
     finally:
         timer.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -593,9 +611,9 @@ def check(timeout: float) -> int:
     return 0 if ok else 1
 
 
-def serve(ports: Dict[str, int]) -> int:
+def serve(ports: Dict[str, int], api: str = "flask") -> int:
     try:
-        stack = Stack(ports=ports).start()
+        stack = Stack(ports=ports, api=api).start()
     except PortBusy as exc:
         print(f"demo: {exc}. Stop the other process or choose another port (--provider-port, --api-port, --spa-port).")
         return 2
@@ -607,7 +625,7 @@ def serve(ports: Dict[str, int]) -> int:
     print(
         f"""
   Development provider  {stack.issuer.issuer}   (discovery: {stack.issuer.discovery_url})
-  Contacts API          {stack.api_url}   (data: {stack.api_app.config['CONTACTS_DB_PATH']})
+  Contacts API          {stack.api_url}   ({stack.api}; data: {_db_path(stack)})
   Single-page app       {stack.spa_url}
 
   Open {stack.spa_url} and sign in as alice / alice (or bob / bob).
@@ -629,6 +647,14 @@ def serve(ports: Dict[str, int]) -> int:
     return 0
 
 
+def _db_path(stack: Stack) -> str:
+    if stack.api == "django":
+        from django.conf import settings
+
+        return str(settings.CONTACTS_DB_PATH)
+    return str(stack.api_app.config["CONTACTS_DB_PATH"])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="oidc_guard demo: dev provider + contacts API + SPA on loopback")
     parser.add_argument("--check", action="store_true", help="run the whole handoff headless and exit (0 = all passed)")
@@ -636,10 +662,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--provider-port", type=int, default=DEFAULT_PORTS["provider"])
     parser.add_argument("--api-port", type=int, default=DEFAULT_PORTS["api"])
     parser.add_argument("--spa-port", type=int, default=DEFAULT_PORTS["spa"])
+    parser.add_argument("--api", choices=("flask", "django"), default="flask",
+                        help="the contacts API to serve: examples/contacts_api (Flask, default) or "
+                             "examples/contacts_django (Django REST framework)")
     args = parser.parse_args(argv)
     if args.check:
         return check(args.timeout)
-    return serve({"provider": args.provider_port, "api": args.api_port, "spa": args.spa_port})
+    return serve({"provider": args.provider_port, "api": args.api_port, "spa": args.spa_port}, args.api)
 
 
 if __name__ == "__main__":

@@ -47,14 +47,15 @@ from flask.views import View
 from werkzeug.local import LocalProxy
 
 from . import config
+from ._build import build_issuers, build_validator
 from ._flask_order import check_view_order, record_wrapped, view_order_check_once
 from .auth import AuthResult
 from .claims import Claims
 from .errors import OIDCGuardError
-from .multi import MultiIssuerValidator, _members_of
+from .multi import _members_of
 from .protocols import AccessTokenValidator
 from .rules import Decorators, InsufficientClaims, Rule, includes
-from .validator import ConfigurationError, TokenValidator
+from .validator import ConfigurationError
 from .wsgi import BearerMiddleware, check_access, result_of
 
 __all__ = [
@@ -301,21 +302,8 @@ class OIDCGuard:
             # is the resource (also the default of every OIDC_GUARD_ISSUERS entry).
             settings["audience"] = [resource]
         issuers = self._settings(app, ("issuers",)).get("issuers")
-        if issuers is not None:
-            return _build_issuers(issuers, settings)
-        required = ["issuer"]
-        if settings.get("verify_audience", True):
-            required.append("audience")
-        missing = [name for name in required if not settings.get(name)]
-        if missing:
-            keys = " and ".join(CONFIG_PREFIX + name.upper() for name in missing)
-            raise ConfigurationError(
-                f"oidc_guard needs {keys} (app.config, or the keyword argument of the same name in lower case)"
-            )
-        settings.setdefault("audience", None)  # a required keyword of TokenValidator
-        # TokenValidator checks the values themselves (URL scheme, audience
-        # shape, algorithms) and raises ConfigurationError.
-        return TokenValidator(**settings)
+        return build_validator(settings, issuers,
+                               where="app.config, or the keyword argument of the same name in lower case")
 
     def state(self, app: Optional[Flask] = None) -> OIDCGuardState:
         """The :class:`OIDCGuardState` of ``app`` (default: the current app)."""
@@ -336,52 +324,8 @@ class OIDCGuard:
         return self.state().validator
 
 
-def _build_issuers(value: Any, settings: Dict[str, Any]) -> AccessTokenValidator:
-    """``OIDC_GUARD_ISSUERS`` (already read by :class:`oidc_guard.config.Issuers`)
-    -> a MultiIssuerValidator, or the ready validator given."""
-    name = CONFIG_PREFIX + "ISSUERS"
-    if not isinstance(value, list):
-        return cast(AccessTokenValidator, value)
-    if "issuer" in settings:
-        raise ConfigurationError(f"set either {CONFIG_PREFIX}ISSUER or {name}, not both")
-    if "jwks_uri" in settings:
-        raise ConfigurationError(f"{CONFIG_PREFIX}JWKS_URI cannot be shared by several issuers; "
-                                 f"give jwks_uri per issuer in {name}")
-    # Shared defaults; introspection credentials belong to one issuer only.
-    shared = {k: v for k, v in settings.items()
-              if k not in ("issuer", "audience", "jwks_uri") and not k.startswith("introspection_")}
-    default_audience = settings.get("audience")
-    members = []
-    for index, entry in enumerate(value):
-        where = f"{name}[{index}]"
-        own: Dict[str, Any] = {}
-        if isinstance(entry, dict):
-            unknown = sorted(str(k) for k in set(entry) - set(_VALIDATOR_SETTINGS))
-            if unknown:
-                raise ConfigurationError(f"{where} has unknown key(s) {', '.join(unknown)}; "
-                                         f"known: {', '.join(_VALIDATOR_SETTINGS)}")
-            for keyword, raw in entry.items():
-                if raw is not None:
-                    # each value is read as its OIDC_GUARD_* row says
-                    own[keyword] = config.parse_setting(config.BY_KEYWORD[keyword], raw, source=where)
-        elif isinstance(entry, (list, tuple)) and len(entry) in (1, 2):
-            own["issuer"] = config.parse_setting(config.BY_KEYWORD["issuer"], entry[0], source=where)
-            if len(entry) == 2:
-                own["audience"] = config.parse_setting(config.BY_KEYWORD["audience"], entry[1], source=where)
-        else:
-            raise ConfigurationError(f"{where} must be an {{issuer, audience}} object or an [issuer, audience] pair")
-        kwargs = dict(shared)
-        kwargs.update(own)
-        if not kwargs.get("issuer"):
-            raise ConfigurationError(f"{where} has no issuer")
-        kwargs.setdefault("audience", default_audience)
-        if kwargs["audience"] is None and kwargs.get("verify_audience", True):
-            raise ConfigurationError(f"{where} has no audience (and {CONFIG_PREFIX}AUDIENCE is not set)")
-        try:
-            members.append(TokenValidator(**kwargs))
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{where}: {exc.description}") from None
-    return MultiIssuerValidator(members)
+# The framework-free part (also used by oidc_guard.django) lives in oidc_guard._build.
+_build_issuers = build_issuers
 
 
 # --- current_claims ----------------------------------------------------------

@@ -13,6 +13,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Install (quietly, pip's output in .venv/oidc_guard-install.log) only on the
 # first run or when setup.cfg / pyproject.toml changed; see the script.
-# The demo's provider is oidc_guard.testing.LocalIssuer: extra "testing".
-.venv/bin/python scripts/install_stamp.py ensure flask,testing
+# The demo's provider is oidc_guard.testing.LocalIssuer: extra "testing";
+# the Django twin of the contacts API needs the extra "drf".
+.venv/bin/python scripts/install_stamp.py ensure flask,testing,drf
 exec .venv/bin/python examples/demo.py "$@"
