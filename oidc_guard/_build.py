@@ -6,7 +6,7 @@ keys into the same :class:`~oidc_guard.TokenValidator` or
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, cast
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from . import config
 from .errors import ConfigurationError
@@ -34,13 +34,17 @@ def missing_settings(settings: Mapping[str, Any], issuers: Any = None) -> List[s
     return [PREFIX + name.upper() for name in required if not settings.get(name)]
 
 
-def build_validator(settings: Dict[str, Any], issuers: Any = None, *, where: str = "the settings"
-                    ) -> AccessTokenValidator:
+def build_validator(settings: Dict[str, Any], issuers: Any = None, *, where: str = "the settings",
+                    resource: Optional[str] = None) -> AccessTokenValidator:
     """The validator of parsed validator ``settings`` (by keyword) and the
     parsed ``OIDC_GUARD_ISSUERS`` value (``None``: one issuer).  ``where``
-    says where the keys are set, for the message of a missing one.  No
-    network I/O."""
+    says where the keys are set, for the message of a missing one.
+    ``resource``: ``OIDC_GUARD_RESOURCE``; with no audience set, the
+    accepted audience is the resource (RFC 8707 section 2), also for every
+    ``OIDC_GUARD_ISSUERS`` entry without its own.  No network I/O."""
     settings = dict(settings)
+    if resource is not None and not settings.get("audience") and settings.get("verify_audience", True):
+        settings["audience"] = [resource]
     if issuers is not None:
         return build_issuers(issuers, settings)
     missing = missing_settings(settings)

@@ -297,12 +297,8 @@ class OIDCGuard:
     def _build_validator(self, app: Flask) -> AccessTokenValidator:
         settings = self._settings(app, _VALIDATOR_SETTINGS)
         resource = self._settings(app, ("resource",)).get("resource")
-        if resource is not None and not settings.get("audience") and settings.get("verify_audience", True):
-            # RFC 8707: with a resource and no audience, the accepted audience
-            # is the resource (also the default of every OIDC_GUARD_ISSUERS entry).
-            settings["audience"] = [resource]
         issuers = self._settings(app, ("issuers",)).get("issuers")
-        return build_validator(settings, issuers,
+        return build_validator(settings, issuers, resource=resource,
                                where="app.config, or the keyword argument of the same name in lower case")
 
     def state(self, app: Optional[Flask] = None) -> OIDCGuardState:

@@ -52,7 +52,7 @@ from ..claims import Claims
 from ..errors import ErrorResponse, InvalidToken, OIDCGuardError
 from ..loghint import note_refusal
 from ..rules import Decorators, InsufficientClaims, Rule, evaluate, includes, log_denial
-from ._facts import DjangoFacts, to_response
+from ._facts import DjangoFacts, raw_response, to_response
 from ._state import Guard, current
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
     "require_scope_groups",
     "require_claims",
     "require_issuer",
+    "require_acr",
+    "require_auth_time",
     "includes",
     "InsufficientClaims",
     "get_result",
@@ -285,10 +287,14 @@ class BearerMiddleware:
             check()
 
     def _pre_answer(self, request: Any, state: Guard) -> Any:
-        """A response this middleware gives before authenticating (none yet):
-        the one place for routes the guard answers itself, such as RFC 9728
-        protected resource metadata."""
-        return None
+        """A response this middleware gives before authenticating: the RFC
+        9728 protected resource metadata when ``OIDC_GUARD_RESOURCE`` is set
+        and the request is for its well-known path
+        (:meth:`oidc_guard.auth.Authenticator.metadata_response`)."""
+        answer = state.authenticator.metadata_response(request.method or "GET", request.path)
+        if answer is None:
+            return None
+        return raw_response(answer.status, answer.headers, answer.body)
 
     def __call__(self, request: Any) -> Any:
         if self._async:
@@ -393,3 +399,5 @@ require_any_scope = _decorators.require_any_scope
 require_scope_groups = _decorators.require_scope_groups
 require_claims = _decorators.require_claims
 require_issuer = _decorators.require_issuer
+require_acr = _decorators.require_acr
+require_auth_time = _decorators.require_auth_time

@@ -108,7 +108,13 @@ class DjangoFacts:
 
 def to_response(refusal: ErrorResponse) -> Any:
     """The Django response of a refusal: its status, headers and JSON body."""
-    response = HttpResponse(refusal.body_bytes(), status=refusal.status, content_type="application/json")
-    for name, value in refusal.headers:
+    return raw_response(refusal.status, refusal.headers, refusal.body_bytes())
+
+
+def raw_response(status: int, headers: Any, body: bytes) -> Any:
+    """A Django response with exactly ``status``, ``headers`` and ``body``
+    (a refusal, or the RFC 9728 metadata answer)."""
+    response = HttpResponse(body, status=status, content_type="application/json")
+    for name, value in headers:
         response[name] = value
     return response

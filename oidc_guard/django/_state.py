@@ -97,7 +97,8 @@ class Guard:
     def __init__(self, values: Mapping[str, Any]) -> None:
         validator_settings, issuers, middleware, host = read_settings(values)
         #: the TokenValidator (or MultiIssuerValidator) of the settings
-        self.validator: AccessTokenValidator = build_validator(validator_settings, issuers, where=_WHERE)
+        self.validator: AccessTokenValidator = build_validator(validator_settings, issuers, where=_WHERE,
+                                                               resource=middleware.get("resource"))
         #: the policy every request is authenticated with
         self.authenticator = Authenticator(self.validator, logger=logging.getLogger("oidc_guard.django"),
                                            **middleware)

@@ -14,6 +14,8 @@ urlpatterns = [
     path("async", views.async_contacts),
     path("cbv", views.ContactsView.as_view()),
     path("me", views.me),
+    path("strong", views.strong),
+    path("recent", views.recent),
     path("drf/contacts", views.DrfContacts.as_view()),
     path("drf/any", views.DrfAny.as_view()),
     path("drf/methods", views.DrfByMethod.as_view()),

@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from oidc_guard.django import (
+    require_acr,
+    require_auth_time,
     get_claims, includes, require_any_scope, require_claims, require_issuer, require_scope,
     require_scope_groups, require_token, userinfo,
 )
@@ -125,3 +127,13 @@ class DrfPlain(APIView):
 
     def get(self, request):
         return Response({"sub": None})
+
+
+@require_acr("urn:oidc-guard:loa:2")
+def strong(request):
+    return JsonResponse(_who(request))
+
+
+@require_auth_time(max_age=300)
+def recent(request):
+    return JsonResponse(_who(request))
