@@ -44,6 +44,7 @@ import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
+from ._bounded import Fifo
 from .claims import Claims, required_binding
 from .errors import InsufficientScope, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
@@ -91,8 +92,9 @@ class UserInfoClient:
         self.queue_timeout = float(queue_timeout)
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._max = max(1, int(max_entries))
-        self._cache: Dict[bytes, Tuple[Mapping[str, Any], float]] = {}
-        self._lock = threading.Lock()
+        # SHA-256(token) -> (profile, until): a Fifo (oldest eighth dropped
+        # when full); each entry carries its own expiry, checked on a hit
+        self._cache: Fifo[bytes, Tuple[Mapping[str, Any], float]] = Fifo(self._max)
         self.calls = 0
 
     def endpoint(self) -> str:
@@ -112,7 +114,7 @@ class UserInfoClient:
         assert isinstance(access_token, str)  # validate_access_token refused anything else
         digest = hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest()
         now = self._v._clock()
-        hit = self._cache.get(digest)
+        hit = self._cache.data.get(digest)
         if hit is not None and now < hit[1]:
             return hit[0]
         profile = self._fetch(access_token, claims)
@@ -121,11 +123,7 @@ class UserInfoClient:
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             until = min(until, float(exp))
         if self.ttl > 0 and until > now:
-            with self._lock:
-                if len(self._cache) >= self._max:
-                    for old in list(self._cache)[: max(1, self._max // 8)]:
-                        del self._cache[old]
-                self._cache[digest] = (profile, until)
+            self._cache.put(digest, (profile, until))
         return profile
 
     def _fetch(self, access_token: str, claims: Claims) -> Mapping[str, Any]:
