@@ -148,6 +148,7 @@ def setup(alg: str) -> Dict[str, Any]:
 
 def measure(alg: str) -> Dict[str, float]:
     from oidc_guard import dpop as d
+    from oidc_guard.dpop import verifier as dv
     from oidc_guard._jws import b64decode_std as _b64decode_std, parse_json_object as _parse_json_object
 
     f = setup(alg)
@@ -164,8 +165,8 @@ def measure(alg: str) -> Dict[str, float]:
 
     # Pieces of verify(), in isolation.
     raw = proof.encode("ascii")
-    out["  _header_values(list) (verify())"] = best(lambda: d._header_values(headers, "DPoP"))
-    out["  _split_field(value) (middleware)"] = best(lambda: d._split_field(proof))
+    out["  _header_values(list) (verify())"] = best(lambda: dv._header_values(headers, "DPoP"))
+    out["  _split_field(value) (middleware)"] = best(lambda: dv._split_field(proof))
     out["  isascii + encode + 2 finds + 3 slices"] = best(
         lambda: proof.isascii() and (raw.find(b"."), raw.find(b".", 30), raw[:30], raw[31:40], raw[41:]))
     table = d._SEGMENT_TO_STD_OR_BAD
@@ -179,7 +180,7 @@ def measure(alg: str) -> Dict[str, float]:
     out["  normalize_htu x2 (memo hits)"] = best(lambda: (d.normalize_htu(htu), d.normalize_htu(URL)))
     out["  ath: SHA-256 of the token, base64url"] = best(lambda: d.access_token_hash(token))
     jti = payload["jti"]
-    prefix = d._REPLAY_NAMESPACE + thumb.encode("ascii") + b"\x00"
+    prefix = dv._REPLAY_NAMESPACE + thumb.encode("ascii") + b"\x00"
     out["  replay key (sha256 hexdigest)"] = best(
         lambda: "dpop:jti:" + hashlib.sha256(prefix + jti.encode("utf-8", "surrogatepass")).hexdigest())
     out["  _record (key + accept-all store)"] = best(lambda: verifier._record(prefix, jti, payload["iat"], time.time()))

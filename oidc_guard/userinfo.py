@@ -42,20 +42,36 @@ from __future__ import annotations
 import hashlib
 import threading
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Protocol, Tuple
 
 from ._bounded import Fifo
 from .claims import Claims, required_binding
+from .discovery import ProviderMetadata
 from .errors import InsufficientScope, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .validator import TokenValidator
+from .jwks import VerifyKey
 
 __all__ = ["UserInfoClient", "MAX_USERINFO_BYTES", "sender_constrained"]
 
 MAX_USERINFO_BYTES = 256 * 1024
 _USERINFO_TYP = frozenset({"jwt", "userinfo+jwt"})
+
+
+class _Validator(Protocol):
+    """What a :class:`UserInfoClient` uses of the
+    :class:`~oidc_guard.TokenValidator` it serves (typed here, so that this
+    module does not import the validator that imports it)."""
+
+    issuer: str
+    allow_http: bool
+    http_timeout: float
+    metadata: ProviderMetadata
+    _clock: Callable[[], float]
+
+    def validate_access_token(self, token: Any) -> Claims: ...
+
+    def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str, share: bool = False
+                          ) -> Tuple[Mapping[str, Any], Dict[str, Any], VerifyKey, str]: ...
 
 
 def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
@@ -84,7 +100,7 @@ def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
 class UserInfoClient:
     """UserInfo for one :class:`~oidc_guard.TokenValidator` (see module doc)."""
 
-    def __init__(self, validator: "TokenValidator", *, ttl: float = 60.0, max_entries: int = 10000,
+    def __init__(self, validator: _Validator, *, ttl: float = 60.0, max_entries: int = 10000,
                  max_in_flight: int = 4, queue_timeout: float = 1.0) -> None:
         self._v = validator
         self.ttl = float(ttl)

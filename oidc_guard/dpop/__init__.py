@@ -56,14 +56,10 @@ from __future__ import annotations
 
 from .._b64 import b64url_encode
 from .._jws import SEGMENT_TO_STD_OR_BAD as _SEGMENT_TO_STD_OR_BAD
-from .htu import _normalize_htu, _remove_dot_segments, normalize_htu
-from .nonces import _MAX_NONCE_LENGTH, DPoPNonces
+from .htu import normalize_htu
+from .nonces import DPoPNonces
 from .replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .verifier import (
-    _DPOP_TYP,
-    _HEADER_MEMO_MAX,
-    _PRIVATE_MEMBERS,
-    _REPLAY_NAMESPACE,
     DEFAULT_LEEWAY,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_PROOF_BYTES,
@@ -72,9 +68,6 @@ from .verifier import (
     DPoPVerifier,
     InvalidDPoPProof,
     UseDPoPNonce,
-    _desc,
-    _header_values,
-    _split_field,
     access_token_hash,
     jwk_thumbprint,
     log,
