@@ -435,7 +435,7 @@ class TokenValidator:
         refusal: the caller then calls :meth:`validate_access_token`, which
         decides (and may do I/O).  Lets an event loop answer cached tokens
         on the loop and send everything else to a thread
-        (:mod:`oidc_guard._aio`)."""
+        (``oidc_guard._aio``)."""
         if type(token) is not str:
             return None
         if self._introspect_all or (self._introspect_opaque and token not in self._front

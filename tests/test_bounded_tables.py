@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from oidc_guard import TokenValidator, claims, metrics
+from oidc_guard import TokenValidator, _jws, claims, metrics
 from oidc_guard._bounded import LRU, Fifo, Interned, Memo
 from oidc_guard._sharing import StringSharing
 from oidc_guard.credentials import quote_path
@@ -43,6 +43,7 @@ def test_module_tables_are_bounded_kinds():
     assert quote_path.cache_parameters()["maxsize"] == 1024
     assert _normalize_htu.cache_parameters()["maxsize"] == 1024
     assert metrics._attributes.cache_parameters()["maxsize"] == 256
+    assert type(_jws._JWS_HEADERS) is Memo and _jws._JWS_HEADERS.maxsize == 256
 
 
 def test_scope_tables_keep_their_bounds_and_sharing():
