@@ -73,7 +73,7 @@ def setup(alg: str) -> Dict[str, Any]:
     jkt = key.jkt
     verifier.verify("GET", URL, headers, access_token=token, jkt=jkt)  # fills the header memo
     h_raw, p_raw, s_raw = proof.encode("ascii").split(b".")
-    (alg_, vkey, thumb, *_rest), = verifier._header_memo.values()
+    (alg_, vkey, thumb, *_rest), = verifier._header_memo.data.values()
     signing_input = h_raw + b"." + p_raw
     signature = _b64decode_std(s_raw.translate(_URLSAFE_TO_STD))
     payload_raw = _b64decode_std(p_raw.translate(_URLSAFE_TO_STD))
@@ -86,7 +86,7 @@ def setup(alg: str) -> Dict[str, Any]:
     nosig = d.DPoPVerifier(replay_store=_AcceptAll())
     nosig.verify("GET", URL, headers, access_token=token, jkt=jkt)
     (memo_key,) = nosig._header_memo
-    nosig._header_memo[memo_key] = (alg_, _NoSig(), thumb, *nosig._header_memo[memo_key][3:])
+    nosig._header_memo.data[memo_key] = (alg_, _NoSig(), thumb, *nosig._header_memo.data[memo_key][3:])
 
     # The middleware around verify(), with a cached token, signature no-op.
     from oidc_guard import BearerMiddleware
@@ -115,7 +115,8 @@ def setup(alg: str) -> Dict[str, Any]:
     assert mw.dpop_verifier is not None
     mw.dpop_verifier.verify("GET", URL, headers, access_token=token, jkt=jkt)
     (memo_key,) = mw.dpop_verifier._header_memo
-    mw.dpop_verifier._header_memo[memo_key] = (alg_, _NoSig(), thumb, *mw.dpop_verifier._header_memo[memo_key][3:])
+    mw.dpop_verifier._header_memo.data[memo_key] = (alg_, _NoSig(), thumb,
+                                                 *mw.dpop_verifier._header_memo.data[memo_key][3:])
     env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/jobs", "SCRIPT_NAME": "", "wsgi.url_scheme": "http",
            "HTTP_HOST": "internal:8000"}
     dpop_auth = "DPoP " + token
@@ -147,6 +148,7 @@ def setup(alg: str) -> Dict[str, Any]:
 
 def measure(alg: str) -> Dict[str, float]:
     from oidc_guard import dpop as d
+    from oidc_guard.dpop import verifier as dv
     from oidc_guard._jws import b64decode_std as _b64decode_std, parse_json_object as _parse_json_object
 
     f = setup(alg)
@@ -163,8 +165,8 @@ def measure(alg: str) -> Dict[str, float]:
 
     # Pieces of verify(), in isolation.
     raw = proof.encode("ascii")
-    out["  _header_values(list) (verify())"] = best(lambda: d._header_values(headers, "DPoP"))
-    out["  _split_field(value) (middleware)"] = best(lambda: d._split_field(proof))
+    out["  _header_values(list) (verify())"] = best(lambda: dv._header_values(headers, "DPoP"))
+    out["  _split_field(value) (middleware)"] = best(lambda: dv._split_field(proof))
     out["  isascii + encode + 2 finds + 3 slices"] = best(
         lambda: proof.isascii() and (raw.find(b"."), raw.find(b".", 30), raw[:30], raw[31:40], raw[41:]))
     table = d._SEGMENT_TO_STD_OR_BAD
@@ -172,13 +174,13 @@ def measure(alg: str) -> Dict[str, float]:
     out["  2 translates to std-or-'!' + '!' checks"] = best(
         lambda: b"!" in p_raw.translate(table) or b"!" in s_raw.translate(table))
     out["  b64 decode payload + signature"] = best(lambda: (_b64decode_std(p_std), _b64decode_std(s_std)))
-    out["  memo lookup (hash of the header bytes)"] = best(lambda: verifier._header_memo.get(h_raw + b""))
+    out["  memo lookup (hash of the header bytes)"] = best(lambda: verifier._header_memo.data.get(h_raw + b""))
     out["  payload JSON (duplicate check)"] = best(lambda: _parse_json_object(payload_raw, "payload"))
     htu = payload["htu"]
     out["  normalize_htu x2 (memo hits)"] = best(lambda: (d.normalize_htu(htu), d.normalize_htu(URL)))
     out["  ath: SHA-256 of the token, base64url"] = best(lambda: d.access_token_hash(token))
     jti = payload["jti"]
-    prefix = d._REPLAY_NAMESPACE + thumb.encode("ascii") + b"\x00"
+    prefix = dv._REPLAY_NAMESPACE + thumb.encode("ascii") + b"\x00"
     out["  replay key (sha256 hexdigest)"] = best(
         lambda: "dpop:jti:" + hashlib.sha256(prefix + jti.encode("utf-8", "surrogatepass")).hexdigest())
     out["  _record (key + accept-all store)"] = best(lambda: verifier._record(prefix, jti, payload["iat"], time.time()))

@@ -33,6 +33,7 @@ import re
 from datetime import datetime, timezone
 from typing import AbstractSet, Any, Container, Dict, List, Optional, Tuple
 
+from ._bounded import Memo
 from .errors import InvalidToken
 
 __all__ = [
@@ -342,10 +343,10 @@ def check_header(header: Dict[str, Any], algorithms: AbstractSet[str], allowed_t
 # (looks_like_jws): the header of every token signed with one key is the
 # same string, so a real JWT's header is decoded here once, not per token.
 # Only headers up to _JWS_HEADER_MEMO_LEN characters are remembered, at most
-# _JWS_HEADERS_MAX of them (cleared when full).  A pure function's memo: what
-# it holds only repeats what decoding would say again.
-_JWS_HEADERS: Dict[str, bool] = {}
+# _JWS_HEADERS_MAX of them (a Memo: cleared when full).  A pure function's
+# memo: what it holds only repeats what decoding would say again.
 _JWS_HEADERS_MAX = 256
+_JWS_HEADERS: Memo[str, bool] = Memo(_JWS_HEADERS_MAX)
 _JWS_HEADER_MEMO_LEN = 1024
 
 
@@ -369,7 +370,7 @@ def looks_like_jws(token: str) -> bool:
     if b"!" in token.encode("ascii").translate(TO_STD_OR_BAD):
         return False
     head = token[:first]
-    if head in _JWS_HEADERS:
+    if head in _JWS_HEADERS.data:
         return True
     try:
         header = json.loads(b64decode_std(head.encode("ascii").translate(URLSAFE_TO_STD)).decode("utf-8"))
@@ -378,9 +379,7 @@ def looks_like_jws(token: str) -> bool:
     if not isinstance(header, dict) or "alg" not in header:
         return False
     if len(head) <= _JWS_HEADER_MEMO_LEN:
-        if len(_JWS_HEADERS) >= _JWS_HEADERS_MAX:
-            _JWS_HEADERS.clear()
-        _JWS_HEADERS[head] = True
+        _JWS_HEADERS.put(head, True)
     return True
 
 

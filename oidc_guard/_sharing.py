@@ -20,6 +20,7 @@ import json
 import threading
 from typing import Any, Dict, List, Tuple
 
+from ._bounded import Interned
 # The one duplicate-member check (RFC 7515 section 4 / RFC 7519 section 4),
 # importable from here as before (oidc_guard.http uses this name).
 from ._jws import check_no_duplicates
@@ -41,15 +42,16 @@ _STR_ONLY = frozenset((str,))
 
 class StringSharing:
     """The shared-string tables of one validator and the decoder that uses
-    them.  Thread-safe: the tables are plain dicts only ever grown with
-    setdefault (atomic), and the misses list is per thread."""
+    them.  Thread-safe: the tables are :class:`~oidc_guard._bounded.Interned`
+    pools (plain dicts only ever grown with setdefault, atomic; the decoder
+    reads their ``data`` directly), and the misses list is per thread."""
 
     def __init__(self) -> None:
         # str -> the one shared instance (see _SHARED_STRINGS_MAX)
-        self.strings: Dict[str, str] = {}
+        self.strings: Interned[str] = Interned(_SHARED_STRINGS_MAX)
         # tuple of str items -> the same items as shared instances (lists of
-        # str claims: aud, scope, amr); bounded
-        self.lists: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
+        # str claims: aud, scope, amr); bounded (_SHARED_LISTS_MAX)
+        self.lists: Interned[Tuple[str, ...]] = Interned(_SHARED_LISTS_MAX)
         # Strings not yet shared, noted by the hook for the payload being
         # parsed in this thread (set by start()).
         self._local = threading.local()
@@ -75,8 +77,8 @@ class StringSharing:
         signature is verified (the payload is still unverified here).  Lists
         are the parser's own new lists (or new exactly-sized copies), so no
         two cache entries share a mutable object."""
-        get = self.strings.get
-        lists = self.lists
+        get = self.strings.data.get
+        lists = self.lists.data
         misses: List[Any] = self._local.misses
         obj: Dict[str, Any] = {}
         for name, value in pairs:
@@ -125,15 +127,16 @@ class StringSharing:
         str) the decoder did not find, within the tables' bounds
         (_SHARED_STRINGS_MAX, _SHARED_LISTS_MAX).  The payload already holds
         these very objects, so they become the shared instances."""
-        table = self.strings
-        lists = self.lists
+        share = self.strings.share  # not grown past _SHARED_STRINGS_MAX
+        strings = self.strings.data
         for item in misses:
             if type(item) is str:
-                if len(table) < _SHARED_STRINGS_MAX and len(item) <= _SHARED_STRING_MAX_LEN:
-                    table.setdefault(item, item)
+                if len(item) <= _SHARED_STRING_MAX_LEN:
+                    share(item)
             else:
                 for text in item:
-                    if len(table) < _SHARED_STRINGS_MAX and len(text) <= _SHARED_STRING_MAX_LEN:
-                        table.setdefault(text, text)
-                if len(lists) < _SHARED_LISTS_MAX and len(item) <= _SHARED_LIST_MAX_LEN:
-                    lists.setdefault(item, tuple([table.get(text) or text for text in item]))
+                    if len(text) <= _SHARED_STRING_MAX_LEN:
+                        share(text)
+                if len(item) <= _SHARED_LIST_MAX_LEN:
+                    # keyed by the items themselves: equal tuples, shared str
+                    self.lists.share(tuple([strings.get(text) or text for text in item]))

@@ -365,7 +365,7 @@ class Authenticator:
                 # The DPoP field value itself (no header list to build and
                 # search; the same checks).  Repeated fields arrive joined with
                 # commas; the verifier splits them again and refuses two proofs.
-                proof = self.dpop_verifier._verify_header_value(
+                proof = self.dpop_verifier.verify_field(
                     facts.method, request_url(facts, self.public_url), facts.dpop, credential.token, jkt)
                 binding = "dpop"
             elif jkt is not None:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Dict, FrozenSet, Iterator, Mapping, Optional, Tuple
 
+from ._bounded import Interned, Memo
 from .errors import InvalidToken
 
 __all__ = ["Claims", "parse_scopes", "confirmation_keys", "required_binding", "with_binding"]
@@ -28,18 +29,11 @@ __all__ = ["Claims", "parse_scopes", "confirmation_keys", "required_binding", "w
 # validator's verified-token cache keeps a Claims per token: one shared
 # frozenset per distinct set instead of one per Claims (a 5-scope frozenset
 # is about 470 bytes).  frozensets are immutable, so sharing is invisible.
-# Bounded: past _SHARED_SCOPE_SETS_MAX distinct sets, new ones are not shared.
-_SHARED_SCOPE_SETS: Dict[FrozenSet[str], FrozenSet[str]] = {}
+# Bounded (an Interned pool): past _SHARED_SCOPE_SETS_MAX distinct sets, new
+# ones are not shared.
 _SHARED_SCOPE_SETS_MAX = 1024
-
-
-def _shared_scope_set(found: FrozenSet[str]) -> FrozenSet[str]:
-    shared = _SHARED_SCOPE_SETS.get(found)
-    if shared is not None:
-        return shared
-    if len(_SHARED_SCOPE_SETS) < _SHARED_SCOPE_SETS_MAX:
-        return _SHARED_SCOPE_SETS.setdefault(found, found)
-    return found
+_SHARED_SCOPE_SETS: Interned[FrozenSet[str]] = Interned(_SHARED_SCOPE_SETS_MAX)
+_shared_scope_set = _SHARED_SCOPE_SETS.share
 
 
 # --- RFC 6749 section 3.3: the scope syntax ----------------------------------
@@ -77,10 +71,10 @@ _NOT_SCOPE_STRING = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 # Memo of parsed scope values: the same scope string (or array) recurs in
 # every token of a client, and the check + split + set above costs about
 # 1 us; the memo makes it one dict look-up.  Only values that passed are
-# kept; bounded (cleared when full).  Keys are immutable (str, or a tuple
-# of the array's items), so an entry can never change.
-_SCOPE_MEMO: Dict[Any, FrozenSet[str]] = {}
+# kept; bounded (a Memo: cleared when full).  Keys are immutable (str, or a
+# tuple of the array's items), so an entry can never change.
 _SCOPE_MEMO_MAX = 2048
+_SCOPE_MEMO: Memo[Any, FrozenSet[str]] = Memo(_SCOPE_MEMO_MAX)
 _SCOPE_MEMO_MAX_LEN = 2048
 
 
@@ -102,7 +96,7 @@ def parse_scopes(value: Any, claim: str = "scope") -> FrozenSet[str]:
         key = tuple(value)
     else:
         raise _invalid(claim, "is neither a string nor an array of strings")
-    found = _SCOPE_MEMO.get(key)
+    found = _SCOPE_MEMO.data.get(key)
     if found is not None:
         return found
     if type(key) is str:
@@ -117,9 +111,7 @@ def parse_scopes(value: Any, claim: str = "scope") -> FrozenSet[str]:
         names = list(key)
     found = _shared_scope_set(frozenset(name for name in names if name))
     if len(key) <= _SCOPE_MEMO_MAX_LEN:
-        if len(_SCOPE_MEMO) >= _SCOPE_MEMO_MAX:
-            _SCOPE_MEMO.clear()
-        _SCOPE_MEMO[key] = found
+        _SCOPE_MEMO.put(key, found)
     return found
 
 

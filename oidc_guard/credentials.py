@@ -18,7 +18,6 @@ take a WSGI environ (and are also importable from :mod:`oidc_guard.wsgi`).
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 from urllib.parse import parse_qsl, quote
 
+from ._bounded import memo_function
 from .errors import InvalidRequest
 
 __all__ = [
@@ -354,11 +354,15 @@ class EnvironFacts:
 _QUOTE_MEMO_MAX_PATH = 512
 
 
-@functools.lru_cache(maxsize=1024)
+def _quote(path: str) -> str:
+    return quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
+
+
+@memo_function(1024)
 def quote_path(path: str) -> str:
     """A request path (raw bytes decoded as latin-1) percent-encoded as a
     URL path; memoised."""
-    return quote(path.encode("latin-1", "replace"), safe="/!$&'()*+,;=:@~-._")
+    return _quote(path)
 
 
 def request_url(facts: RequestFacts, public_url: Optional[str]) -> str:
@@ -368,7 +372,7 @@ def request_url(facts: RequestFacts, public_url: Optional[str]) -> str:
     ``origin()`` + the same.  ``X-Forwarded-*`` headers
     are never read: any client can send them."""
     path = facts.root_path + facts.path
-    quoted = quote_path(path) if len(path) <= _QUOTE_MEMO_MAX_PATH else quote_path.__wrapped__(path)
+    quoted = quote_path(path) if len(path) <= _QUOTE_MEMO_MAX_PATH else _quote(path)
     return (public_url if public_url is not None else facts.origin()) + quoted
 
 

@@ -52,7 +52,7 @@ from ._flask_order import check_view_order, record_wrapped, view_order_check_onc
 from .auth import AuthResult
 from .claims import Claims
 from .errors import OIDCGuardError
-from .multi import _members_of
+from .multi import members_of as _members_of
 from .protocols import AccessTokenValidator
 from .rules import Decorators, InsufficientClaims, Rule, includes
 from .validator import ConfigurationError

@@ -47,6 +47,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Optional, Tuple
 
+from ._bounded import memo_function
 from .errors import ConfigurationError, ProviderError
 
 __all__ = ["enable", "disable", "record_decision", "record_provider_call", "PROVIDER_KINDS"]
@@ -82,9 +83,10 @@ active: Optional[_Instruments] = None
 
 _lock = threading.Lock()
 _ACCEPTED: Dict[str, str] = {"outcome": "accepted"}
-# Attribute dicts, made once per (outcome, reason): the reasons are the
-# library's fixed codes, so this stays small.
-_attrs: Dict[Tuple[str, str], Dict[str, str]] = {}
+# Attribute dicts, made once per (outcome, reason) by _attributes (a
+# memo_function of _MAX_ATTR_SETS entries): the reasons are the library's
+# fixed codes, so this stays small, and bounded even if an application
+# invents reasons.
 _MAX_ATTR_SETS = 256
 
 
@@ -119,14 +121,10 @@ def disable() -> None:
         active = None
 
 
+@memo_function(_MAX_ATTR_SETS)
 def _attributes(outcome: str, reason: str) -> Dict[str, str]:
-    key = (outcome, reason)
-    found = _attrs.get(key)
-    if found is None:
-        found = {"outcome": outcome, "reason": reason}
-        if len(_attrs) < _MAX_ATTR_SETS:  # bounded even if an application invents reasons
-            _attrs[key] = found
-    return found
+    # one dict per (outcome, reason), shared by every recording: never changed
+    return {"outcome": outcome, "reason": reason}
 
 
 def record_decision(error: Optional[BaseException]) -> None:

@@ -42,19 +42,36 @@ from __future__ import annotations
 import hashlib
 import threading
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Protocol, Tuple
 
+from ._bounded import Fifo
 from .claims import Claims, required_binding
+from .discovery import ProviderMetadata
 from .errors import InsufficientScope, InvalidToken, ProviderError
 from .http import check_url, decode_json_object, fetch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .validator import TokenValidator
+from .jwks import VerifyKey
 
 __all__ = ["UserInfoClient", "MAX_USERINFO_BYTES", "sender_constrained"]
 
 MAX_USERINFO_BYTES = 256 * 1024
 _USERINFO_TYP = frozenset({"jwt", "userinfo+jwt"})
+
+
+class _Validator(Protocol):
+    """What a :class:`UserInfoClient` uses of the
+    :class:`~oidc_guard.TokenValidator` it serves (typed here, so that this
+    module does not import the validator that imports it)."""
+
+    issuer: str
+    allow_http: bool
+    http_timeout: float
+    metadata: ProviderMetadata
+    _clock: Callable[[], float]
+
+    def validate_access_token(self, token: Any) -> Claims: ...
+
+    def _verify_signature(self, token: Any, allowed_typ: FrozenSet[str], what: str, share: bool = False
+                          ) -> Tuple[Mapping[str, Any], Dict[str, Any], VerifyKey, str]: ...
 
 
 def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
@@ -83,7 +100,7 @@ def sender_constrained(claims: Mapping[str, Any]) -> Optional[str]:
 class UserInfoClient:
     """UserInfo for one :class:`~oidc_guard.TokenValidator` (see module doc)."""
 
-    def __init__(self, validator: "TokenValidator", *, ttl: float = 60.0, max_entries: int = 10000,
+    def __init__(self, validator: _Validator, *, ttl: float = 60.0, max_entries: int = 10000,
                  max_in_flight: int = 4, queue_timeout: float = 1.0) -> None:
         self._v = validator
         self.ttl = float(ttl)
@@ -91,8 +108,9 @@ class UserInfoClient:
         self.queue_timeout = float(queue_timeout)
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._max = max(1, int(max_entries))
-        self._cache: Dict[bytes, Tuple[Mapping[str, Any], float]] = {}
-        self._lock = threading.Lock()
+        # SHA-256(token) -> (profile, until): a Fifo (oldest eighth dropped
+        # when full); each entry carries its own expiry, checked on a hit
+        self._cache: Fifo[bytes, Tuple[Mapping[str, Any], float]] = Fifo(self._max)
         self.calls = 0
 
     def endpoint(self) -> str:
@@ -112,7 +130,7 @@ class UserInfoClient:
         assert isinstance(access_token, str)  # validate_access_token refused anything else
         digest = hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest()
         now = self._v._clock()
-        hit = self._cache.get(digest)
+        hit = self._cache.data.get(digest)
         if hit is not None and now < hit[1]:
             return hit[0]
         profile = self._fetch(access_token, claims)
@@ -121,11 +139,7 @@ class UserInfoClient:
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             until = min(until, float(exp))
         if self.ttl > 0 and until > now:
-            with self._lock:
-                if len(self._cache) >= self._max:
-                    for old in list(self._cache)[: max(1, self._max // 8)]:
-                        del self._cache[old]
-                self._cache[digest] = (profile, until)
+            self._cache.put(digest, (profile, until))
         return profile
 
     def _fetch(self, access_token: str, claims: Claims) -> Mapping[str, Any]:

@@ -29,6 +29,7 @@ import time
 from types import MappingProxyType
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
+from ._bounded import Memo
 from ._checks import audience_list, check_audience, check_issuer, check_times
 from ._idtoken import ID_TOKEN_ONLY_CLAIMS, check_id_token
 from ._jws import (COMPACT_JWS, SEGMENT_TO_STD_OR_BAD, URLSAFE_TO_STD, b64decode_std, check_header, foreign_issuer,
@@ -241,7 +242,8 @@ class TokenValidator:
         self._tokens: Optional[VerifiedTokenCache] = (
             VerifiedTokenCache(self._cache_size, _FRONT_MAX) if cache_size > 0 else None)
         self._cache = self._tokens.lru if self._tokens is not None else None
-        self._front: Dict[str, Claims] = self._tokens.front if self._tokens is not None else {}
+        # the front Memo's plain dict: the hit path reads it with one C call
+        self._front: Dict[str, Claims] = self._tokens.front.data if self._tokens is not None else {}
         # The payload of a token that will be cached is parsed with
         # _sharing.decoder: one pass that rejects duplicates and shares
         # strings (oidc_guard._sharing).  Strings not yet shared are
@@ -250,8 +252,9 @@ class TokenValidator:
         # can never fill them.
         self._sharing = StringSharing()
         # (header segment, allowed typ, algorithms) -> (read-only header, alg, kid)
-        self._header_memo: Dict[Tuple[bytes, FrozenSet[str], FrozenSet[str]],
-                                Tuple[Mapping[str, Any], str, Optional[str]]] = {}
+        # (a Memo: cleared when it holds _HEADER_MEMO_MAX entries)
+        self._header_memo: Memo[Tuple[bytes, FrozenSet[str], FrozenSet[str]],
+                                Tuple[Mapping[str, Any], str, Optional[str]]] = Memo(_HEADER_MEMO_MAX)
         self._setup_introspection(
             introspection_client_id, introspection_client_secret, introspection_endpoint,
             introspection_auth_method, validation_mode, introspection_cache_ttl, shared_cache,
@@ -545,7 +548,7 @@ class TokenValidator:
         # depends on nothing else.  The key is still looked up in the
         # current JWKS and the signature still verified for every token.
         memo_key = (h_seg, allowed_typ, self.algorithms)
-        memo = self._header_memo.get(memo_key)
+        memo = self._header_memo.data.get(memo_key)
         try:
             header_raw = b64decode_std(h_seg) if memo is None else b""
             payload_raw = b64decode_std(p_seg)
@@ -560,9 +563,7 @@ class TokenValidator:
             # Read-only, so the Claims of all tokens with this header can
             # share it (Claims keeps a MappingProxyType without copying).
             header = MappingProxyType(parsed)
-            if len(self._header_memo) >= _HEADER_MEMO_MAX:
-                self._header_memo.clear()
-            self._header_memo[memo_key] = (header, alg, kid)
+            self._header_memo.put(memo_key, (header, alg, kid))
 
         # The payload is parsed before the key lookup (it is parsed once in
         # any case) for one reason only: a token naming another issuer is

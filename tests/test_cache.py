@@ -392,7 +392,7 @@ def test_rejected_headers_are_never_remembered(issuer, make_validator):
     for _ in range(2):
         with pytest.raises(InvalidToken, match="crit"):
             validator.validate_access_token(issuer.mint(header={"crit": ["exp"], "exp": 1}))
-    assert all("crit" not in header for header, _alg, _kid in validator._header_memo.values())
+    assert all("crit" not in header for header, _alg, _kid in validator._header_memo.data.values())
 
 
 def test_header_memo_is_bounded(issuer, make_validator):

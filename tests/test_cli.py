@@ -242,6 +242,26 @@ def test_validate_says_a_bound_token_needs_its_proof(issuer):
     assert json.loads(validate(issuer, issuer.mint(), "--json").stdout)["binding"] is None
 
 
+@pytest.mark.parametrize("cnf, note", [
+    ({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, "certificate-bound (cnf x5t#S256, RFC 8705)"),
+    ("not-an-object", "cnf is not a JSON object (RFC 7800 section 3.1): the middleware refuses this token"),
+    ({"jkt": None}, None),  # absent for the middleware too: no proof is asked for
+])
+def test_validate_binding_note_is_the_middlewares_reading(issuer, cnf, note):
+    doc = json.loads(validate(issuer, issuer.mint(claims={"cnf": cnf}), "--json").stdout)
+    assert doc["binding"] == note if note is None else doc["binding"].startswith(note)
+
+
+def test_inspect_notes_the_binding_as_the_middleware_reads_it(issuer):
+    jkt, x5t = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"
+    both = run("inspect", issuer.mint(claims={"cnf": {"jkt": jkt, "x5t#S256": x5t}})).stdout
+    assert "cnf.jkt: a DPoP-bound token" in both and "cnf x5t#S256: a certificate-bound token" in both
+    odd = run("inspect", issuer.mint(claims={"cnf": ["jkt"]})).stdout
+    assert "cnf is not a JSON object: oidc_guard refuses this token" in odd and "DPoP-bound" not in odd
+    null = run("inspect", issuer.mint(claims={"cnf": {"jkt": None}})).stdout
+    assert "DPoP-bound" not in null and "refuses" not in null
+
+
 def test_validate_id_token(issuer):
     id_token = issuer.mint_id_token("spa", nonce="n-1")
     ok = run("validate", id_token, "--issuer", issuer.issuer, "--id-token", "--client-id", "spa",

@@ -623,7 +623,7 @@ def test_key_cache_hit_still_checks_payload_and_signature_segments(es_key, clock
 
 
 def test_key_cache_is_bounded(clock, verifier):
-    from oidc_guard import dpop
+    from oidc_guard.dpop import verifier as dpop
 
     key = DPoPKey("EdDSA")
     for i in range(dpop._HEADER_MEMO_MAX + 5):

@@ -13,6 +13,9 @@ import json
 import re
 from typing import Any, Dict, Mapping, TextIO, Tuple
 
+from ..claims import confirmation_keys
+from ..errors import InvalidToken
+
 __all__ = ["EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_PROVIDER", "UsageError", "read_token", "TooDeep",
            "decode_unverified", "token_bindings"]
 
@@ -110,10 +113,15 @@ def token_bindings(claims: Mapping[str, Any]) -> Tuple[str, ...]:
     """The proofs a token's ``cnf`` claim (RFC 7800 section 3.1) asks for,
     in the order they are checked: ``"dpop"`` for ``cnf.jkt`` (RFC 9449
     section 6), ``"mtls"`` for ``cnf["x5t#S256"]`` (RFC 8705 section 3.1);
-    ``()`` for a plain bearer token.
+    ``()`` for a plain bearer token; ``("unreadable",)`` when ``cnf`` is
+    there but not a JSON object (the guard refuses such a token, reason
+    ``binding``).  Read by :func:`oidc_guard.claims.confirmation_keys`, the
+    decision the guard itself makes, so the command says what a request
+    would meet (a member whose value is ``null`` is absent there too).
     Only reads the claims: ``inspect`` passes the unverified payload,
     ``validate`` the verified claims; nothing here checks a proof."""
-    cnf = claims.get("cnf")
-    if not isinstance(cnf, dict):
-        return ()
-    return tuple(kind for kind, member in (("dpop", "jkt"), ("mtls", "x5t#S256")) if member in cnf)
+    try:
+        jkt, x5t = confirmation_keys(claims)
+    except InvalidToken:
+        return ("unreadable",)
+    return tuple(kind for kind, value in (("dpop", jkt), ("mtls", x5t)) if value is not None)

@@ -137,4 +137,6 @@ def _inspect_notes(header: Mapping[str, Any], payload: Any) -> List[str]:
             notes.append("cnf.jkt: a DPoP-bound token, it must be sent with a DPoP proof (RFC 9449)")
         if "mtls" in bindings:
             notes.append("cnf x5t#S256: a certificate-bound token, it needs the client's TLS certificate (RFC 8705)")
+        if "unreadable" in bindings:
+            notes.append("cnf is not a JSON object: oidc_guard refuses this token (RFC 7800 section 3.1)")
     return notes

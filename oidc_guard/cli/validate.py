@@ -61,6 +61,9 @@ def _binding_note(claims: Mapping[str, Any]) -> Optional[str]:
     bindings = token_bindings(claims)
     if not bindings:
         return None
+    if bindings[0] == "unreadable":
+        return ("cnf is not a JSON object (RFC 7800 section 3.1): the middleware refuses this token "
+                "(401, reason binding)")
     if bindings[0] == "dpop":
         return ("DPoP-bound (cnf.jkt, RFC 9449): a request needs 'Authorization: DPoP' and a proof signed "
                 "by that key; sent as Bearer it gets 401")

@@ -2,7 +2,9 @@
 
 Framework-free: :meth:`DPoPVerifier.verify` takes the request method, the
 request URL and the request's headers (a mapping or ``(name, value)`` pairs),
-never a WSGI environ; :mod:`oidc_guard.wsgi` supplies them.
+never a WSGI environ; the adapters supply them (through
+:class:`oidc_guard.auth.Authenticator`, which calls
+:meth:`DPoPVerifier.verify_field` with the ``DPoP`` field value).
 
 The order of the checks (RFC 9449 section 4.3) never believes anything the
 proof's payload says before the proof's signature is verified:
@@ -10,7 +12,7 @@ proof's payload says before the proof's signature is verified:
 1. size bound, before any parsing (``max_proof_bytes``);
 2. exactly one ``DPoP`` header (4.3 step 1), one JWS in it;
 3. JWS compact serialization with strict, canonical base64url (step 2; the
-   parser of :mod:`oidc_guard.validator`, so one JWS has one spelling);
+   parser every token goes through, ``oidc_guard._jws``, so one JWS has one spelling);
 4. header: ``typ`` is ``dpop+jwt`` (step 4); ``alg`` in the same asymmetric
    allow-list as access tokens, never ``none`` or HS* (step 5); ``jwk`` a
    public key (step 7: no private members), parsed by the very function that
@@ -56,14 +58,10 @@ from __future__ import annotations
 
 from .._b64 import b64url_encode
 from .._jws import SEGMENT_TO_STD_OR_BAD as _SEGMENT_TO_STD_OR_BAD
-from .htu import _normalize_htu, _remove_dot_segments, normalize_htu
-from .nonces import _MAX_NONCE_LENGTH, DPoPNonces
+from .htu import normalize_htu
+from .nonces import DPoPNonces
 from .replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .verifier import (
-    _DPOP_TYP,
-    _HEADER_MEMO_MAX,
-    _PRIVATE_MEMBERS,
-    _REPLAY_NAMESPACE,
     DEFAULT_LEEWAY,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_PROOF_BYTES,
@@ -72,9 +70,6 @@ from .verifier import (
     DPoPVerifier,
     InvalidDPoPProof,
     UseDPoPNonce,
-    _desc,
-    _header_values,
-    _split_field,
     access_token_hash,
     jwk_thumbprint,
     log,

@@ -3,10 +3,11 @@ normalised by RFC 3986 sections 6.2.2 and 6.2.3 (part of oidc_guard.dpop)."""
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import List, Tuple
 from urllib.parse import unquote_to_bytes, urlsplit
+
+from .._bounded import memo_function
 
 __all__ = ["normalize_htu"]
 
@@ -57,7 +58,7 @@ def normalize_htu(url: str) -> Tuple[str, str, int, bytes]:
     return _normalize_htu(url)
 
 
-@functools.lru_cache(maxsize=1024)
+@memo_function(1024)
 def _normalize_htu(url: str) -> Tuple[str, str, int, bytes]:
     # Pure function of the string: memoised (a client names the same few
     # URLs, and the request URL repeats), bounded.

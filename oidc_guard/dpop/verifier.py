@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .._b64 import b64url_encode
+from .._bounded import Memo
 from .._jws import URLSAFE_TO_STD, b64decode_std, is_numeric_date, parse_json_object, show, split_std
 from ..cache import POLICY_RECHECK_SECONDS
 from ..errors import InvalidToken, ProviderError
@@ -210,9 +211,9 @@ class DPoPVerifier:
         # on-curve EC, Ed25519) are stored; a header that differs in any
         # byte (another key, an added "d") is a miss and is checked in full.
         # The signature, the payload checks and the jti record run on every
-        # proof.  Bounded: cleared when it holds _HEADER_MEMO_MAX entries.
-        # Entries: (alg, key, jkt, jkt as bytes, replay-key prefix).
-        self._header_memo: Dict[bytes, Tuple[str, VerifyKey, str, bytes, bytes]] = {}
+        # proof.  Bounded: a Memo, cleared when it holds _HEADER_MEMO_MAX
+        # entries.  Entries: (alg, key, jkt, jkt as bytes, replay-key prefix).
+        self._header_memo: Memo[bytes, Tuple[str, VerifyKey, str, bytes, bytes]] = Memo(_HEADER_MEMO_MAX)
         self._memo_lock = threading.Lock()
         self._store_failing = False
         self._store_untrusted = False
@@ -248,17 +249,24 @@ class DPoPVerifier:
         """
         return self._verify(method, url, _header_values(headers, "DPoP"), access_token, jkt)
 
-    def _verify_header_value(self, method: str, url: str, value: Any, access_token: Optional[str],
-                             jkt: Optional[str]) -> DPoPProof:
-        """:meth:`verify` for the one ``DPoP`` value a WSGI server passes
-        (``HTTP_DPOP``, repeated fields joined with commas by PEP 3333;
-        ``None`` when absent): the same checks without building a header
-        list and searching it (what :mod:`oidc_guard.wsgi` calls)."""
+    def verify_field(self, method: str, url: str, value: Any, access_token: Optional[str] = None,
+                     jkt: Optional[str] = None) -> DPoPProof:
+        """:meth:`verify` for the request's ``DPoP`` field value as one
+        string (what a WSGI server passes as ``HTTP_DPOP``, repeated fields
+        joined with commas by PEP 3333; what an ASGI adapter gets by joining
+        the ``dpop`` header lines with ``", "``), or ``None`` when absent:
+        the same checks without building a header list and searching it.
+        Two proofs joined with a comma are refused as two proofs (RFC 9449
+        section 4.3 step 1), as :meth:`verify` refuses two header lines.
+        What :class:`oidc_guard.auth.Authenticator` calls."""
         if type(value) is str:
             values = _split_field(value)
         else:
             values = [] if value is None else _header_values([("DPoP", value)], "DPoP")
         return self._verify(method, url, values, access_token, jkt)
+
+    # The name it had before it was public (kept for code that called it).
+    _verify_header_value = verify_field
 
     def _verify(self, method: str, url: str, values: List[str], access_token: Optional[str],
                 jkt: Optional[str]) -> DPoPProof:
@@ -284,7 +292,7 @@ class DPoPVerifier:
         # makes with one key, so this is the common case, and it skips the
         # JSON parse, the key parse (RSA modulus size, EC on-curve check) and
         # the RFC 7638 thumbprint.  The signature is still verified below.
-        memo_table = self._header_memo
+        memo_table = self._header_memo.data  # its plain dict: C look-ups only
         parts = split_std(raw, memo_table)
         if parts is None:
             raise InvalidDPoPProof("DPoP proof is not a JWS compact serialization (three base64url segments)")
@@ -304,9 +312,7 @@ class DPoPVerifier:
             memo = (alg, key, thumbprint, thumbprint.encode("ascii"),
                     _REPLAY_NAMESPACE + thumbprint.encode("ascii") + b"\x00")
             with self._memo_lock:
-                if len(self._header_memo) >= _HEADER_MEMO_MAX:
-                    self._header_memo.clear()
-                self._header_memo[h_raw] = memo
+                self._header_memo.put(h_raw, memo)
         alg, key, thumbprint, thumbprint_bytes, replay_prefix = memo
 
         # Step 6: the signature, with the key of the proof's own header.
