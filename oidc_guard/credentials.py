@@ -270,7 +270,7 @@ class Facts:
         form = self._form
         if form is None or isinstance(form, bytes):
             if form is not None and len(form) > limit:
-                _over_limit(len(form), limit)
+                form_over_limit(len(form), limit)
                 return None
             return form
         return form(limit)
@@ -386,7 +386,8 @@ def _is_form_request(facts: RequestFacts) -> bool:
     return media_type == _FORM_MEDIA_TYPE
 
 
-def _over_limit(length: int, limit: int) -> None:
+def form_over_limit(length: int, limit: int) -> None:
+    """Log (INFO) that a form body over ``limit`` bytes was not searched."""
     logger.info("form body of %d bytes is over the %d-byte limit; not searched for access_token", length, limit)
 
 
@@ -403,7 +404,7 @@ def _read_form_body(environ: Dict[str, Any], limit: int) -> Optional[bytes]:
         return None
     length = int(length_text)
     if length > limit:
-        _over_limit(length, limit)
+        form_over_limit(length, limit)
         return None
     stream = environ.get("wsgi.input")
     if stream is None:

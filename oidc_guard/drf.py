@@ -53,7 +53,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 
 from .auth import AuthResult
-from .django import _django_request, get_result
+from .django import django_request, get_result
 from .django._state import current
 from .errors import ErrorResponse, render_error
 from .rules import Rule, evaluate, log_denial, scope_rule
@@ -80,7 +80,7 @@ class OIDCGuardRefusal(APIException):  # type: ignore[misc]
                 self.wait = int(value)
         if request is not None:
             # BearerMiddleware adds the headers DRF's exception handler drops.
-            _django_request(request).oidc_refusal = rendered
+            django_request(request).oidc_refusal = rendered
 
 
 class OIDCAuthentication(BaseAuthentication):  # type: ignore[misc]
@@ -93,7 +93,7 @@ class OIDCAuthentication(BaseAuthentication):  # type: ignore[misc]
         result = get_result(request)
         claims = result.claims
         if claims is not None:
-            return _django_request(request).__dict__.get("oidc_user"), claims
+            return django_request(request).__dict__.get("oidc_user"), claims
         error = result.error
         if error is None:
             return None  # no token: anonymous
@@ -154,6 +154,11 @@ def _rule(mode: str, scopes: Tuple[str, ...], view: Any) -> Rule:
 
 class _ScopePermission(BasePermission):  # type: ignore[misc]
     mode = "all"
+    #: what the drf-spectacular extension (oidc_guard.drf_openapi) reads of
+    #: a scope permission, without importing this module: "all" or "any",
+    #: and the view's scopes for a method
+    oidc_guard_scope_mode = "all"
+    oidc_guard_scopes = staticmethod(required_scopes)
 
     def has_permission(self, request: Any, view: Any) -> bool:
         rule = _rule(self.mode, tuple(required_scopes(view, request.method)), view)
@@ -173,6 +178,7 @@ class HasScope(_ScopePermission):
     (401 without a valid token)."""
 
     mode = "all"
+    oidc_guard_scope_mode = "all"
 
 
 class HasAnyScope(_ScopePermission):
@@ -181,6 +187,7 @@ class HasAnyScope(_ScopePermission):
     ``insufficient_scope`` as :class:`HasScope`."""
 
     mode = "any"
+    oidc_guard_scope_mode = "any"
 
 
 # drf-spectacular finds its extensions by import: the OIDCAuthentication

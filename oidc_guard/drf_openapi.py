@@ -46,16 +46,18 @@ class OIDCAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[
         return {"type": "openIdConnect", "openIdConnectUrl": url}
 
     def get_security_requirement(self, auto_schema: Any) -> Union[Dict[str, List[Any]], List[Dict[str, List[Any]]]]:
-        from .drf import HasAnyScope, HasScope, required_scopes
-
         view = auto_schema.view
-        kinds = [p for p in getattr(view, "permission_classes", ()) if isinstance(p, type)]
-        any_of = any(issubclass(p, HasAnyScope) for p in kinds)
-        all_of = any(issubclass(p, HasScope) for p in kinds)
+        # The scope permissions of oidc_guard.drf say what they are
+        # (oidc_guard_scope_mode, oidc_guard_scopes): read without importing
+        # oidc_guard.drf, which imports this module.
+        kinds: List[Any] = [p for p in getattr(view, "permission_classes", ())
+                            if isinstance(p, type) and getattr(p, "oidc_guard_scope_mode", None) in ("all", "any")]
+        any_of = any(p.oidc_guard_scope_mode == "any" for p in kinds)
+        all_of = any(p.oidc_guard_scope_mode == "all" for p in kinds)
         if not (any_of or all_of) or _discovery_url() is None:
             return {SCHEME_NAME: []}
         try:
-            scopes = list(required_scopes(view, auto_schema.method))
+            scopes = list(kinds[0].oidc_guard_scopes(view, auto_schema.method))
         except ImproperlyConfigured:
             return {SCHEME_NAME: []}
         if any_of and not all_of:

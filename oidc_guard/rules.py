@@ -47,15 +47,25 @@ import logging
 import re
 import time
 from typing import (
-    TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast,
-    overload,
+    Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast,
+    Protocol, overload,
 )
 
 from .errors import InsufficientScope, InsufficientUserAuthentication, InvalidToken, MissingToken, OIDCGuardError
 from .loghint import note_refusal
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .auth import AuthResult
+
+
+class _Outcome(Protocol):
+    """What :func:`evaluate` reads of an :class:`oidc_guard.auth.AuthResult`
+    (a protocol, so that this module, which auth imports, need not import
+    auth)."""
+
+    @property
+    def claims(self) -> Any: ...
+
+    @property
+    def error(self) -> Optional[OIDCGuardError]: ...
 
 __all__ = [
     "InsufficientClaims",
@@ -460,7 +470,7 @@ class AuthTimeRule(Rule):
 # --- deciding a request -------------------------------------------------------
 
 
-def evaluate(result: "AuthResult", rule: Optional[Rule] = None) -> Optional[OIDCGuardError]:
+def evaluate(result: _Outcome, rule: Optional[Rule] = None) -> Optional[OIDCGuardError]:
     """``None`` when the request of ``result`` may reach a resource with
     ``rule`` (``None``: any valid token), else the error to answer with:
     the result's own error (invalid token, provider unusable) or a

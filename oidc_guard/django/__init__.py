@@ -169,7 +169,7 @@ def _attach(request: Any, result: AuthResult, user: Any) -> None:
         request.user = user
 
 
-def _django_request(request: Any) -> Any:
+def django_request(request: Any) -> Any:
     """The Django ``HttpRequest`` of ``request`` (a DRF ``Request`` wraps one)."""
     return getattr(request, "_request", request)
 
@@ -177,7 +177,7 @@ def _django_request(request: Any) -> Any:
 def get_result(request: Any) -> AuthResult:
     """The request's :class:`~oidc_guard.auth.AuthResult`: the middleware's,
     else made now (once per request) with the project's guard."""
-    request = _django_request(request)
+    request = django_request(request)
     result = request.__dict__.get("oidc_result")
     if result is None:
         state = current()
@@ -195,7 +195,7 @@ def get_user(request: Any) -> Any:
     """The user of the request's valid token (a :class:`TokenUser` or the
     user loader's), else ``None``."""
     get_result(request)
-    return _django_request(request).__dict__.get("oidc_user")
+    return django_request(request).__dict__.get("oidc_user")
 
 
 # --- refusals raised in a view ------------------------------------------------------
@@ -222,7 +222,7 @@ def userinfo(request: Any) -> Optional[Mapping[str, Any]]:
     answers (401, 403, or 503 with ``Retry-After``); a DPoP- or
     certificate-bound token gets 401 (see :mod:`oidc_guard.userinfo`)."""
     result = get_result(request)
-    request = _django_request(request)
+    request = django_request(request)
     if result.claims is None or result.credential is None:
         return None
     if _USERINFO_ATTR in request.__dict__:
@@ -370,7 +370,7 @@ def _django_decorator(rule: Optional[Rule]) -> Callable[[Callable[..., Any]], Ca
             @functools.wraps(view)
             async def guarded_async(request: Any, *args: Any, **kwargs: Any) -> Any:
                 denied = await sync_to_async(_denial, thread_sensitive=True)(request, rule) \
-                    if _django_request(request).__dict__.get("oidc_result") is None else _denial(request, rule)
+                    if django_request(request).__dict__.get("oidc_result") is None else _denial(request, rule)
                 if denied is not None:
                     return denied
                 return await view(request, *args, **kwargs)

@@ -9,7 +9,7 @@ from typing import Any, Optional, Tuple
 from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 
-from ..credentials import _over_limit
+from ..credentials import form_over_limit
 from ..errors import ErrorResponse
 
 __all__ = ["DjangoFacts", "to_response", "DISALLOWED_ORIGIN"]
@@ -95,7 +95,7 @@ class DjangoFacts:
             return None
         length = int(text)
         if length > limit:
-            _over_limit(length, limit)
+            form_over_limit(length, limit)
             return None
         body: bytes = self.request.body
         return body
