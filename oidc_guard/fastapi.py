@@ -49,7 +49,7 @@ what Swagger UI's Authorize button needs to sign in with PKCE
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, cast
 
 from fastapi import HTTPException, WebSocketException
 from fastapi.openapi.models import OAuth2, OAuthFlowAuthorizationCode, OAuthFlows, OpenIdConnect
@@ -58,12 +58,12 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from ._aio import authenticate_async
+from ._aio import authenticate_async, run_off_loop
 from .asgi import SCOPE_CLAIMS, SCOPE_ERROR, SCOPE_RESULT, SCOPE_VALIDATOR, WEBSOCKET_POLICY_CLOSE, logger, scope_facts
 from .auth import AuthResult, Authenticator, where
 from .claims import Claims
 from .discovery import discovery_url
-from .errors import ErrorResponse
+from .errors import ConfigurationError, ErrorResponse, OIDCGuardError
 from .protocols import AccessTokenValidator
 from .rules import Rule, evaluate, log_denial, scope_rule
 
@@ -172,6 +172,29 @@ class OIDCGuard(SecurityBase):
         if claims is not None:  # a refused token was logged when it was authenticated
             log_denial(logger, where(scope_facts(connection.scope)), denied)
         raise _refusal(connection, result.render(denied))
+
+    async def userinfo(self, connection: HTTPConnection) -> Optional[Mapping[str, Any]]:
+        """The UserInfo profile (OpenID Connect Core 5.3) of the request's
+        user through :meth:`TokenValidator.userinfo
+        <oidc_guard.TokenValidator.userinfo>` (cached per token; the call
+        runs off the event loop), or ``None`` for an anonymous request.  A
+        refusal or an outage of the provider raises the same
+        ``HTTPException`` a refused token gets (401, or 503 with
+        ``Retry-After``), never a 500."""
+        result = await self.authenticate(connection)
+        if result.claims is None or result.credential is None:
+            return None
+        userinfo = getattr(self.authenticator.validator, "userinfo", None)
+        if userinfo is None:
+            raise ConfigurationError(f"the validator {type(self.authenticator.validator).__name__} has no userinfo()")
+        try:
+            # The token as it was authenticated: never extracted a second time.
+            profile = await run_off_loop(userinfo, result.credential.token, result.claims)
+        except OIDCGuardError as exc:
+            logger.info("UserInfo refused %s reason=%s: %s", where(scope_facts(connection.scope)), exc.reason,
+                        exc.description)
+            raise _refusal(connection, result.render(exc)) from None
+        return cast(Mapping[str, Any], profile)
 
     def _rule(self, scopes: Any) -> Optional[Rule]:
         if not scopes:
