@@ -97,12 +97,14 @@ class OIDCGuard(SecurityBase):
         quietly anonymous.
     :param openid_connect_url: the OpenAPI ``openIdConnect`` scheme's URL;
         default the validator's issuer + ``/.well-known/openid-configuration``.
-    :param authorization_url, token_url, refresh_url, scopes: give the first
-        two for an ``oauth2`` scheme with an authorization code flow
-        (RFC 6749 section 4.1) instead; ``scopes`` maps each scope to its
-        description for Swagger UI's Authorize dialog.
-    :param scheme_name, description: the OpenAPI scheme's name (default
-        ``"oidc_guard"``) and description.
+    :param authorization_url: with ``token_url``: an ``oauth2`` scheme with
+        an authorization code flow (RFC 6749 section 4.1) instead.
+    :param token_url: the flow's token endpoint.
+    :param refresh_url: the flow's refresh URL (optional).
+    :param scopes: each scope's description, for Swagger UI's Authorize
+        dialog (``oauth2`` scheme).
+    :param scheme_name: the OpenAPI scheme's name (default ``"oidc_guard"``).
+    :param description: the OpenAPI scheme's description.
 
     Other keywords (``dpop``, ``public_url``, ``client_cert_header``,
     ``accept_query``, ``dpop_*``) are those of

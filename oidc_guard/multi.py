@@ -332,7 +332,7 @@ class MultiIssuerValidator(ResolvingMixin):
         return claims  # type: ignore[no-any-return]
 
     def cached_access_token(self, token: Any) -> Optional[Claims]:
-        """The member's :meth:`TokenValidator.cached_access_token` for a
+        """The member's :meth:`TokenValidator.cached_access_token <oidc_guard.TokenValidator.cached_access_token>` for a
         token this validator has routed before, else ``None`` (no I/O, no
         resolver call)."""
         if type(token) is not str:
