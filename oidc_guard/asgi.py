@@ -47,7 +47,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMappin
 
 from ._aio import authenticate_async
 from .auth import AuthResult, Authenticator, where
-from .credentials import DEFAULT_MAX_FORM_BYTES, Facts, _is_form_request, _over_limit
+from .credentials import DEFAULT_MAX_FORM_BYTES, _is_form_request, _over_limit
 from .dpop import DPoPVerifier
 from .errors import ErrorResponse
 from .protocols import AccessTokenValidator
@@ -65,6 +65,7 @@ __all__ = [
     "InsufficientClaims",
     "result_of",
     "scope_facts",
+    "ScopeFacts",
     "SCOPE_RESULT",
     "SCOPE_CLAIMS",
     "SCOPE_ERROR",
@@ -139,43 +140,102 @@ def _client_cert(scope: Scope) -> Optional[str]:
     return chain[0] if chain else None
 
 
-def scope_facts(scope: Scope, form: Optional[bytes] = None) -> Facts:
-    """The :class:`~oidc_guard.credentials.RequestFacts` of an ASGI scope
-    (``form``: the request body, when it was read).
+class ScopeFacts:
+    """:class:`~oidc_guard.credentials.RequestFacts` of an ASGI scope, read
+    lazily (only what the request's authentication needs is looked at):
+    ``Authorization`` and ``DPoP`` are found in one pass over the raw
+    headers; the rest is decoded on demand.  ``form``: the request body,
+    when the middleware read it.
 
     ``path`` is the path as the client asked for it, mount point included
     (the ASGI spec's ``path``; with a server that still leaves the
     ``root_path`` out of ``path``, it is put in front), decoded characters
     encoded again as UTF-8 and read as latin-1, so that a DPoP ``htu``
     comes out as it does for WSGI (PEP 3333's ``PATH_INFO``)."""
-    headers = _headers(scope)
-    root = scope.get("root_path") or ""
-    path = scope.get("path") or "/"
-    if root and not (path == root or path.startswith(root.rstrip("/") + "/")):
-        path = root.rstrip("/") + path
-    query = scope.get("query_string") or b""
-    return Facts(
-        scope.get("method") or "GET",  # a websocket handshake is a GET (RFC 6455 section 4.1)
-        authorization=headers.get("authorization"),
-        dpop=headers.get("dpop"),
-        content_type=headers.get("content-type", ""),
-        query=query.decode("latin-1"),
-        path=path.encode("utf-8", "surrogateescape").decode("latin-1"),
-        origin=functools.partial(_origin, scope, headers),
-        form=form,
-        client_cert=_client_cert(scope),
-        headers=headers,
-    )
+
+    __slots__ = ("scope", "authorization", "dpop", "form", "_headers")
+
+    root_path = ""  # the mount point is part of path
+
+    def __init__(self, scope: Scope, form: Optional[bytes] = None) -> None:
+        self.scope = scope
+        self.form = form
+        self._headers: Optional[Dict[str, str]] = None
+        authorization: Optional[str] = None
+        dpop: Optional[str] = None
+        for name, value in scope.get("headers") or ():
+            # ASGI servers send lower-case names; the length test keeps the
+            # loop cheap for the other fields.
+            size = len(name)
+            if size == 13 and name.lower() == b"authorization":
+                text = value.decode("latin-1")
+                authorization = text if authorization is None else authorization + ", " + text
+            elif size == 4 and name.lower() == b"dpop":
+                text = value.decode("latin-1")
+                dpop = text if dpop is None else dpop + ", " + text
+        self.authorization = authorization
+        self.dpop = dpop
+
+    def __repr__(self) -> str:
+        return f"ScopeFacts({self.method!r}, path={self.path!r})"  # never the credentials
+
+    def headers(self) -> Dict[str, str]:
+        if self._headers is None:
+            self._headers = _headers(self.scope)
+        return self._headers
+
+    @property
+    def method(self) -> str:
+        # a websocket handshake is a GET (RFC 6455 section 4.1)
+        return str(self.scope.get("method") or "GET")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers().get("content-type", "")
+
+    @property
+    def query(self) -> str:
+        return bytes(self.scope.get("query_string") or b"").decode("latin-1")
+
+    @property
+    def path(self) -> str:
+        scope = self.scope
+        root = scope.get("root_path") or ""
+        path = scope.get("path") or "/"
+        if root and not (path == root or path.startswith(root.rstrip("/") + "/")):
+            path = root.rstrip("/") + path
+        return str(path).encode("utf-8", "surrogateescape").decode("latin-1")
+
+    def origin(self) -> str:
+        return _origin(self.scope, self.headers())
+
+    def form_body(self, limit: int) -> Optional[bytes]:
+        form = self.form
+        if form is not None and len(form) > limit:
+            _over_limit(len(form), limit)
+            return None
+        return form
+
+    def client_certificate(self, header: Optional[str]) -> Tuple[Optional[str], str]:
+        if header is not None:
+            return self.headers().get(header.lower()), f"header {header}"
+        return _client_cert(self.scope), "TLS client certificate"
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> Tuple[Optional[bytes], List[Message]]:
+def scope_facts(scope: Scope, form: Optional[bytes] = None) -> ScopeFacts:
+    """The :class:`~oidc_guard.credentials.RequestFacts` of an ASGI scope
+    (:class:`ScopeFacts`; ``form``: the request body, when it was read)."""
+    return ScopeFacts(scope, form)
+
+
+async def _read_body(facts: "ScopeFacts", receive: Receive, limit: int) -> Tuple[Optional[bytes], List[Message]]:
     """The body of a request whose ``Content-Length`` is known and at most
     ``limit`` bytes, with the messages read (to replay to the application);
     ``(None, [])`` without reading anything for a longer, chunked or
     length-less body: it is passed on untouched and never searched (as in
     WSGI).  A client that sends more than it announced is cut at the
     limit: the server enforces Content-Length, this only bounds memory."""
-    length_text = _headers(scope).get("content-length", "")
+    length_text = facts.headers().get("content-length", "")
     if not length_text.isdigit() or not length_text.isascii():
         return None, []
     length = int(length_text)
@@ -354,11 +414,10 @@ class BearerMiddleware:
                 return
         facts = scope_facts(scope)
         if kind == "http" and authenticator.accept_form and _is_form_request(facts):
-            body, messages = await _read_body(scope, receive, authenticator.max_form_bytes)
+            body, messages = await _read_body(facts, receive, authenticator.max_form_bytes)
             if messages:
                 receive = _replaying(messages, receive)
-            if body is not None:
-                facts = scope_facts(scope, body)
+            facts.form = body
         result = await authenticate_async(authenticator, facts)
         scope = dict(scope)
         scope[SCOPE_RESULT] = result
