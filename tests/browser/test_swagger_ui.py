@@ -86,10 +86,11 @@ def test_authorize_then_try_it_out(page, shots, docs_stack):
     shots.use(login)("provider-login")
     login.fill("#username", "alice")
     login.fill("#password", "alice")
-    login.click("#sign-in")
     # The redirect page hands the code back to Swagger UI and closes; Swagger
     # UI exchanges it (with the PKCE verifier) at the provider's /token.
-    login.wait_for_event("close")
+    # (Waited for from before the click: the popup may close at once.)
+    with login.expect_event("close"):
+        login.click("#sign-in")
     shots.use(page)
     dialog.locator("button", has_text="Logout").wait_for()  # signed in
     assert "Authorized" in dialog.inner_text()
