@@ -66,13 +66,15 @@ nitpick_ignore_regex = [
                r"Exception|ValueError|TypeError|KeyError|OSError|RuntimeError|BaseException)"),
     (r"py:.*", r"(datetime|logging|ssl|socket|threading|http|json|argparse|pathlib|os|io)(\..*)?"),
     (r"py:.*", r"(flask|werkzeug|click|redis|cryptography|jwt|pytest|_pytest|cachetools)(\..*)?"),
+    (r"py:.*", r"(starlette|fastapi|pydantic|uvicorn|httpx)(\..*)?"),
+    (r"py:.*", r"(HTTPConnection|SecurityScopes|SecurityBase|HTTPException|WebSocketException)"),
     (r"py:.*", r"(Flask|Blueprint|Response|Request|LocalProxy|WSGIApplication|StartResponse|WSGIEnvironment)"),
     (r"py:.*", r"(T|F|_T|_F|P|R)"),
     (r"py:.*", r"collections\..*"),
     # private helpers (not documented by design) named in signatures or docstrings
     (r"py:.*", r"(oidc_guard\.[A-Za-z_.]*\.)?_[A-Za-z][A-Za-z0-9_]*"),
     # and whatever lives in a private module (a base class autodoc shows)
-    (r"py:.*", r"oidc_guard\._[A-Za-z0-9_]+\..*"),
+    (r"py:.*", r"oidc_guard\._[A-Za-z0-9_]+(\..*)?"),
     # LocalIssuer's plain instance attributes carry no autodoc comments yet;
     # the docstring describes them in prose.
     (r"py:attr", r"(LocalIssuer\.)?(discovery_overrides|jwks_max_age|jwk_overrides|extra_jwks|users|clients)"),

@@ -572,6 +572,15 @@ def run_check(stack: Stack, say: Callable[[str], None] = print, username: str = 
         description = (_json(body) or {}).get("error_description", "")
         c.step("a token of an issuer trusted by neither: 401 invalid_token naming it",
                status == 401 and "retired-idp.example" in description, f"HTTP {status} {description}")
+
+    # 8. The same API as a FastAPI app (examples/contacts_fastapi) under uvicorn.
+    try:
+        from contacts_fastapi.check import run_steps
+    except ImportError as exc:
+        c.step("FastAPI app importable", False, f"{exc} (pip install -e '.[fastapi,examples]')")
+    else:
+        run_steps(issuer, c.step, say, worker=lambda url: wte_worker.run(
+            issuer.issuer, url, WORKER_CLIENT_ID, WORKER_SECRET, say=lambda line: say("        " + line)))
     return c.ok
 
 

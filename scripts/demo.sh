@@ -14,6 +14,11 @@ fi
 # Install (quietly, pip's output in .venv/oidc_guard-install.log) only on the
 # first run or when setup.cfg / pyproject.toml changed; see the script.
 # The demo's provider is oidc_guard.testing.LocalIssuer: extra "testing";
-# the Django twin of the contacts API needs the extra "drf".
-.venv/bin/python scripts/install_stamp.py ensure flask,testing,drf
+# the Django twin of the contacts API needs the extra "drf"; the FastAPI
+# example runs under uvicorn: extras "fastapi" and "examples".
+.venv/bin/python scripts/install_stamp.py ensure flask,testing,drf,fastapi,examples
+# Swagger UI's files for the FastAPI example's /docs (npm; skipped without it).
+if command -v npm >/dev/null 2>&1; then
+    bash scripts/install_swagger_ui.sh
+fi
 exec .venv/bin/python examples/demo.py "$@"

@@ -7,6 +7,7 @@
 # Installs, idempotently:
 #   * a virtualenv in .venv with the project and its test, browser and docs extras (PyPI);
 #   * the pinned npm oidc-provider for the integration suite (npm ci);
+#   * the pinned npm swagger-ui-dist for the FastAPI example's /docs (npm ci);
 #   * Debian's chromium for the browser suite (apt-get; needs root);
 #   * Debian's redis-server for the shared-cache tests (apt-get; needs root).
 set -euo pipefail
@@ -21,6 +22,9 @@ fi
 
 # The real third-party OpenID Provider (panva's oidc-provider, pinned).
 .venv/bin/python scripts/provider.py install
+
+# Swagger UI's static files for the FastAPI example's /docs (npm swagger-ui-dist, pinned).
+bash scripts/install_swagger_ui.sh
 
 # A real browser: Debian's chromium (Playwright's own download cannot work here).
 bash scripts/install_chromium.sh

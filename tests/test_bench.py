@@ -13,7 +13,7 @@ RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 def test_only_offers_every_registered_section_in_run_order():
     out = subprocess.run([sys.executable, RUN, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "--only {tokens,reference,routing,dpop,web,django,memory,introspection}" in out.stdout
+    assert "--only {tokens,reference,routing,dpop,web,django,asgi,memory,introspection}" in out.stdout
     bad = subprocess.run([sys.executable, RUN, "--only", "nope"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
 

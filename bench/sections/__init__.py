@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Sequence
 from benchkit import RUNNER
 
 #: Section modules, in run order.
-MODULES = ("tokens", "reference", "routing", "dpop", "web", "django", "memory", "introspection")
+MODULES = ("tokens", "reference", "routing", "dpop", "web", "django", "asgi", "memory", "introspection")
 
 
 @dataclass

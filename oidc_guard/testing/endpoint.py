@@ -185,11 +185,20 @@ class Endpoint:
     ``methods`` maps an HTTP method to its view (``"GET"`` also serves
     HEAD). ``counter`` is the :attr:`LocalIssuer.fetch_counts` key counted
     before the view runs (None: not counted). ``refuse_other_methods``: other
-    methods get 405 with ``Allow``; otherwise 404 as for an unknown path."""
+    methods get 405 with ``Allow``; otherwise 404 as for an unknown path.
+    ``cors``: browsers may call it from any origin (``Access-Control-Allow-Origin:
+    *``, no credentials, and an answer to the CORS preflight), as providers
+    open their discovery, JWKS and token endpoints to browser-based public
+    clients (a single-page app, Swagger UI's authorization code + PKCE)."""
 
     methods: Mapping[str, View]
     counter: Optional[str] = None
     refuse_other_methods: bool = False
+    cors: bool = False
+
+
+#: The request headers a browser may send to a ``cors`` endpoint.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, DPoP, X-Requested-With"
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -209,9 +218,15 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ answers
 
+    #: set by the dispatch for an endpoint with ``cors``
+    cors = False
+
     def respond(self, status: int, body: bytes, content_type: str, headers: Iterable[Tuple[str, str]] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if self.cors:
+            # Fetch standard, CORS protocol: any origin, never with credentials.
+            self.send_header("Access-Control-Allow-Origin", "*")
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers:
             self.send_header(name, value)
@@ -306,6 +321,19 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
 
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        """The CORS preflight of a ``cors`` endpoint (Fetch standard, CORS
+        protocol); 404 for anything else."""
+        path, _params, _lists, _error = self.route()
+        endpoint = self.endpoints.get(path) if path is not None else None
+        if endpoint is None or not endpoint.cors or not self.headers.get("Access-Control-Request-Method"):
+            self.respond_json(404, {"error": "not_found"})
+            return
+        self.cors = True
+        self.respond(204, b"", "text/plain", [("Access-Control-Allow-Methods", ", ".join(endpoint.methods)),
+                                              ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                                              ("Access-Control-Max-Age", "600")])
+
     def _dispatch(self, method: str) -> None:
         """Look the path up in :attr:`endpoints` and run the method's view.
 
@@ -320,6 +348,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if path is None or endpoint is None:
             self.respond_json(404, {"error": "not_found"})
             return
+        self.cors = endpoint.cors
         view = endpoint.methods.get(method)
         if view is None:
             if endpoint.refuse_other_methods:

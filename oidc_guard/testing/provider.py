@@ -28,13 +28,13 @@ __all__ = ["ENDPOINTS", "Endpoint", "Request", "View", "DevProviderHandler", "DE
 ENDPOINTS: Dict[str, Endpoint] = {
     # OpenID Connect Discovery 1.0 section 4
     "/.well-known/openid-configuration": Endpoint({"GET": get_discovery}, counter="discovery",
-                                                  refuse_other_methods=True),
+                                                  refuse_other_methods=True, cors=True),
     # RFC 7517 section 5 (jwks_uri)
-    "/jwks": Endpoint({"GET": get_jwks}, counter="jwks", refuse_other_methods=True),
+    "/jwks": Endpoint({"GET": get_jwks}, counter="jwks", refuse_other_methods=True, cors=True),
     # RFC 6749 3.1, OIDC Core 3.1.2 / 3.2.2 (login page on GET, credentials on POST)
     "/authorize": Endpoint({"GET": get_authorize, "POST": post_authorize}, counter="authorize"),
     # RFC 6749 3.2
-    "/token": Endpoint({"POST": post_token}, counter="token"),
+    "/token": Endpoint({"POST": post_token}, counter="token", cors=True),
     # OIDC Core 5.3 (GET and POST, 5.3.1)
     "/userinfo": Endpoint({"GET": get_userinfo, "POST": get_userinfo}, counter="userinfo"),
     # RFC 7662 section 2 (POST only)
