@@ -47,7 +47,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMappin
 
 from ._aio import authenticate_async
 from .auth import AuthResult, Authenticator, where
-from .credentials import DEFAULT_MAX_FORM_BYTES, _is_form_request, _over_limit
+from .credentials import DEFAULT_MAX_FORM_BYTES, is_form_request, form_over_limit
 from .dpop import DPoPVerifier
 from .errors import ErrorResponse
 from .protocols import AccessTokenValidator
@@ -212,7 +212,7 @@ class ScopeFacts:
     def form_body(self, limit: int) -> Optional[bytes]:
         form = self.form
         if form is not None and len(form) > limit:
-            _over_limit(len(form), limit)
+            form_over_limit(len(form), limit)
             return None
         return form
 
@@ -240,7 +240,7 @@ async def _read_body(facts: "ScopeFacts", receive: Receive, limit: int) -> Tuple
         return None, []
     length = int(length_text)
     if length > limit:
-        _over_limit(length, limit)
+        form_over_limit(length, limit)
         return None, []
     messages: List[Message] = []
     chunks: List[bytes] = []
@@ -413,7 +413,7 @@ class BearerMiddleware:
                 await send_refusal(scope, receive, send, early)
                 return
         facts = scope_facts(scope)
-        if kind == "http" and authenticator.accept_form and _is_form_request(facts):
+        if kind == "http" and authenticator.accept_form and is_form_request(facts):
             body, messages = await _read_body(facts, receive, authenticator.max_form_bytes)
             if messages:
                 receive = _replaying(messages, receive)

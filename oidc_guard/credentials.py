@@ -376,7 +376,9 @@ def request_url(facts: RequestFacts, public_url: Optional[str]) -> str:
     return (public_url if public_url is not None else facts.origin()) + quoted
 
 
-def _is_form_request(facts: RequestFacts) -> bool:
+def is_form_request(facts: RequestFacts) -> bool:
+    """A POST, PUT or PATCH with an application/x-www-form-urlencoded body:
+    the only requests whose body may carry the token (RFC 6750 section 2.2)."""
     if facts.method.upper() not in _FORM_METHODS:
         return False
     # RFC 6750 section 2.2: Content-Type "application/x-www-form-urlencoded";
@@ -497,7 +499,7 @@ def credential_from(
     if creds is not None:
         found.append(("Authorization header", creds[1], creds[0]))
 
-    if accept_form and _is_form_request(facts):
+    if accept_form and is_form_request(facts):
         body = facts.form_body(max_form_bytes)
         if body:
             token = _token_from_pairs(_form_pairs(body.decode("latin-1")), "form body")
