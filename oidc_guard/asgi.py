@@ -51,6 +51,7 @@ from .credentials import DEFAULT_MAX_FORM_BYTES, is_form_request, form_over_limi
 from .dpop import DPoPVerifier
 from .errors import ErrorResponse
 from .protocols import AccessTokenValidator
+from .resource import MetadataResponse
 from .rules import Decorators, InsufficientClaims, Rule, evaluate, includes, log_denial
 
 __all__ = [
@@ -61,6 +62,8 @@ __all__ = [
     "require_scope_groups",
     "require_claims",
     "require_issuer",
+    "require_acr",
+    "require_auth_time",
     "includes",
     "InsufficientClaims",
     "result_of",
@@ -282,6 +285,15 @@ def _encoded(response: ErrorResponse) -> Tuple[bytes, List[Tuple[bytes, bytes]]]
     return body, headers
 
 
+def full_path(scope: Scope) -> str:
+    """The request's whole path on the host: ``root_path`` (the mount
+    point) followed by the path within it, whether the server puts the
+    mount point into ``path`` or not (ASGI servers differ)."""
+    path = scope.get("path", "/") or "/"
+    root = scope.get("root_path", "") or ""
+    return path if not root or path.startswith(root) else root + path
+
+
 async def send_refusal(scope: Scope, receive: Receive, send: Send, response: ErrorResponse) -> None:
     """Send ``response`` as the answer to an ``http`` request, or refuse a
     ``websocket`` handshake with it (see the module doc)."""
@@ -365,6 +377,8 @@ class BearerMiddleware:
         dpop_nonce_secret: Union[str, bytes, None] = None,
         dpop_nonce_step: float = 60.0,
         dpop_replay_store: Any = None,
+        resource: Optional[str] = None,
+        scopes_supported: Optional[Iterable[str]] = None,
     ) -> None:
         if not callable(app):
             raise TypeError("BearerMiddleware wraps an ASGI application (an async callable)")
@@ -375,7 +389,8 @@ class BearerMiddleware:
             max_form_bytes=max_form_bytes, dpop=dpop, public_url=public_url,
             client_cert_header=client_cert_header, dpop_algorithms=dpop_algorithms, dpop_max_age=dpop_max_age,
             dpop_leeway=dpop_leeway, dpop_nonce=dpop_nonce, dpop_nonce_secret=dpop_nonce_secret,
-            dpop_nonce_step=dpop_nonce_step, dpop_replay_store=dpop_replay_store, logger=logger)
+            dpop_nonce_step=dpop_nonce_step, dpop_replay_store=dpop_replay_store, logger=logger,
+            resource=resource, scopes_supported=scopes_supported)
 
     @property
     def validator(self) -> AccessTokenValidator:
@@ -394,12 +409,15 @@ class BearerMiddleware:
         return (f"BearerMiddleware({self.app!r}, realm={a.realm!r}, required={a.required}, "
                 f"accept_form={a.accept_form}, accept_query={a.accept_query}, dpop={a.dpop!r})")
 
-    def pre_answer(self, scope: Scope) -> Optional[ErrorResponse]:
-        """The one place for answers the middleware gives before any
-        authentication (an ``http`` request only), such as a protected
-        resource metadata document (RFC 9728 section 3): ``None`` to go on.
-        Nothing is answered here today."""
-        return None
+    def pre_answer(self, scope: Scope) -> Optional[MetadataResponse]:
+        """The answer the middleware gives before any authentication (an
+        ``http`` request only): the RFC 9728 protected resource metadata
+        when ``resource=`` is set and the request is for its well-known
+        path (:meth:`oidc_guard.auth.Authenticator.metadata_response`);
+        ``None`` to go on."""
+        if self.authenticator.metadata is None:
+            return None
+        return self.authenticator.metadata_response(scope.get("method", "GET"), full_path(scope))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
@@ -410,7 +428,9 @@ class BearerMiddleware:
         if kind == "http":
             early = self.pre_answer(scope)
             if early is not None:
-                await send_refusal(scope, receive, send, early)
+                await send({"type": "http.response.start", "status": early.status,
+                            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in early.headers]})
+                await send({"type": "http.response.body", "body": early.body})
                 return
         facts = scope_facts(scope)
         if kind == "http" and authenticator.accept_form and is_form_request(facts):
@@ -525,3 +545,5 @@ require_any_scope = _decorators.require_any_scope
 require_scope_groups = _decorators.require_scope_groups
 require_claims = _decorators.require_claims
 require_issuer = _decorators.require_issuer
+require_acr = _decorators.require_acr
+require_auth_time = _decorators.require_auth_time

@@ -49,13 +49,13 @@ what Swagger UI's Authorize button needs to sign in with PKCE
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple, cast
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, cast
 
 from fastapi import HTTPException, WebSocketException
 from fastapi.openapi.models import OAuth2, OAuthFlowAuthorizationCode, OAuthFlows, OpenIdConnect
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from ._aio import authenticate_async, run_off_loop
@@ -65,7 +65,7 @@ from .claims import Claims
 from .discovery import discovery_url
 from .errors import ConfigurationError, ErrorResponse, OIDCGuardError
 from .protocols import AccessTokenValidator
-from .rules import Rule, evaluate, log_denial, scope_rule
+from .rules import AcrRule, AuthTimeRule, Rule, evaluate, log_denial, scope_rule
 
 __all__ = ["OIDCGuard"]
 
@@ -162,11 +162,39 @@ class OIDCGuard(SecurityBase):
 
     async def __call__(self, connection: HTTPConnection, response: Response,
                        security_scopes: SecurityScopes) -> Optional[Claims]:
+        return await self._decide(connection, response, self._rule(security_scopes.scopes), self.auto_error)
+
+    def require_acr(self, *values: str) -> Callable[..., Awaitable[Optional[Claims]]]:
+        """A dependency (``Depends(guard.require_acr("urn:a", "urn:b"))``)
+        returning the Claims of a valid token whose ``acr`` is one of
+        ``values``; otherwise 401 ``insufficient_user_authentication`` with
+        ``acr_values`` (RFC 9470 section 3), as ``require_acr`` of every
+        adapter (:class:`oidc_guard.rules.AcrRule`)."""
+        return self._requiring(AcrRule(values))
+
+    def require_auth_time(self, *, max_age: int) -> Callable[..., Awaitable[Optional[Claims]]]:
+        """A dependency returning the Claims of a valid token whose
+        ``auth_time`` is at most ``max_age`` seconds old; otherwise 401
+        ``insufficient_user_authentication`` with ``max_age`` (RFC 9470
+        section 3; :class:`oidc_guard.rules.AuthTimeRule`)."""
+        return self._requiring(AuthTimeRule(max_age))
+
+    def _requiring(self, rule: Rule) -> Callable[..., Awaitable[Optional[Claims]]]:
+        async def step_up(connection: HTTPConnection, response: Response) -> Optional[Claims]:
+            return await self._decide(connection, response, rule, True)
+
+        return step_up
+
+    async def _decide(self, connection: HTTPConnection, response: Response, rule: Optional[Rule],
+                      auto_error: bool) -> Optional[Claims]:
+        """The one decision of every dependency: authenticate (once per
+        request), evaluate ``rule``, return the Claims or raise the
+        refusal."""
         result = await self.authenticate(connection)
         claims = result.claims
-        if claims is None and result.error is None and not self.auto_error:
+        if claims is None and result.error is None and not auto_error:
             return None  # no token, optional authentication
-        denied = evaluate(result, self._rule(security_scopes.scopes))
+        denied = evaluate(result, rule)
         if denied is None:
             if result.dpop_nonce is not None:
                 response.headers["DPoP-Nonce"] = result.dpop_nonce  # RFC 9449 section 9
@@ -174,6 +202,30 @@ class OIDCGuard(SecurityBase):
         if claims is not None:  # a refused token was logged when it was authenticated
             log_denial(logger, where(scope_facts(connection.scope)), denied)
         raise _refusal(connection, result.render(denied))
+
+    def serve_metadata(self, app: Any) -> str:
+        """Serve the RFC 9728 protected resource metadata of ``resource=`` on
+        ``app`` (a FastAPI or Starlette application at the root of its
+        host): ``GET``, ``HEAD`` and the CORS preflight at the well-known
+        path (RFC 9728 section 3.1), left out of the OpenAPI schema; the
+        answers are :meth:`oidc_guard.auth.Authenticator.metadata_response`'s,
+        as every adapter sends them.  Returns the path.  (Behind
+        :class:`oidc_guard.asgi.BearerMiddleware` with the same ``resource=``
+        the middleware answers it already.)"""
+        metadata = self.authenticator.metadata
+        if metadata is None:
+            raise ConfigurationError("serve_metadata() needs OIDCGuard(..., resource='https://...'): the document "
+                                     "describes that resource")
+        authenticator = self.authenticator
+
+        async def protected_resource_metadata(request: Request) -> Response:
+            answer = authenticator.metadata_response(request.method, metadata.url_path)
+            assert answer is not None  # routed here only for that path
+            return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+        app.add_route(metadata.url_path, protected_resource_metadata, methods=["GET", "HEAD", "OPTIONS"],
+                      include_in_schema=False)
+        return metadata.url_path
 
     async def userinfo(self, connection: HTTPConnection) -> Optional[Mapping[str, Any]]:
         """The UserInfo profile (OpenID Connect Core 5.3) of the request's

@@ -181,7 +181,7 @@ class ResourceMetadata:
     left out), ``dpop_required`` and ``tls_client_certificate_bound``.
     """
 
-    __slots__ = ("resource", "url", "document", "body", "_paths", "_ok_headers", "_options_headers", "_refused")
+    __slots__ = ("resource", "url", "url_path", "document", "body", "_paths", "_ok_headers", "_options_headers", "_refused")
 
     def __init__(
         self,
@@ -216,6 +216,8 @@ class ResourceMetadata:
         # The path as adapters give it: raw (latin-1, PEP 3333, as WSGI and
         # RequestFacts do) or percent-decoded as UTF-8 (ASGI, Django).
         raw = urlsplit(self.url).path
+        #: the document's path on the host (for an adapter that routes it)
+        self.url_path = raw
         self._paths: FrozenSet[str] = frozenset((raw, unquote(raw), unquote(raw, encoding="latin-1")))
         common = [("Access-Control-Allow-Origin", "*"), ("X-Content-Type-Options", "nosniff")]
         length = ("Content-Length", str(len(self.body)))
