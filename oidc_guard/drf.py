@@ -56,9 +56,10 @@ from .auth import AuthResult
 from .django import django_request, get_result
 from .django._state import current
 from .errors import ErrorResponse, render_error
-from .rules import Rule, evaluate, log_denial, scope_rule
+from .rules import AcrRule, AuthTimeRule, Rule, evaluate, log_denial, scope_rule
 
-__all__ = ["OIDCAuthentication", "HasScope", "HasAnyScope", "OIDCGuardRefusal", "required_scopes"]
+__all__ = ["OIDCAuthentication", "HasScope", "HasAnyScope", "HasAcr", "HasRecentAuthentication",
+           "OIDCGuardRefusal", "required_scopes"]
 
 logger = logging.getLogger("oidc_guard.django")
 
@@ -161,14 +162,7 @@ class _ScopePermission(BasePermission):  # type: ignore[misc]
     oidc_guard_scopes = staticmethod(required_scopes)
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        rule = _rule(self.mode, tuple(required_scopes(view, request.method)), view)
-        result: AuthResult = get_result(request)
-        denied = evaluate(result, rule)
-        if denied is None:
-            return True
-        if result.claims is not None:
-            log_denial(logger, f"({request.method} {request.path!r})", denied)
-        raise OIDCGuardRefusal(result.render(denied), request)
+        return _decide(request, _rule(self.mode, tuple(required_scopes(view, request.method)), view))
 
 
 class HasScope(_ScopePermission):
@@ -188,6 +182,59 @@ class HasAnyScope(_ScopePermission):
 
     mode = "any"
     oidc_guard_scope_mode = "any"
+
+
+def _decide(request: Any, rule: Rule) -> bool:
+    """The one decision of every permission here: the request's
+    AuthResult evaluated against ``rule`` (oidc_guard.rules.evaluate);
+    True, or the refusal raised as DRF answers it."""
+    result: AuthResult = get_result(request)
+    denied = evaluate(result, rule)
+    if denied is None:
+        return True
+    if result.claims is not None:
+        log_denial(logger, f"({request.method} {request.path!r})", denied)
+    raise OIDCGuardRefusal(result.render(denied), request)
+
+
+def _step_up_rule(key: Tuple[str, Tuple[str, ...]], build: Any, view: Any) -> Rule:
+    rule = _RULES.get(key)
+    if rule is None:
+        try:
+            rule = build()
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"{type(view).__name__}: {exc}") from None
+        _RULES[key] = rule
+    return rule
+
+
+class HasAcr(BasePermission):  # type: ignore[misc]
+    """RFC 9470 step-up: the token's ``acr`` is one of the view's
+    ``required_acr`` (a list, in order of preference;
+    :class:`oidc_guard.rules.AcrRule`); otherwise 401
+    ``insufficient_user_authentication`` with ``acr_values="..."``, as
+    ``require_acr`` of every adapter."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        values = getattr(view, "required_acr", None)
+        if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
+            raise ImproperlyConfigured(f"{type(view).__name__} uses HasAcr: set required_acr = [\"urn:...\"]")
+        values = tuple(values)
+        return _decide(request, _step_up_rule(("acr", values), lambda: AcrRule(values), view))
+
+
+class HasRecentAuthentication(BasePermission):  # type: ignore[misc]
+    """RFC 9470 step-up: the token's ``auth_time`` is at most the view's
+    ``max_auth_age`` seconds old (:class:`oidc_guard.rules.AuthTimeRule`);
+    otherwise 401 ``insufficient_user_authentication`` with
+    ``max_age="..."``, as ``require_auth_time`` of every adapter."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        max_age = getattr(view, "max_auth_age", None)
+        if isinstance(max_age, bool) or not isinstance(max_age, int):
+            raise ImproperlyConfigured(f"{type(view).__name__} uses HasRecentAuthentication: set max_auth_age "
+                                       "= seconds (an int)")
+        return _decide(request, _step_up_rule(("auth_time", (str(max_age),)), lambda: AuthTimeRule(max_age), view))
 
 
 # drf-spectacular finds its extensions by import: the OIDCAuthentication

@@ -79,3 +79,19 @@ def test_step_up_challenges_carry_acr_values_and_max_age(iss):
     old = Client().get("/recent", HTTP_AUTHORIZATION="Bearer " + strong)
     assert old.status_code == 401 and _first(old)[1]["max_age"] == "300"
     assert Client().get("/recent", HTTP_AUTHORIZATION="Bearer " + weak).status_code == 200
+
+
+def test_drf_step_up_permissions(iss):
+    weak = iss.mint({"aud": RESOURCE, "acr": "urn:oidc-guard:loa:1", "auth_time": int(time.time()) - 3600})
+    strong = iss.mint({"aud": RESOURCE, "acr": "urn:oidc-guard:loa:2", "auth_time": int(time.time())})
+    refused = Client().get("/drf/strong", HTTP_AUTHORIZATION="Bearer " + weak)
+    assert refused.status_code == 401
+    params = _first(refused)[1]
+    assert params["error"] == "insufficient_user_authentication"
+    assert params["acr_values"] == "urn:oidc-guard:loa:2"
+    assert params["resource_metadata"].endswith("/.well-known/oauth-protected-resource/contacts")
+    assert Client().get("/drf/strong", HTTP_AUTHORIZATION="Bearer " + strong).status_code == 200
+    old = Client().get("/drf/recent", HTTP_AUTHORIZATION="Bearer " + weak)
+    assert old.status_code == 401 and _first(old)[1]["max_age"] == "300"
+    assert Client().get("/drf/recent", HTTP_AUTHORIZATION="Bearer " + strong).status_code == 200
+    assert Client().get("/drf/strong").status_code == 401  # no token: the bare challenge

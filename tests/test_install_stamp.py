@@ -89,5 +89,5 @@ def test_a_stamp_is_not_trusted_when_the_venv_does_not_have_this_checkout(checko
 def test_demo_script_installs_through_the_helper():
     with open(os.path.join(ROOT, "scripts", "demo.sh")) as f:
         script = f.read()
-    assert "scripts/install_stamp.py ensure flask,fastapi,examples,testing" in script
+    assert "scripts/install_stamp.py ensure flask,testing,drf,fastapi,examples" in script
     assert "pip install" not in script.replace("# ", "")

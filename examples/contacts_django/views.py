@@ -19,10 +19,11 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from contacts_api.app import MAX_NONCE_LENGTH, MAX_REPORTED_ERRORS, normalise_email
+from contacts_api.app import DELETE_ACR, MAX_NONCE_LENGTH, MAX_REPORTED_ERRORS, normalise_email
 from contacts_api.db import ContactLimitExceeded, Store
 from oidc_guard import InvalidToken, MultiIssuerValidator, OIDCGuardError, ProviderError, TokenValidator
 from oidc_guard.django import get_result, guard, userinfo
+from oidc_guard.drf import HasAcr, HasScope
 from oidc_guard.errors import PROVIDER_UNAVAILABLE
 
 _NAMES = {400: "invalid_request", 401: "unauthorized", 403: "access_denied", 404: "not_found",
@@ -188,6 +189,24 @@ class ListContacts(_Api):
         iss, sub = _owner(request)
         contacts = store().list_contacts(iss, sub)
         return Response({"sub": sub, "count": len(contacts), "contacts": contacts})
+
+
+class DeleteContact(_Api):
+    """``DELETE /contacts/<email>``: scope contacts and a stronger sign-in
+    (RFC 9470 step-up, ``acr`` urn:oidc-guard:loa:2), as the Flask app."""
+
+    required_scopes = ["contacts"]
+    required_acr = [DELETE_ACR]
+    permission_classes = [HasScope, HasAcr]
+
+    def delete(self, request: Any, email: str) -> Response:
+        if request.auth.is_client_token:
+            return _needs_user("deleting contacts")
+        iss, sub = _owner(request)
+        if not store().delete_contact(iss, sub, email):
+            return Response({"error": "not_found", "error_description": "you have no contact with this address"},
+                            status=404)
+        return Response({"deleted": email, "acr": request.auth.get("acr")})
 
 
 class WteJobs(_Api):

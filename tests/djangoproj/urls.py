@@ -18,6 +18,8 @@ urlpatterns = [
     path("recent", views.recent),
     path("drf/contacts", views.DrfContacts.as_view()),
     path("drf/any", views.DrfAny.as_view()),
+    path("drf/strong", views.DrfStrong.as_view()),
+    path("drf/recent", views.DrfRecent.as_view()),
     path("drf/methods", views.DrfByMethod.as_view()),
     path("drf/open", views.DrfOpen.as_view()),
     path("drf/authenticated", views.DrfAuthenticated.as_view()),

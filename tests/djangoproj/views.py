@@ -14,7 +14,7 @@ from oidc_guard.django import (
     get_claims, includes, require_any_scope, require_claims, require_issuer, require_scope,
     require_scope_groups, require_token, userinfo,
 )
-from oidc_guard.drf import HasAnyScope, HasScope, OIDCAuthentication
+from oidc_guard.drf import HasAcr, HasAnyScope, HasRecentAuthentication, HasScope, OIDCAuthentication
 
 
 def _who(request):
@@ -93,6 +93,16 @@ class _Drf(APIView):
 class DrfContacts(_Drf):
     permission_classes = [HasScope]
     required_scopes = ["contacts"]
+
+
+class DrfStrong(_Drf):
+    permission_classes = [HasAcr]
+    required_acr = ["urn:oidc-guard:loa:2"]
+
+
+class DrfRecent(_Drf):
+    permission_classes = [HasRecentAuthentication]
+    max_auth_age = 300
 
 
 class DrfAny(_Drf):

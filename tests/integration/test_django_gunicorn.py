@@ -44,6 +44,9 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(config.PREFIX)}  # test switches out
+    # The unit tests' Django project (tests/djangoproj) sets this variable in
+    # the pytest process; the served example has its own settings.
+    env["DJANGO_SETTINGS_MODULE"] = "contacts_django.settings"
     env.update(extra)
     return env
 

@@ -28,9 +28,12 @@ pytestmark = pytest.mark.reliability
 
 #: the network deadline of the validators here: every request ends within it
 HTTP_TIMEOUT = 1.0
-#: the largest loop lag allowed: far below any network wait the tests cause
-#: (1-3 s), above what two CPUs shared with other processes add to a 10 ms tick
-MAX_LAG = 0.25
+#: the largest loop lag allowed: below any network wait the tests cause
+#: (1-3 s: a blocking call on the loop would show as lag of at least 1 s),
+#: above the scheduling jitter of a 2-CPU host running the flood's 64
+#: clients, the provider and the server in one process (0.26 s seen once in
+#: a full-suite run; 0.25 was the bound then)
+MAX_LAG = 0.6
 
 
 def fastapi_app(validator: Any) -> FastAPI:
