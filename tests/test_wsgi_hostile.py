@@ -13,6 +13,7 @@ import itertools
 
 import pytest
 
+from hostile_inputs import dpop_authorizations, dpop_proofs
 from oidc_guard import BearerMiddleware, TokenValidator
 from oidc_guard.testing import INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET, DPoPKey
 from oidc_guard.wsgi import require_token
@@ -59,16 +60,8 @@ def test_hostile_headers_never_500(rig):
     ref = iss.mint(reference=True, claims={"cnf": key.cnf})
     assert call({"HTTP_AUTHORIZATION": "DPoP " + ref, "HTTP_DPOP": key.proof("GET", URL, ref)}) == "200"
     assert call({"HTTP_AUTHORIZATION": "Bearer " + ref}) == "401"  # bound token as Bearer
-    auths = ["DPoP", "DPoP ", "DPoP  x", "dpop " + "a" * 100000, "DPoP \u00e9", "DPoP \x00",
-             "Bearer a, DPoP b", "DPoP a.b.c", "DPoP " + ref + "," + ref, "DPoP ..", "DPoP " + "a" * 20000]
-    proofs = [None, "", "x", "a.b.c", ",", "a,b", "\u00e9", "\x00" * 10, "a" * 100000,
-              key.proof("GET", URL, ref) + "," + key.proof("GET", URL, ref),
-              key.proof("GET", URL, ref, header={"jwk": {"kty": "EC", "crv": "P-256", "x": "\u00e9", "y": 1}}),
-              key.proof("GET", URL, ref, header={"jwk": {"kty": "oct", "k": "AAAA"}}),
-              key.proof("GET", URL, ref, header={"jwk": "x"}), key.proof("GET", URL, ref, iat=10 ** 30),
-              key.proof("GET", URL, ref, htu="http://[::1"), key.proof("GET", URL, ref, htu=["x"]),
-              key.proof("GET", URL, ref, jti={"a": 1}), key.proof("GET", URL, ref, jti="\u00e9" * 200),
-              key.proof("GET", URL, ref, ath=5), key.proof("GET", URL, ref, htm=None)]
+    auths = dpop_authorizations(ref)
+    proofs = dpop_proofs(key, URL, ref)
     for auth, proof in itertools.product(auths + ["DPoP " + ref], proofs):
         headers = {"HTTP_AUTHORIZATION": auth}
         if proof is not None:
