@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-from io import BytesIO
 from typing import Any, Callable, Dict, List, Optional
 
 from benchkit import AUDIENCE, HERE, ROOT
@@ -22,7 +21,7 @@ from benchkit.issuer import mint
 from benchkit.timing import interleaved_gc, med, paired_ratio, spread
 from sections import Context, Section, register, register_child, run_child
 from sections.gunicorn import _cpu_seconds_of_children, _free_port, _wait_port, gunicorn_cmd
-from sections.web import _environ
+from sections.web import wsgi_caller
 
 
 def missing() -> Optional[str]:
@@ -32,31 +31,6 @@ def missing() -> Optional[str]:
     except Exception as exc:
         return f"{exc.__class__.__name__}: {exc} (pip install -e '.[drf]')"
     return None
-
-
-def _caller(app: Any, path: str, token: Optional[str]) -> Callable[[], bytes]:
-    template = _environ(path, token)
-    seen: List[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-        seen.append(status)
-        return lambda data: None
-
-    def call() -> bytes:
-        env = dict(template)
-        env["wsgi.input"] = BytesIO(b"")
-        result = app(env, start_response)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        if not seen.pop().startswith("200"):
-            raise RuntimeError("benchmark request was not answered 200: " + body[:200].decode(errors="replace"))
-        return body
-
-    return call
 
 
 def _client_caller(path: str, token: Optional[str]) -> Callable[[], Any]:
@@ -83,9 +57,9 @@ def _inprocess_child(args: List[str]) -> Dict[str, List[float]]:
 
     app = application(issuer, AUDIENCE)
     cases = {
-        "wsgi_open": _caller(app, "/open", None),
-        "wsgi_prot": _caller(app, "/protected", token),
-        "wsgi_open_hdr": _caller(app, "/open", token),
+        "wsgi_open": wsgi_caller(app, None, path="/open"),
+        "wsgi_prot": wsgi_caller(app, token, path="/protected"),
+        "wsgi_open_hdr": wsgi_caller(app, token, path="/open"),
         "client_open": _client_caller("/open", None),
         "client_prot": _client_caller("/protected", token),
     }

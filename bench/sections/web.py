@@ -55,10 +55,11 @@ def _environ(path: str, token: Optional[str]) -> Dict[str, Any]:
     return env
 
 
-def wsgi_caller(app: Any, token: Optional[str]) -> Callable[[], bytes]:
-    """One request through ``app(environ, start_response)``, as a server
-    would make it: fresh environ, body consumed, iterable closed."""
-    template = _environ("/hello", token)
+def wsgi_caller(app: Any, token: Optional[str], path: str = "/hello") -> Callable[[], bytes]:
+    """One GET of ``path`` through ``app(environ, start_response)``, as a
+    server would make it: fresh environ, body consumed, iterable closed
+    (also the django section's)."""
+    template = _environ(path, token)
     status_seen: List[str] = []
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
